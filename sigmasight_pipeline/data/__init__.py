@@ -1,0 +1,1 @@
+"""Package data: demo books, factor definitions, stress scenarios, security master, report schema."""

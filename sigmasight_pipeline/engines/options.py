@@ -1,0 +1,373 @@
+"""Black-Scholes option mathematics: the single place option prices and Greeks are computed.
+
+European options, no dividends, continuous compounding, numpy-broadcasting over any input shapes.
+
+Units (the same as mibian 0.1.3, the reference implementation):
+
+- ``S``, ``K``: prices per share; ``T``: years on an ACT/365 basis (calendar days / 365);
+  ``r`` and ``sigma``: decimals (0.05 = 5%, 0.25 = 25 vol points). mibian takes r and vol in PERCENT;
+  passing 0.05 to mibian means 0.05% (a defect of the earlier system).
+- ``delta``, ``gamma``: per unit of S.
+- ``theta``: per CALENDAR day (annual theta / 365), the change of value as one calendar day passes.
+- ``vega``: per 1 vol point (change of value for sigma + 0.01).
+- ``rho``: per 1% rate (change of value for r + 0.01).
+
+Degenerate inputs give defined values, never exceptions and never NaN from valid inputs. Each element
+carries a flag (``FLAGS``), in this order of precedence:
+
+- ``"expired"``: T < 0. Price 0, all Greeks 0, whatever the other inputs (an expired option needs no
+  price or vol). Callers mark an expired option at 0.
+- ``"missing_input"``: any input NaN, or S < 0, K <= 0, sigma < 0. Price NaN (nothing to price), all
+  Greeks 0 (so they never poison a sum); the flag tells the caller the row is unusable.
+- ``"expiry_day"``: T == 0. Intrinsic value; delta is the step 1/0 for calls (-1/0 for puts), 0.5
+  (-0.5) exactly at the money; all other Greeks 0.
+- ``"zero_vol"``: sigma == 0 and T > 0. The payoff is deterministic: value = discounted forward intrinsic
+  ``max(S - K e^{-rT}, 0)`` (call) / ``max(K e^{-rT} - S, 0)`` (put). Delta is the step in S at the
+  discounted strike (0.5 exactly there), gamma and vega 0, and theta and rho are those of the discounted
+  intrinsic (e.g. call theta = -r K e^{-rT} / 365, rho = K T e^{-rT} / 100 when in the money), which are
+  the exact sigma -> 0 limits of the Black-Scholes Greeks.
+- ``"ok"``: the closed form.
+
+S == 0 with T > 0 (a worthless underlying, reached by stress revaluation of a crash larger than 100%)
+is priced by the same deterministic branch (call 0, put K e^{-rT}) and flagged "ok".
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy.special import ndtr
+
+__all__ = [
+    "FLAGS",
+    "bs_price",
+    "bs_greeks",
+    "realized_volatility",
+    "position_greeks",
+    "POSITION_GREEKS_COLUMNS",
+]
+
+FLAGS = np.array(["ok", "expiry_day", "zero_vol", "expired", "missing_input"])
+_OK, _EXPIRY_DAY, _ZERO_VOL, _EXPIRED, _MISSING = range(5)
+
+_INV_SQRT_2PI = 1.0 / np.sqrt(2.0 * np.pi)
+DAYS_PER_YEAR = 365.0
+
+POSITION_GREEKS_COLUMNS = [
+    "date",
+    "position_id",
+    "underlying_price",
+    "implied_vol",
+    "vol_source",
+    "days_to_expiry",
+    "model_price",
+    "delta",
+    "gamma",
+    "theta",
+    "vega",
+    "rho",
+    "position_delta",
+    "position_gamma",
+    "position_theta",
+    "position_vega",
+    "position_rho",
+    "dollar_delta",
+    "dollar_gamma",
+    "flag",
+]
+
+
+def _prepare(S, K, T, r, sigma, is_call):
+    """Broadcast inputs to float arrays and classify every element into a flag code."""
+    S, K, T, r, sigma, is_call = np.broadcast_arrays(
+        np.asarray(S, dtype=float),
+        np.asarray(K, dtype=float),
+        np.asarray(T, dtype=float),
+        np.asarray(r, dtype=float),
+        np.asarray(sigma, dtype=float),
+        np.asarray(is_call, dtype=bool),
+    )
+    with np.errstate(invalid="ignore"):
+        missing = (
+            np.isnan(S) | np.isnan(K) | np.isnan(T) | np.isnan(r) | np.isnan(sigma)
+            | (S < 0) | (K <= 0) | (sigma < 0)
+        )
+        code = np.full(S.shape, _OK, dtype=np.int8)
+        code[(sigma == 0) & (T > 0)] = _ZERO_VOL
+        code[T == 0] = _EXPIRY_DAY
+        code[missing] = _MISSING
+        code[T < 0] = _EXPIRED  # an expired option is worth 0 whatever its other inputs
+    # deterministic branch: zero vol, or a worthless underlying
+    deterministic = (code == _ZERO_VOL) | ((code == _OK) & (S == 0))
+    closed = code == _OK
+    closed &= ~deterministic
+    return S, K, T, r, sigma, is_call, code, closed, deterministic
+
+
+def _step(x):
+    """1 where x > 0, 0.5 where x == 0, 0 where x < 0 (the limit of N(d) as sigma*sqrt(T) -> 0)."""
+    return np.where(x > 0, 1.0, np.where(x == 0, 0.5, 0.0))
+
+
+def _closed_form_inputs(S, K, T, r, sigma, closed):
+    """Safe copies (dummy 1.0 outside the closed-form set) so the vectorised formulas never warn."""
+    Sc = np.where(closed, S, 1.0)
+    Kc = np.where(closed, K, 1.0)
+    Tc = np.where(closed, T, 1.0)
+    rc = np.where(closed, r, 0.0)
+    vc = np.where(closed, sigma, 1.0)
+    sqrt_t = np.sqrt(Tc)
+    vol_sqrt_t = vc * sqrt_t
+    d1 = (np.log(Sc / Kc) + (rc + 0.5 * vc * vc) * Tc) / vol_sqrt_t
+    d2 = d1 - vol_sqrt_t
+    disc_k = Kc * np.exp(-rc * Tc)
+    return Sc, Kc, Tc, rc, vc, sqrt_t, vol_sqrt_t, d1, d2, disc_k
+
+
+def _price_arrays(S, K, T, r, sigma, is_call, code, closed, deterministic):
+    Sc, Kc, Tc, rc, vc, sqrt_t, vol_sqrt_t, d1, d2, disc_k = _closed_form_inputs(S, K, T, r, sigma, closed)
+    nd1, nd2 = ndtr(d1), ndtr(d2)
+    call = Sc * nd1 - disc_k * nd2
+    # put from N(-d) directly (not parity) so deep in-the-money puts keep full precision
+    put = disc_k * ndtr(-d2) - Sc * ndtr(-d1)
+    price = np.where(is_call, call, put)
+
+    # deterministic payoffs
+    with np.errstate(invalid="ignore", over="ignore"):
+        fwd_k = np.where(deterministic, K * np.exp(-np.where(deterministic, r * T, 0.0)), K)
+    det_price = np.where(is_call, np.maximum(S - fwd_k, 0.0), np.maximum(fwd_k - S, 0.0))
+    intrinsic = np.where(is_call, np.maximum(S - K, 0.0), np.maximum(K - S, 0.0))
+
+    price = np.where(deterministic, det_price, price)
+    price = np.where(code == _EXPIRY_DAY, intrinsic, price)
+    price = np.where(code == _EXPIRED, 0.0, price)
+    price = np.where(code == _MISSING, np.nan, price)
+    return price, (Sc, Kc, Tc, rc, vc, sqrt_t, vol_sqrt_t, d1, d2, disc_k, nd1, nd2, fwd_k)
+
+
+def bs_price(S, K, T, r, sigma, is_call) -> np.ndarray:
+    """Black-Scholes value per share (see the module docstring for units and degenerate cases).
+
+    Broadcasts all arguments; returns a float array of the broadcast shape (NaN only where an input is
+    missing or invalid, flag "missing_input").
+    """
+    prepared = _prepare(S, K, T, r, sigma, is_call)
+    price, _ = _price_arrays(*prepared)
+    return price
+
+
+def bs_greeks(S, K, T, r, sigma, is_call) -> dict[str, np.ndarray]:
+    """Black-Scholes value and Greeks per share.
+
+    Returns a dict of arrays of the broadcast shape: ``price``, ``delta``, ``gamma``, ``theta`` (per
+    calendar day), ``vega`` (per vol point), ``rho`` (per 1% rate) and ``flag`` (strings from ``FLAGS``).
+    """
+    S, K, T, r, sigma, is_call, code, closed, deterministic = prepared = _prepare(S, K, T, r, sigma, is_call)
+    price, parts = _price_arrays(*prepared)
+    Sc, Kc, Tc, rc, vc, sqrt_t, vol_sqrt_t, d1, d2, disc_k, nd1, nd2, fwd_k = parts
+
+    pdf_d1 = np.exp(-0.5 * d1 * d1) * _INV_SQRT_2PI
+    time_decay = -Sc * pdf_d1 * vc / (2.0 * sqrt_t)
+    n_m_d2 = ndtr(-d2)
+    delta = np.where(is_call, nd1, -ndtr(-d1))  # -N(-d1), not N(d1) - 1: keeps deep OTM puts exact
+    gamma = pdf_d1 / (Sc * vol_sqrt_t)
+    vega = Sc * pdf_d1 * sqrt_t / 100.0
+    theta = np.where(is_call, time_decay - rc * disc_k * nd2, time_decay + rc * disc_k * n_m_d2) / DAYS_PER_YEAR
+    rho = np.where(is_call, Tc * disc_k * nd2, -Tc * disc_k * n_m_d2) / 100.0
+
+    zero = np.zeros(S.shape)
+    # deterministic branch (zero vol / worthless underlying): Greeks of the discounted intrinsic
+    itm = _step(np.where(is_call, S - fwd_k, fwd_k - S))  # 1 ITM, 0.5 at the discounted strike, 0 OTM
+    with np.errstate(invalid="ignore"):
+        det_delta = np.where(is_call, itm, -itm)
+        det_theta = np.where(is_call, -r * fwd_k * itm, r * fwd_k * itm) / DAYS_PER_YEAR
+        det_rho = np.where(is_call, T * fwd_k * itm, -T * fwd_k * itm) / 100.0
+    delta = np.where(deterministic, det_delta, delta)
+    theta = np.where(deterministic, det_theta, theta)
+    rho = np.where(deterministic, det_rho, rho)
+    gamma = np.where(deterministic, 0.0, gamma)
+    vega = np.where(deterministic, 0.0, vega)
+
+    # expiry day: step delta at the strike, other Greeks 0
+    on_expiry = code == _EXPIRY_DAY
+    step = _step(np.where(is_call, S - K, K - S))
+    delta = np.where(on_expiry, np.where(is_call, step, -step), delta)
+    unusable = code >= _EXPIRED  # expired or missing
+    delta = np.where(unusable, 0.0, delta)
+    flat = on_expiry | unusable
+    gamma = np.where(flat, 0.0, gamma)
+    theta = np.where(flat, 0.0, theta)
+    vega = np.where(flat, 0.0, vega)
+    rho = np.where(flat, 0.0, rho)
+
+    return {
+        "price": np.asarray(price, dtype=float),
+        "delta": np.asarray(delta + zero, dtype=float),
+        "gamma": np.asarray(gamma + zero, dtype=float),
+        "theta": np.asarray(theta + zero, dtype=float),
+        "vega": np.asarray(vega + zero, dtype=float),
+        "rho": np.asarray(rho + zero, dtype=float),
+        "flag": FLAGS[code],
+    }
+
+
+def realized_volatility(
+    log_returns: pd.DataFrame,
+    as_of_dates,
+    window: int = 60,
+    min_periods: int | None = None,
+) -> pd.DataFrame:
+    """Annualised realised volatility (sample std x sqrt(252)) of daily log returns.
+
+    The window is the ``window`` returns ending ON each as-of date (inclusive), never after it: no
+    look-ahead. Fewer than ``min_periods`` (default: the full window) non-missing returns give NaN.
+    An as-of date absent from the returns index takes the last value at or before it.
+    Returns a DataFrame indexed by ``as_of_dates`` with one column per symbol.
+    """
+    as_of = pd.DatetimeIndex(as_of_dates)
+    lr = log_returns.sort_index()
+    mp = window if min_periods is None else min_periods
+    vol = lr.rolling(window, min_periods=mp).std(ddof=1) * np.sqrt(252.0)
+    out = vol.reindex(as_of, method="ffill")
+    out.index.name = log_returns.index.name
+    return out
+
+
+def _as_bool(series: pd.Series) -> np.ndarray:
+    return series.fillna(False).astype(bool).to_numpy()
+
+
+def _rate_decimal(short_rate: pd.Series | float, dates: pd.DatetimeIndex) -> np.ndarray:
+    """^IRX-style percent rates -> decimals per date, carrying the last known value forward.
+
+    Bond markets close on some stock-market sessions (Columbus Day, Veterans Day), so a missing rate takes
+    the most recent earlier value (never a later one).
+    """
+    if np.isscalar(short_rate):
+        return np.full(len(dates), float(short_rate) / 100.0)
+    rate = pd.Series(short_rate, dtype=float).dropna().sort_index()
+    rate.index = pd.DatetimeIndex(rate.index)
+    return rate.reindex(dates, method="ffill").to_numpy(dtype=float) / 100.0
+
+
+def _grid(frame: pd.DataFrame | None, dates: pd.DatetimeIndex, columns) -> np.ndarray:
+    """(dates x columns) float array from a wide frame; absent dates/columns are NaN."""
+    if frame is None or len(columns) == 0:
+        return np.full((len(dates), len(columns)), np.nan)
+    return frame.reindex(index=dates, columns=list(columns)).to_numpy(dtype=float)
+
+
+def position_greeks(
+    positions: pd.DataFrame,
+    prices: pd.DataFrame,
+    dates,
+    short_rate: pd.Series | float,
+    realized_vol: pd.DataFrame | None,
+) -> pd.DataFrame:
+    """Greeks per (date, position) for every position held on each date, in one vectorised pass.
+
+    - Positions with ``entry_date > date`` are excluded from that date.
+    - Options: Black-Scholes on the underlying's close (``prices[underlying_symbol]``), T = calendar days
+      to expiration / 365, r = ``short_rate`` (percent, e.g. ^IRX 5.02 -> 0.0502; missing days carry the
+      last earlier value), sigma = the position's ``implied_vol`` when known (``vol_source`` "position_iv"),
+      else the underlying's realised vol on that date (``"realized"``), else NaN (``"none"``, flag
+      "missing_input", model price NaN, Greeks 0). Expired options: model price 0, Greeks 0, flag "expired".
+    - Stocks: delta 1, other per-share Greeks 0, ``model_price`` = the close, ``implied_vol`` NaN,
+      ``vol_source`` "none", ``days_to_expiry`` NaN. A stock without a close gets flag "missing_input".
+    - ``position_X = X x quantity x multiplier`` (signed; contracts x 100 for options, shares for stocks).
+    - ``dollar_delta = position_delta x underlying_price`` (the dollar exposure equivalent to the delta:
+      its P&L for a 1% move is dollar_delta / 100); ``dollar_gamma = position_gamma x underlying_price**2 / 100``: the change in
+      dollar delta for a 1% move of the underlying.
+    - Rows flagged "missing_input" carry 0 for every Greek and dollar Greek, so sums stay defined; count
+      the flags to report them.
+
+    Returns a long DataFrame with exactly ``POSITION_GREEKS_COLUMNS``, sorted by date then position order.
+    """
+    dates = pd.DatetimeIndex(dates)
+    n, m = len(positions), len(dates)
+    if n == 0 or m == 0:
+        return pd.DataFrame({c: pd.Series(dtype=float) for c in POSITION_GREEKS_COLUMNS})
+
+    pos_id = positions["position_id"].to_numpy()
+    qty = positions["quantity"].to_numpy(dtype=float)
+    mult = positions["multiplier"].to_numpy(dtype=float)
+    is_option = _as_bool(positions["is_option"])
+    is_call = (positions["option_type"].astype(object) == "C").to_numpy(dtype=bool)
+    strike = positions["strike"].to_numpy(dtype=float)
+    entry = pd.to_datetime(positions["entry_date"]).to_numpy(dtype="datetime64[ns]")
+    expiry = pd.to_datetime(positions["expiration"]).to_numpy(dtype="datetime64[ns]")
+    underlyings = positions["underlying_symbol"].astype(object).to_numpy()
+    pos_iv = (
+        positions["implied_vol"].to_numpy(dtype=float)
+        if "implied_vol" in positions
+        else np.full(n, np.nan)
+    )
+
+    d64 = dates.to_numpy(dtype="datetime64[ns]")
+    held = entry[None, :] <= d64[:, None]  # (m, n)
+
+    S = _grid(prices, dates, underlyings)  # (m, n)
+    rv = _grid(realized_vol, dates, underlyings)
+    r = _rate_decimal(short_rate, dates)[:, None] * np.ones((1, n))
+
+    # calendar days to expiry (whole days, ACT/365)
+    days = ((expiry[None, :] - d64[:, None]) / np.timedelta64(1, "D")).astype(float)  # NaN for NaT
+    T = days / DAYS_PER_YEAR
+
+    has_iv = ~np.isnan(pos_iv)
+    sigma = np.where(has_iv[None, :], pos_iv[None, :], rv)
+    vol_source = np.where(has_iv[None, :], "position_iv", np.where(np.isnan(rv), "none", "realized"))
+
+    g = bs_greeks(S, strike[None, :], T, r, sigma, is_call[None, :])
+
+    opt = is_option[None, :] & np.ones((m, 1), dtype=bool)
+    stock_missing = np.isnan(S)
+    stock_flag = np.where(stock_missing, "missing_input", "ok")
+    flag = np.where(opt, g["flag"], stock_flag)
+
+    def pick(option_values, stock_value):
+        return np.where(opt, option_values, stock_value)
+
+    delta = pick(g["delta"], np.where(stock_missing, 0.0, 1.0))
+    gamma = pick(g["gamma"], 0.0)
+    theta = pick(g["theta"], 0.0)
+    vega = pick(g["vega"], 0.0)
+    rho = pick(g["rho"], 0.0)
+    model_price = pick(g["price"], S)
+    implied_vol = pick(sigma, np.nan)
+    vol_source = pick(vol_source, "none")
+    days_to_expiry = pick(days, np.nan)
+
+    scale = (qty * mult)[None, :]
+    p_delta, p_gamma = delta * scale, gamma * scale
+    S_safe = np.where(np.isnan(S), 0.0, S)  # Greeks are 0 wherever S is missing
+    dollar_delta = p_delta * S_safe
+    dollar_gamma = p_gamma * S_safe * S_safe / 100.0
+
+    di, pj = np.nonzero(held)  # row-major: date-major ordering
+    out = pd.DataFrame(
+        {
+            "date": dates[di],
+            "position_id": pos_id[pj],
+            "underlying_price": S[di, pj],
+            "implied_vol": implied_vol[di, pj],
+            "vol_source": vol_source[di, pj],
+            "days_to_expiry": days_to_expiry[di, pj],
+            "model_price": model_price[di, pj],
+            "delta": delta[di, pj],
+            "gamma": gamma[di, pj],
+            "theta": theta[di, pj],
+            "vega": vega[di, pj],
+            "rho": rho[di, pj],
+            "position_delta": p_delta[di, pj],
+            "position_gamma": p_gamma[di, pj],
+            "position_theta": (theta * scale)[di, pj],
+            "position_vega": (vega * scale)[di, pj],
+            "position_rho": (rho * scale)[di, pj],
+            "dollar_delta": dollar_delta[di, pj],
+            "dollar_gamma": dollar_gamma[di, pj],
+            "flag": flag[di, pj],
+        },
+        columns=POSITION_GREEKS_COLUMNS,
+    )
+    return out.reset_index(drop=True)

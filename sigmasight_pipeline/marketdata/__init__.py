@@ -1,0 +1,43 @@
+"""Market data: the XNYS calendar and price sources behind one interface (pandas only).
+
+Sources: ``SampleSource`` (offline, deterministic; the default), ``YFinanceSource``, ``CsvSource``;
+choose one with ``get_source`` (env SIGMASIGHT_MARKET_DATA). See ``base`` for the frame contract.
+"""
+
+from . import calendar
+from .base import (
+    FACTOR_PROXIES,
+    RATE_SYMBOLS,
+    SYMBOLS,
+    FetchReport,
+    MarketDataSource,
+    get_source,
+    is_option_symbol,
+    option_underlying,
+    price_symbol_for,
+    universe,
+)
+from .csv_source import CsvFormatError, CsvSource
+from .sample import SampleSource
+from .security_master import load_security_master, lookup
+from .yfinance_source import YFinanceSource
+
+__all__ = [
+    "FACTOR_PROXIES",
+    "RATE_SYMBOLS",
+    "SYMBOLS",
+    "CsvFormatError",
+    "CsvSource",
+    "FetchReport",
+    "MarketDataSource",
+    "SampleSource",
+    "YFinanceSource",
+    "calendar",
+    "get_source",
+    "is_option_symbol",
+    "load_security_master",
+    "lookup",
+    "option_underlying",
+    "price_symbol_for",
+    "universe",
+]

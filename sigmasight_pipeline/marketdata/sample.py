@@ -1,0 +1,237 @@
+"""``SampleSource``: offline, deterministic, realistic prices from a seeded multi-factor model.
+
+Everything is generated once on a fixed grid (the XNYS sessions 2015-01-02 .. 2027-12-31), so a
+symbol's path never depends on the range asked for; paths are cached per symbol.
+
+Model (daily, simple returns; all numpy-vectorised, AR(1) processes by convolution):
+
+* Volatility state ``u`` (AR(1), phi 0.97) driven by the market shock with correlation -0.7.
+  ^VIX = 9.5 + 9 exp(u) (median 18.5). The market's daily sd on day t is 1.1 % x VIX(t-1) / 19.
+* Market ``m`` = 0.0004 + sd_t x z, z Student-t (5 dof) scaled to unit variance. SPY = market.
+* Six style spreads (Value, Growth, Momentum, Quality, Size, Low Volatility; style ETF return minus
+  SPY return): ``c_k m + sd_k x (correlated normal)``, sd_k 0.3-0.6 % scaled with the vol state. A
+  style ETF returns market + spread, so it correlates ~0.88-0.96 with SPY.
+* ^TNX = 4.2 % + AR(1) (phi 0.993, 6 bp/day shocks, +0.2 correlated with the market); ``dy_bp`` is
+  its daily change in basis points. ^IRX = 5.0 % + AR(1) (phi 0.997, 3 bp/day). Both floored > 0.
+* Any other symbol: r = alpha/252 + b_mkt m + sum_k b_k spread_k + b_rate dy_bp + e, e Student-t
+  (4 dof) with the symbol's idiosyncratic sd x sqrt(vol state). Loadings of the demo universe come
+  from ``data/sample_market.csv``; other symbols get loadings and a level (20-400) from a SHA-256
+  hash of the name. OCC option symbols are not priced (missing: options are marked to model).
+
+Levels: a path is scaled so its close on the anchor session (the last session on or before the
+anchor date of ``sample_market.csv``, e.g. the demo books' entry dates) equals the anchor price.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from functools import lru_cache
+from importlib import resources
+
+import numpy as np
+import pandas as pd
+
+from . import calendar as xcal
+from .base import FACTOR_PROXIES, SYMBOLS, SourceBase, dedupe_symbols, is_option_symbol
+
+GRID_START = "2015-01-02"
+GRID_END = "2027-12-31"
+DEFAULT_SEED = 20_240_102
+DATA_FILE = "sample_market.csv"
+
+STYLES: tuple[str, ...] = tuple(FACTOR_PROXIES)[1:]  # Value .. Low Volatility
+_LOADING_COLUMNS = ("value", "growth", "momentum", "quality", "size", "low_vol")
+#: Per style: residual daily sd and market component c_k (style ETF beta = 1 + c_k).
+_STYLE_SD = np.array([0.0045, 0.0045, 0.0060, 0.0030, 0.0040, 0.0035])
+_STYLE_MKT = np.array([-0.08, 0.10, 0.00, 0.00, 0.02, -0.25])
+_STYLE_CORR = np.array(
+    [  # Value Growth Momentum Quality Size LowVol (spread residuals)
+        [1.00, -0.50, -0.20, 0.00, 0.30, 0.20],
+        [-0.50, 1.00, 0.30, 0.20, -0.20, -0.10],
+        [-0.20, 0.30, 1.00, 0.20, -0.10, 0.10],
+        [0.00, 0.20, 0.20, 1.00, -0.20, 0.30],
+        [0.30, -0.20, -0.10, -0.20, 1.00, 0.00],
+        [0.20, -0.10, 0.10, 0.30, 0.00, 1.00],
+    ]
+)
+MARKET_MEAN, MARKET_SD = 0.0004, 0.011
+VIX_FLOOR, VIX_SCALE = 9.5, 9.0  # ^VIX = floor + scale * exp(u); median 18.5
+TNX_MEAN, TNX_PHI, TNX_SHOCK_BP = 4.2, 0.993, 6.0
+IRX_MEAN, IRX_PHI, IRX_SHOCK_BP = 5.0, 0.997, 3.0
+DEFAULT_ANCHOR_DATE = "2024-01-02"
+
+
+def _stable_seed(*parts: object) -> int:
+    """A 64-bit seed from SHA-256 of the parts (stable across processes, unlike ``hash()``)."""
+    digest = hashlib.sha256("|".join(str(p) for p in parts).encode()).digest()
+    return int.from_bytes(digest[:8], "little")
+
+
+def _ar1(shocks: np.ndarray, phi: float) -> np.ndarray:
+    """x_t = phi x_{t-1} + shocks_t with x_{-1} = 0, exactly, by convolution (no Python loop)."""
+    n = len(shocks)
+    return np.convolve(shocks, phi ** np.arange(n))[:n]
+
+
+def _student_t(rng: np.random.Generator, df: float, size, clip: float) -> np.ndarray:
+    """Student-t draws scaled to unit variance, clipped at +-clip."""
+    z = rng.standard_t(df, size=size) / np.sqrt(df / (df - 2.0))
+    return np.clip(z, -clip, clip)
+
+
+@lru_cache(maxsize=1)
+def grid() -> pd.DatetimeIndex:
+    """The fixed session grid the sample source generates on."""
+    return xcal.sessions_in_range(GRID_START, GRID_END)
+
+
+@lru_cache(maxsize=4)
+def factor_paths(seed: int = DEFAULT_SEED) -> pd.DataFrame:
+    """The common drivers on the grid: market, the six spreads, dy_bp, ^TNX, ^IRX, ^VIX, vol_mult."""
+    n = len(grid())
+    rng = np.random.default_rng(_stable_seed("factors", seed))
+    z_mkt = _student_t(rng, 5.0, n, 6.0)
+    z_vol, z_rate, z_short = rng.standard_normal((3, n))
+    z_style = rng.standard_normal((n, len(STYLES))) @ np.linalg.cholesky(_STYLE_CORR).T
+
+    u = _ar1(0.08 * (-0.7 * z_mkt + np.sqrt(1 - 0.49) * z_vol), 0.97)
+    vix = VIX_FLOOR + VIX_SCALE * np.exp(u)
+    mult = np.concatenate([[1.0], vix[:-1] / 19.0])  # yesterday's VIX sets today's volatility
+    market = MARKET_MEAN + MARKET_SD * mult * z_mkt
+    spreads = market[:, None] * _STYLE_MKT + (mult[:, None] * _STYLE_SD) * z_style
+
+    tnx = TNX_MEAN + _ar1(TNX_SHOCK_BP / 100 * (0.2 * z_mkt + np.sqrt(1 - 0.04) * z_rate), TNX_PHI)
+    tnx = np.maximum(tnx, 0.05)
+    irx = IRX_MEAN + _ar1(IRX_SHOCK_BP / 100 * (0.5 * z_rate + np.sqrt(0.75) * z_short), IRX_PHI)
+    irx = np.maximum(irx, 0.01)
+    dy_bp = np.concatenate([[0.0], np.diff(tnx) * 100.0])
+    market[0] = 0.0
+    spreads[0] = 0.0
+
+    frame = pd.DataFrame(spreads, index=grid(), columns=list(STYLES))
+    frame.insert(0, "Market", market)
+    frame["dy_bp"] = dy_bp
+    frame["vol_mult"] = mult
+    frame[SYMBOLS.TREASURY_10Y] = tnx.round(3)
+    frame[SYMBOLS.TREASURY_13W] = irx.round(3)
+    frame[SYMBOLS.VIX] = vix.round(2)
+    return frame
+
+
+@lru_cache(maxsize=1)
+def load_parameters() -> pd.DataFrame:
+    """``data/sample_market.csv``: anchors and loadings of the demo universe, indexed by symbol."""
+    path = resources.files("sigmasight_pipeline") / "data" / DATA_FILE
+    with path.open("r", encoding="utf-8") as fh:
+        table = pd.read_csv(fh, dtype={"symbol": str, "asset_type": str, "anchor_date": str})
+    table["symbol"] = table["symbol"].str.strip().str.upper()
+    return table.set_index("symbol")
+
+
+def hashed_parameters(symbol: str) -> dict:
+    """Deterministic pseudo-random loadings, idiosyncratic sd and level for an unknown symbol."""
+    rng = np.random.default_rng(_stable_seed("loadings", symbol))
+    params = {
+        "asset_type": "stock",
+        "anchor_date": DEFAULT_ANCHOR_DATE,
+        "anchor_price": float(np.exp(rng.uniform(np.log(20.0), np.log(400.0)))),
+        "alpha": float(rng.normal(0.03, 0.05)),
+        "beta_market": float(rng.uniform(0.6, 1.6)),
+        "rate_bp": float(rng.normal(0.0, 0.0002)),
+        "idio_vol": float(rng.uniform(0.012, 0.028)),
+    }
+    params.update({c: float(rng.normal(0.0, 0.25)) for c in _LOADING_COLUMNS})
+    params["anchor_price"] = round(params["anchor_price"], 2)
+    return params
+
+
+class SampleSource(SourceBase):
+    """The default, offline source (see the module docstring for the model).
+
+    ``fetch`` returns every grid session in [start, end] for each symbol (``skip`` is ignored).
+    Two instances with the same seed return identical numbers.
+    """
+
+    name = "sample"
+
+    def __init__(self, seed: int = DEFAULT_SEED) -> None:
+        super().__init__()
+        self.seed = int(seed)
+        self._cache: dict[str, pd.Series | None] = {}
+
+    # -- model -----------------------------------------------------------------------------
+    def parameters(self, symbol: str) -> dict:
+        """Anchor, asset type and true loadings of ``symbol`` (file row, else hashed)."""
+        sym = symbol.strip().upper()
+        table = load_parameters()
+        if sym in table.index:
+            row = table.loc[sym]
+            params = {k: (None if pd.isna(v) else v) for k, v in row.items()}
+            for c in ("alpha", "beta_market", "rate_bp", "idio_vol", *_LOADING_COLUMNS):
+                params[c] = float(params[c] or 0.0)
+        else:
+            params = hashed_parameters(sym)
+        params["anchor_session"] = xcal.session_on_or_before(params["anchor_date"])
+        params["anchor_price"] = float(params["anchor_price"])
+        return params
+
+    def anchor(self, symbol: str) -> tuple[pd.Timestamp, float] | None:
+        """(anchor session, anchor price) of a priced symbol; None for rates, ^VIX and options."""
+        sym = symbol.strip().upper()
+        if is_option_symbol(sym) or sym in (SYMBOLS.TREASURY_10Y, SYMBOLS.TREASURY_13W, SYMBOLS.VIX):
+            return None
+        p = self.parameters(sym)
+        return p["anchor_session"], p["anchor_price"]
+
+    def _returns(self, sym: str, params: dict) -> np.ndarray:
+        f = factor_paths(self.seed)
+        proxies = {v: k for k, v in FACTOR_PROXIES.items()}
+        if sym in proxies:  # SPY = market; a style ETF = market + its spread
+            name = proxies[sym]
+            return f["Market"].to_numpy() + (0.0 if name == "Market" else f[name].to_numpy())
+        rng = np.random.default_rng(_stable_seed("idio", self.seed, sym))
+        noise = _student_t(rng, 4.0, len(f), 8.0) * params["idio_vol"] * np.sqrt(f["vol_mult"])
+        styles = np.array([params[c] for c in _LOADING_COLUMNS])
+        r = (
+            params["alpha"] / 252.0
+            + params["beta_market"] * f["Market"].to_numpy()
+            + f[list(STYLES)].to_numpy() @ styles
+            + params["rate_bp"] * f["dy_bp"].to_numpy()
+            + noise.to_numpy()
+        )
+        r[0] = 0.0
+        return np.clip(r, -0.6, 1.0)
+
+    def series(self, symbol: str) -> pd.Series | None:
+        """The whole-grid close series of ``symbol`` (cached), or None if not priced (options)."""
+        sym = symbol.strip().upper()
+        if sym in self._cache:
+            return self._cache[sym]
+        f = factor_paths(self.seed)
+        if is_option_symbol(sym):
+            out = None
+        elif sym in (SYMBOLS.TREASURY_10Y, SYMBOLS.TREASURY_13W, SYMBOLS.VIX):
+            out = f[sym].rename(sym)
+        else:
+            params = self.parameters(sym)
+            log_path = np.cumsum(np.log1p(self._returns(sym, params)))
+            i = grid().get_loc(params["anchor_session"])
+            prices = params["anchor_price"] * np.exp(log_path - log_path[i])
+            out = pd.Series(np.round(prices, 4), index=grid(), name=sym)
+        self._cache[sym] = out
+        return out
+
+    # -- interface ---------------------------------------------------------------------------
+    def fetch(self, symbols, start: dt.date, end: dt.date, *, skip=None):
+        """Closes of ``symbols`` on the grid sessions in [start, end] and a ``FetchReport``."""
+        syms = dedupe_symbols(symbols)
+        lo, hi = xcal.to_timestamp(start), xcal.to_timestamp(end)
+        columns = {}
+        for sym in syms:
+            s = self.series(sym)
+            if s is not None:
+                columns[sym] = s.loc[lo:hi]
+        frame = pd.DataFrame(columns, index=grid()[(grid() >= lo) & (grid() <= hi)])
+        notes = [f"{s}: option symbols are not priced (marked to model)" for s in syms if is_option_symbol(s)]
+        return self.finish(frame, syms, start, end, attempts=1, notes=notes)

@@ -1,0 +1,118 @@
+"""Reference data (factors, stress scenarios, security master) loaded from the package's data files.
+
+The files are the source of truth; loading replaces each reference table whole in one transaction, so
+editing a file and reloading never leaves a stale or duplicated row (adding a scenario is a file edit).
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+
+import pandas as pd
+import sqlalchemy as sa
+import yaml
+from sqlalchemy.engine import Engine
+
+from sigmasight_pipeline.warehouse import schema
+
+INTEREST_RATE_FACTOR = "Interest Rate"
+
+
+def _data_text(name: str) -> str:
+    return (resources.files("sigmasight_pipeline.data") / name).read_text(encoding="utf-8")
+
+
+def factor_definitions() -> pd.DataFrame:
+    """The factor model from ``data/factors.yaml``: ``factor_name, proxy_symbol, description, display_order``.
+
+    Raises ``ValueError`` on a duplicated factor or proxy, or a missing Market factor.
+    """
+    rows = yaml.safe_load(_data_text("factors.yaml"))["factors"]
+    frame = pd.DataFrame(
+        [
+            {"factor_name": r["name"], "proxy_symbol": r["proxy"], "description": r.get("description"), "display_order": i}
+            for i, r in enumerate(rows)
+        ]
+    )
+    for col in ("factor_name", "proxy_symbol"):
+        dup = frame[col][frame[col].duplicated()]
+        if len(dup):
+            raise ValueError(f"factors.yaml: duplicated {col} {sorted(dup)}")
+    if "Market" not in set(frame.factor_name):
+        raise ValueError("factors.yaml: the Market factor is required")
+    return frame
+
+
+def factor_proxies() -> dict[str, str]:
+    """Ordered ``{factor name: proxy ETF}`` with Market first."""
+    frame = factor_definitions().sort_values("display_order")
+    return dict(zip(frame.factor_name, frame.proxy_symbol))
+
+
+def stress_scenarios() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(scenarios, shocks)`` from ``data/stress_scenarios.yaml``.
+
+    ``scenarios``: ``scenario_id, name, category, severity, period_start, period_end, display_order``;
+    ``shocks``: ``scenario_id, factor_name, shock``. Every shocked factor must be a defined factor or
+    ``Interest Rate``; anything else is refused (the earlier system silently dropped misnamed factors).
+    """
+    rows = yaml.safe_load(_data_text("stress_scenarios.yaml"))["scenarios"]
+    known = set(factor_definitions().factor_name) | {INTEREST_RATE_FACTOR}
+    scen, shocks = [], []
+    for i, r in enumerate(rows):
+        period = r.get("period") or [None, None]
+        scen.append(
+            {
+                "scenario_id": r["id"], "name": r["name"], "category": r["category"], "severity": r["severity"],
+                "period_start": period[0], "period_end": period[1], "display_order": i,
+            }
+        )
+        for factor, shock in r["shocks"].items():
+            if factor not in known:
+                raise ValueError(f"stress_scenarios.yaml: scenario {r['id']!r} shocks unknown factor {factor!r}")
+            shocks.append({"scenario_id": r["id"], "factor_name": factor, "shock": float(shock)})
+    scenarios = pd.DataFrame(scen)
+    if scenarios.scenario_id.duplicated().any():
+        raise ValueError("stress_scenarios.yaml: duplicated scenario id")
+    return scenarios, pd.DataFrame(shocks)
+
+
+def security_master() -> pd.DataFrame:
+    """The offline security master shipped in ``data/security_master.csv``."""
+    from sigmasight_pipeline.marketdata.security_master import load_security_master
+
+    return load_security_master()
+
+
+def load_reference_data(engine: Engine) -> dict[str, int]:
+    """Replace the reference tables from the data files in one transaction; returns rows per table."""
+    from sigmasight_pipeline.warehouse.io import _records
+
+    factors = factor_definitions()
+    scenarios, shocks = stress_scenarios()
+    master = security_master()[["symbol", "name", "asset_type", "sector", "industry"]]
+    counts = {}
+    with engine.begin() as conn:
+        # Children before parents for the delete, parents before children for the insert.
+        for table in (schema.stress_scenario_shocks, schema.stress_scenarios, schema.factor_definitions, schema.security_master):
+            conn.execute(table.delete())
+        for table, frame in (
+            (schema.factor_definitions, factors),
+            (schema.stress_scenarios, scenarios),
+            (schema.stress_scenario_shocks, shocks),
+            (schema.security_master, master),
+        ):
+            recs = _records(table, frame)
+            if recs:
+                conn.execute(table.insert(), recs)
+            counts[table.name] = len(recs)
+    return counts
+
+
+def read_scenarios(engine: Engine) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Scenarios and shocks as stored (the engines read the warehouse, not the file)."""
+    from sigmasight_pipeline.warehouse.io import read_frame
+
+    scen = read_frame(engine, sa.select(schema.stress_scenarios).order_by(schema.stress_scenarios.c.display_order))
+    shocks = read_frame(engine, sa.select(schema.stress_scenario_shocks))
+    return scen, shocks

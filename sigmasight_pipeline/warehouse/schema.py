@@ -1,0 +1,406 @@
+"""The warehouse schema: one SQLAlchemy Core ``MetaData`` for every table the pipeline reads or writes.
+
+Conventions (DESIGN.md, "Conventions that carry meaning"):
+
+* Money is ``NUMERIC(20, 2)``, quantities ``NUMERIC(24, 8)``, prices ``NUMERIC(20, 6)``: exact in
+  PostgreSQL. Values are rounded to the column's scale before they are written (``write_partition``)
+  and read back as float64 for the engines (``asdecimal=False``): Decimal lives only at the edges
+  (portfolio import, report formatting).
+* Greeks and betas are stored as double precision and formatted to 4 decimals in reports;
+  correlations to 6.
+* Every computed table carries its ``date`` (the as-of date of the partition) and, where it belongs
+  to a portfolio, ``portfolio_id``. Those two columns are the partition key that
+  :func:`sigmasight_pipeline.warehouse.io.write_partition` replaces atomically.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+# Column types with meaning.
+Money = sa.Numeric(20, 2, asdecimal=False)
+Quantity = sa.Numeric(24, 8, asdecimal=False)
+Price = sa.Numeric(20, 6, asdecimal=False)
+Ratio = sa.Float(53)  # Greeks, betas, t-stats, correlations, returns
+Slug = sa.String(64)  # portfolio ids: [a-z0-9_-], valid Dagster partition keys
+Symbol = sa.String(32)
+
+
+def _date_portfolio_position(*extra: sa.Column, name: str, pk_extra: tuple[str, ...] = ()) -> sa.Table:
+    """A per-(date, portfolio, position) output table keyed for idempotent partition writes."""
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column("date", sa.Date, nullable=False),
+        sa.Column("portfolio_id", Slug, nullable=False),
+        sa.Column("position_id", sa.Integer, nullable=False),
+        *extra,
+        sa.PrimaryKeyConstraint("date", "portfolio_id", "position_id", *pk_extra),
+    )
+
+
+# ---------------------------------------------------------------------------------------------------
+# Reference data
+# ---------------------------------------------------------------------------------------------------
+factor_definitions = sa.Table(
+    "factor_definitions",
+    metadata,
+    sa.Column("factor_name", sa.String(40), primary_key=True),
+    sa.Column("proxy_symbol", Symbol, nullable=False, unique=True),
+    sa.Column("description", sa.Text),
+    sa.Column("display_order", sa.Integer, nullable=False),
+)
+
+stress_scenarios = sa.Table(
+    "stress_scenarios",
+    metadata,
+    sa.Column("scenario_id", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(120), nullable=False, unique=True),
+    sa.Column("category", sa.String(32), nullable=False),
+    sa.Column("severity", sa.String(32), nullable=False),
+    sa.Column("period_start", sa.Date),
+    sa.Column("period_end", sa.Date),
+    sa.Column("display_order", sa.Integer, nullable=False),
+)
+
+stress_scenario_shocks = sa.Table(
+    "stress_scenario_shocks",
+    metadata,
+    sa.Column("scenario_id", sa.String(64), sa.ForeignKey("stress_scenarios.scenario_id", ondelete="CASCADE"), nullable=False),
+    sa.Column("factor_name", sa.String(40), nullable=False),
+    sa.Column("shock", Ratio, nullable=False),
+    sa.PrimaryKeyConstraint("scenario_id", "factor_name"),
+)
+
+security_master = sa.Table(
+    "security_master",
+    metadata,
+    sa.Column("symbol", Symbol, primary_key=True),
+    sa.Column("name", sa.String(200)),
+    sa.Column("asset_type", sa.String(20), nullable=False),
+    sa.Column("sector", sa.String(80)),
+    sa.Column("industry", sa.String(120)),
+)
+
+# ---------------------------------------------------------------------------------------------------
+# Portfolios: the uploaded source document and the positions derived from it
+# ---------------------------------------------------------------------------------------------------
+portfolios = sa.Table(
+    "portfolios",
+    metadata,
+    sa.Column("portfolio_id", Slug, primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    sa.Column("owner", sa.String(200)),
+    sa.Column("source_csv", sa.Text, nullable=False),  # the validated upload, re-parsed by portfolio_positions
+    sa.Column("source_filename", sa.String(300)),
+    sa.Column("uploaded_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+positions = sa.Table(
+    "positions",
+    metadata,
+    sa.Column("portfolio_id", Slug, sa.ForeignKey("portfolios.portfolio_id", ondelete="CASCADE"), nullable=False),
+    sa.Column("position_id", sa.Integer, nullable=False),  # 1-based, in upload order
+    sa.Column("symbol", Symbol, nullable=False),
+    sa.Column("position_type", sa.String(5), nullable=False),  # LONG SHORT LC SC LP SP
+    sa.Column("quantity", Quantity, nullable=False),
+    sa.Column("entry_price", Price, nullable=False),
+    sa.Column("entry_date", sa.Date, nullable=False),
+    sa.Column("underlying_symbol", Symbol, nullable=False),  # market-data symbol (VIX option -> ^VIX)
+    sa.Column("option_type", sa.String(1)),
+    sa.Column("strike", Price),
+    sa.Column("expiration", sa.Date),
+    sa.Column("multiplier", sa.Integer, nullable=False),
+    sa.Column("cost_basis", Money, nullable=False),
+    sa.Column("source_row", sa.Integer, nullable=False),
+    sa.PrimaryKeyConstraint("portfolio_id", "position_id"),
+    sa.UniqueConstraint("portfolio_id", "symbol", "entry_date", name="uq_positions_symbol_entry"),
+)
+
+position_tags = sa.Table(
+    "position_tags",
+    metadata,
+    sa.Column("portfolio_id", Slug, nullable=False),
+    sa.Column("position_id", sa.Integer, nullable=False),
+    sa.Column("tag", sa.String(40), nullable=False),
+    sa.PrimaryKeyConstraint("portfolio_id", "position_id", "tag"),
+    sa.ForeignKeyConstraint(
+        ["portfolio_id", "position_id"], ["positions.portfolio_id", "positions.position_id"], ondelete="CASCADE"
+    ),
+)
+
+# ---------------------------------------------------------------------------------------------------
+# Market data (partitioned by date only, shared by every portfolio)
+# ---------------------------------------------------------------------------------------------------
+market_prices = sa.Table(
+    "market_prices",
+    metadata,
+    sa.Column("date", sa.Date, nullable=False),
+    sa.Column("symbol", Symbol, nullable=False),
+    sa.Column("close", Price, nullable=False),  # adjusted close; yields (^TNX, ^IRX) in percent
+    sa.Column("source", sa.String(20), nullable=False),
+    sa.PrimaryKeyConstraint("date", "symbol"),
+)
+
+security_returns = sa.Table(
+    "security_returns",
+    metadata,
+    sa.Column("date", sa.Date, nullable=False),
+    sa.Column("symbol", Symbol, nullable=False),
+    sa.Column("simple_return", Ratio, nullable=False),
+    sa.Column("log_return", Ratio, nullable=False),
+    sa.PrimaryKeyConstraint("date", "symbol"),
+)
+
+# ---------------------------------------------------------------------------------------------------
+# Risk engines (date x portfolio)
+# ---------------------------------------------------------------------------------------------------
+position_valuations = _date_portfolio_position(
+    sa.Column("price", Price),
+    sa.Column("price_source", sa.String(10), nullable=False),  # market | model | missing
+    sa.Column("underlying_price", Price),
+    sa.Column("market_value", Money),
+    sa.Column("cost_basis", Money, nullable=False),
+    sa.Column("unrealized_pnl", Money),
+    sa.Column("notional", Money),
+    sa.Column("delta_adjusted_exposure", Money),
+    sa.Column("is_long", sa.Boolean, nullable=False),
+    name="position_valuations",
+)
+
+portfolio_exposures = sa.Table(
+    "portfolio_exposures",
+    metadata,
+    sa.Column("date", sa.Date, nullable=False),
+    sa.Column("portfolio_id", Slug, nullable=False),
+    *[
+        sa.Column(c, Money)
+        for c in (
+            "long_exposure", "short_exposure", "gross_exposure", "net_exposure", "notional",
+            "delta_adjusted_exposure", "delta_adjusted_long", "delta_adjusted_short",
+            "options_exposure", "stock_exposure", "total_cost_basis", "total_unrealized_pnl",
+        )
+    ],
+    *[
+        sa.Column(c, sa.Integer, nullable=False)
+        for c in ("long_count", "short_count", "option_count", "stock_count", "position_count", "missing_price_count")
+    ],
+    sa.PrimaryKeyConstraint("date", "portfolio_id"),
+)
+
+group_exposures = sa.Table(
+    "group_exposures",
+    metadata,
+    sa.Column("date", sa.Date, nullable=False),
+    sa.Column("portfolio_id", Slug, nullable=False),
+    sa.Column("group_type", sa.String(20), nullable=False),  # tag | underlying
+    sa.Column("group_name", sa.String(80), nullable=False),
+    sa.Column("market_value", Money),
+    sa.Column("gross_exposure", Money),
+    sa.Column("delta_adjusted_exposure", Money),
+    sa.Column("position_count", sa.Integer, nullable=False),
+    sa.PrimaryKeyConstraint("date", "portfolio_id", "group_type", "group_name"),
+)
+
+position_greeks = _date_portfolio_position(
+    sa.Column("underlying_price", Price),
+    sa.Column("implied_vol", Ratio),
+    sa.Column("vol_source", sa.String(12), nullable=False),
+    sa.Column("days_to_expiry", sa.Integer),
+    sa.Column("model_price", Price),
+    *[sa.Column(c, Ratio) for c in ("delta", "gamma", "theta", "vega", "rho")],
+    *[sa.Column(f"position_{c}", Ratio) for c in ("delta", "gamma", "theta", "vega", "rho")],
+    sa.Column("dollar_delta", Money),
+    sa.Column("dollar_gamma", Money),
+    sa.Column("flag", sa.String(20), nullable=False),
+    name="position_greeks",
+)
+
+position_factor_exposures = _date_portfolio_position(
+    sa.Column("factor_name", sa.String(40), nullable=False),
+    sa.Column("beta", Ratio),
+    sa.Column("t_stat", Ratio),
+    sa.Column("r_squared", Ratio),
+    sa.Column("n_obs", sa.Integer, nullable=False),
+    sa.Column("flag", sa.String(24), nullable=False),
+    sa.Column("dollar_exposure", Money),
+    name="position_factor_exposures",
+    pk_extra=("factor_name",),
+)
+
+portfolio_factor_exposures = sa.Table(
+    "portfolio_factor_exposures",
+    metadata,
+    sa.Column("date", sa.Date, nullable=False),
+    sa.Column("portfolio_id", Slug, nullable=False),
+    sa.Column("factor_name", sa.String(40), nullable=False),
+    sa.Column("dollar_exposure", Money),
+    sa.Column("beta_net", Ratio),  # dollar exposure / net delta-adjusted exposure
+    sa.Column("beta_gross", Ratio),  # dollar exposure / gross delta-adjusted exposure
+    sa.Column("positions_with_beta", sa.Integer, nullable=False),
+    sa.Column("positions_without_beta", sa.Integer, nullable=False),
+    sa.PrimaryKeyConstraint("date", "portfolio_id", "factor_name"),
+)
+
+factor_regression_windows = sa.Table(
+    "factor_regression_windows",
+    metadata,
+    sa.Column("date", sa.Date, nullable=False),
+    sa.Column("portfolio_id", Slug, nullable=False),
+    sa.Column("window_start", sa.Date),
+    sa.Column("window_end", sa.Date),
+    sa.Column("n_obs", sa.Integer, nullable=False),
+    sa.Column("condition_number", Ratio),
+    sa.Column("max_vif", Ratio),
+    sa.PrimaryKeyConstraint("date", "portfolio_id"),
+)
+
+factor_correlations = sa.Table(
+    "factor_correlations",
+    metadata,
+    sa.Column("date", sa.Date, nullable=False),
+    sa.Column("portfolio_id", Slug, nullable=False),
+    sa.Column("factor_a", sa.String(40), nullable=False),
+    sa.Column("factor_b", sa.String(40), nullable=False),
+    sa.Column("correlation", Ratio),
+    sa.Column("covariance", Ratio),
+    sa.Column("high_correlation", sa.Boolean, nullable=False),
+    sa.PrimaryKeyConstraint("date", "portfolio_id", "factor_a", "factor_b"),
+)
+
+position_rate_sensitivity = _date_portfolio_position(
+    sa.Column("rate_beta", Ratio),  # return per +1 bp of the 10y yield
+    sa.Column("t_stat", Ratio),
+    sa.Column("r_squared", Ratio),
+    sa.Column("n_obs", sa.Integer, nullable=False),
+    sa.Column("flag", sa.String(24), nullable=False),
+    sa.Column("dollar_per_bp", Money),
+    name="position_rate_sensitivity",
+)
+
+portfolio_rate_sensitivity = sa.Table(
+    "portfolio_rate_sensitivity",
+    metadata,
+    sa.Column("date", sa.Date, nullable=False),
+    sa.Column("portfolio_id", Slug, nullable=False),
+    *[
+        sa.Column(c, Money)
+        for c in (
+            "dollar_per_bp",
+            "pnl_rates_up_100bp", "pnl_rates_down_100bp", "pnl_rates_up_200bp", "pnl_rates_down_200bp",
+            "pnl_market_up_5", "pnl_market_down_5", "pnl_market_up_10", "pnl_market_down_10",
+            "pnl_market_up_20", "pnl_market_down_20",
+        )
+    ],
+    sa.PrimaryKeyConstraint("date", "portfolio_id"),
+)
+
+position_correlations = sa.Table(
+    "position_correlations",
+    metadata,
+    sa.Column("date", sa.Date, nullable=False),
+    sa.Column("portfolio_id", Slug, nullable=False),
+    sa.Column("position_a", sa.Integer, nullable=False),
+    sa.Column("position_b", sa.Integer, nullable=False),
+    sa.Column("correlation", Ratio, nullable=False),
+    sa.Column("n_obs", sa.Integer, nullable=False),
+    sa.PrimaryKeyConstraint("date", "portfolio_id", "position_a", "position_b"),
+    sa.CheckConstraint("position_a < position_b", name="ck_position_correlations_upper_triangle"),
+)
+
+correlation_summaries = sa.Table(
+    "correlation_summaries",
+    metadata,
+    sa.Column("date", sa.Date, nullable=False),
+    sa.Column("portfolio_id", Slug, nullable=False),
+    sa.Column("positions_included", sa.Integer, nullable=False),
+    sa.Column("overall_correlation", Ratio),
+    sa.Column("concentration_score", Ratio),
+    sa.Column("effective_positions", Ratio),
+    sa.Column("clusters", sa.Integer, nullable=False),
+    sa.PrimaryKeyConstraint("date", "portfolio_id"),
+)
+
+correlation_clusters = sa.Table(
+    "correlation_clusters",
+    metadata,
+    sa.Column("date", sa.Date, nullable=False),
+    sa.Column("portfolio_id", Slug, nullable=False),
+    sa.Column("cluster_id", sa.Integer, nullable=False),
+    sa.Column("cluster_name", sa.String(120), nullable=False),
+    sa.Column("position_id", sa.Integer, nullable=False),
+    sa.PrimaryKeyConstraint("date", "portfolio_id", "cluster_id", "position_id"),
+)
+
+# ---------------------------------------------------------------------------------------------------
+# Stress, snapshots, reports (date x portfolio)
+# ---------------------------------------------------------------------------------------------------
+stress_results = sa.Table(
+    "stress_results",
+    metadata,
+    sa.Column("date", sa.Date, nullable=False),
+    sa.Column("portfolio_id", Slug, nullable=False),
+    sa.Column("scenario_id", sa.String(64), nullable=False),
+    sa.Column("direct_pnl", Money, nullable=False),
+    sa.Column("correlated_pnl", Money, nullable=False),
+    sa.Column("correlation_effect", Money, nullable=False),
+    sa.Column("pct_of_equity", Ratio),
+    sa.Column("loss_cap_applied", sa.Boolean, nullable=False),
+    sa.Column("flag", sa.String(40), nullable=False),
+    sa.PrimaryKeyConstraint("date", "portfolio_id", "scenario_id"),
+)
+
+stress_factor_breakdown = sa.Table(
+    "stress_factor_breakdown",
+    metadata,
+    sa.Column("date", sa.Date, nullable=False),
+    sa.Column("portfolio_id", Slug, nullable=False),
+    sa.Column("scenario_id", sa.String(64), nullable=False),
+    sa.Column("factor_name", sa.String(40), nullable=False),
+    sa.Column("shock", Ratio),
+    sa.Column("implied_move", Ratio),
+    sa.Column("direct_pnl", Money, nullable=False),
+    sa.Column("correlated_pnl", Money, nullable=False),
+    sa.PrimaryKeyConstraint("date", "portfolio_id", "scenario_id", "factor_name"),
+)
+
+position_daily_pnl = _date_portfolio_position(
+    sa.Column("daily_pnl", Money, nullable=False),
+    sa.Column("pnl_basis", sa.String(16), nullable=False),
+    name="position_daily_pnl",
+)
+
+portfolio_snapshots = sa.Table(
+    "portfolio_snapshots",
+    metadata,
+    sa.Column("date", sa.Date, nullable=False),
+    sa.Column("portfolio_id", Slug, nullable=False),
+    *[
+        sa.Column(c, Money)
+        for c in (
+            "total_value", "long_exposure", "short_exposure", "gross_exposure", "net_exposure",
+            "delta_adjusted_exposure", "notional", "dollar_delta", "dollar_gamma",
+            "daily_pnl", "cumulative_pnl",
+        )
+    ],
+    *[sa.Column(c, sa.Integer, nullable=False) for c in ("position_count", "long_count", "short_count", "option_count", "stock_count")],
+    *[sa.Column(f"portfolio_{c}", Ratio) for c in ("delta", "gamma", "theta", "vega", "rho")],
+    sa.Column("daily_return", Ratio),
+    sa.Column("is_first_snapshot", sa.Boolean, nullable=False),
+    sa.Column("pnl_basis", sa.String(16), nullable=False),
+    sa.PrimaryKeyConstraint("date", "portfolio_id"),
+)
+
+portfolio_reports = sa.Table(
+    "portfolio_reports",
+    metadata,
+    sa.Column("date", sa.Date, nullable=False),
+    sa.Column("portfolio_id", Slug, nullable=False),
+    sa.Column("report_dir", sa.Text, nullable=False),
+    sa.Column("generated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("engines_available", sa.Integer, nullable=False),
+    sa.Column("engines_missing", sa.Integer, nullable=False),
+    sa.PrimaryKeyConstraint("date", "portfolio_id"),
+)

@@ -1,0 +1,86 @@
+"""Shared fixtures: throwaway warehouses (SQLite and PostgreSQL) and temporary Dagster instances.
+
+PostgreSQL: every test session creates its own database on ``$SIGMASIGHT_TEST_POSTGRES_URL`` (default
+the local server, ``postgresql+psycopg://postgres@127.0.0.1:5432/postgres``) and drops it at the end.
+An unreachable server FAILS the PostgreSQL tests (they must run in CI); set
+``SIGMASIGHT_SKIP_POSTGRES=1`` to skip them on a machine without one.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import dagster as dg
+import pytest
+import sqlalchemy as sa
+
+from sigmasight_pipeline.warehouse.io import get_engine
+
+PG_ADMIN_URL = os.environ.get("SIGMASIGHT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(tmp_path, monkeypatch):
+    """No test touches the developer's warehouse, reports or Dagster home."""
+    monkeypatch.setenv("SIGMASIGHT_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("SIGMASIGHT_MARKET_DATA", "sample")
+    monkeypatch.delenv("SIGMASIGHT_DATABASE_URL", raising=False)
+    monkeypatch.setenv("SIGMASIGHT_REPORTS_DIR", str(tmp_path / "reports"))
+
+
+@pytest.fixture
+def sqlite_url(tmp_path) -> str:
+    return f"sqlite:///{tmp_path / 'warehouse.db'}"
+
+
+@pytest.fixture
+def sqlite_engine(sqlite_url):
+    engine = get_engine(sqlite_url)
+    yield engine
+    engine.dispose()
+    get_engine.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def postgres_database_url():
+    """URL of a fresh PostgreSQL database for this test session (dropped afterwards)."""
+    if os.environ.get("SIGMASIGHT_SKIP_POSTGRES") == "1":
+        pytest.skip("SIGMASIGHT_SKIP_POSTGRES=1")
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    name = f"sigmasight_test_{uuid.uuid4().hex[:12]}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except sa.exc.OperationalError as exc:  # fail, never skip: CI must exercise PostgreSQL
+        pytest.fail(f"PostgreSQL unreachable at {PG_ADMIN_URL}: {exc}")
+    url = sa.engine.make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    yield url
+    get_engine.cache_clear()
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
+def postgres_engine(postgres_database_url):
+    engine = get_engine(postgres_database_url)
+    yield engine
+    # Empty every table between tests; the database itself lives for the session.
+    from sigmasight_pipeline.warehouse.schema import metadata
+
+    with engine.begin() as conn:
+        for table in reversed(metadata.sorted_tables):
+            conn.execute(table.delete())
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request):
+    """The same test on both dialects."""
+    return request.getfixturevalue("sqlite_engine" if request.param == "sqlite" else "postgres_engine")
+
+
+@pytest.fixture
+def instance():
+    with dg.instance_for_test() as inst:
+        yield inst

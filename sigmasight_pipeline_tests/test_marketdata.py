@@ -1,0 +1,572 @@
+"""Tests of sigmasight_pipeline.marketdata: calendar, sample / yfinance / CSV sources, security master.
+
+No test reaches the network: an autouse fixture makes every socket connection raise, and the
+yfinance source is always given a fake downloader that returns frames shaped like yfinance 1.x.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import socket
+from importlib import resources
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sigmasight_pipeline.marketdata import (
+    FACTOR_PROXIES,
+    SYMBOLS,
+    CsvFormatError,
+    CsvSource,
+    FetchReport,
+    MarketDataSource,
+    SampleSource,
+    YFinanceSource,
+    get_source,
+    load_security_master,
+    lookup,
+    price_symbol_for,
+    universe,
+)
+from sigmasight_pipeline.marketdata import calendar as xcal
+from sigmasight_pipeline.marketdata.base import is_option_symbol, option_underlying
+from sigmasight_pipeline.marketdata.yfinance_source import closes_from_download
+
+D = dt.date
+
+
+class NetworkBlocked(RuntimeError):
+    pass
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch):
+    """Any socket connection in these tests fails loudly."""
+
+    def refuse(*args, **kwargs):
+        raise NetworkBlocked("network access attempted in a test")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    # yfinance 1.x talks HTTP through curl_cffi (libcurl, not Python sockets) or requests.
+    for module in ("curl_cffi.requests", "requests"):
+        try:
+            session = importlib.import_module(module).Session
+        except ImportError:  # pragma: no cover - optional backends
+            continue
+        monkeypatch.setattr(session, "request", refuse)
+
+
+def demo_books() -> pd.DataFrame:
+    base = resources.files("sigmasight_pipeline") / "data" / "demo_portfolios"
+    frames = []
+    for name in ("individual", "hnw", "hedge_fund"):
+        with (base / f"{name}.csv").open() as fh:
+            frames.append(pd.read_csv(fh).assign(book=name))
+    return pd.concat(frames, ignore_index=True)
+
+
+DEMO_STOCKS = sorted(t for t in set(demo_books()["ticker"]) if not is_option_symbol(t))
+
+
+# --------------------------------------------------------------------------------------- calendar
+class TestCalendar:
+    @pytest.mark.parametrize(
+        "day, reason",
+        [
+            ("2025-01-09", "XNYS holiday: National Day of Mourning for President Jimmy Carter (ad-hoc closure)"),
+            ("2025-01-20", "XNYS holiday: Dr. Martin Luther King Jr. Day"),
+            ("2025-07-04", "XNYS holiday: July 4th"),
+            ("2025-04-18", "XNYS holiday: Good Friday"),
+            ("2025-01-11", "weekend (Saturday)"),
+            ("2025-01-12", "weekend (Sunday)"),
+        ],
+    )
+    def test_non_sessions_have_a_reason(self, day, reason):
+        assert not xcal.is_session(day)
+        assert not xcal.is_session(D.fromisoformat(day))
+        assert xcal.non_session_reason(pd.Timestamp(day)) == reason
+
+    def test_sessions(self):
+        for day in ("2025-01-02", "2025-01-08", "2025-01-10", "2024-07-03", "2024-11-29"):
+            assert xcal.is_session(day)
+            assert xcal.non_session_reason(day) is None
+
+    def test_early_closes_2024(self):
+        assert xcal.is_early_close(D(2024, 7, 3))
+        assert xcal.is_early_close(D(2024, 11, 29))
+        assert xcal.is_early_close(D(2024, 12, 24))
+        assert not xcal.is_early_close(D(2024, 7, 2))
+        assert xcal.session_close(D(2024, 7, 3)) == pd.Timestamp("2024-07-03 17:00", tz="UTC")
+        assert xcal.session_close(D(2024, 7, 2)) == pd.Timestamp("2024-07-02 20:00", tz="UTC")
+        assert xcal.session_close(D(2025, 1, 10)) == pd.Timestamp("2025-01-10 21:00", tz="UTC")
+        with pytest.raises(ValueError, match="not an XNYS session"):
+            xcal.session_close(D(2025, 1, 9))
+
+    def test_session_counts(self):
+        # 2024: 262 weekdays - 10 holidays = 252.
+        assert len(xcal.sessions_in_range(D(2024, 1, 1), D(2024, 12, 31))) == 252
+        # 2025-01-02..06-30, by hand: Jan 20 (23 weekdays - Jan 1, Jan 9, Jan 20), Feb 19, Mar 21,
+        # Apr 21 (Good Friday), May 21 (Memorial Day), Jun 20 (Juneteenth) = 122.
+        first_half = xcal.sessions_in_range("2025-01-02", pd.Timestamp("2025-06-30"))
+        assert len(first_half) == 122
+        assert first_half[0] == pd.Timestamp("2025-01-02")
+        assert first_half[-1] == pd.Timestamp("2025-06-30")
+        assert first_half.tz is None
+        assert len(xcal.sessions_in_range(D(2025, 1, 5), D(2025, 1, 4))) == 0
+
+    def test_neighbours(self):
+        assert xcal.previous_session(D(2025, 1, 10)) == pd.Timestamp("2025-01-08")
+        assert xcal.previous_session(D(2025, 1, 8)) == pd.Timestamp("2025-01-07")
+        assert xcal.session_on_or_before(D(2025, 1, 20)) == pd.Timestamp("2025-01-17")
+        assert xcal.session_on_or_before(D(2025, 1, 21)) == pd.Timestamp("2025-01-21")
+        assert xcal.next_session(D(2025, 1, 8)) == pd.Timestamp("2025-01-10")
+
+    def test_sessions_window(self):
+        w = xcal.sessions_window(D(2025, 1, 20), 150)
+        assert len(w) == 150
+        assert w[-1] == pd.Timestamp("2025-01-17")
+        assert w[0] == pd.Timestamp("2024-06-13")
+        assert w.is_monotonic_increasing and w.tz is None
+        w2 = xcal.sessions_window(pd.Timestamp("2025-01-02"), 150)
+        assert w2[-1] == pd.Timestamp("2025-01-02") and len(w2) == 150
+
+    def test_calendar_reaches_past_the_sample_grid(self):
+        cal = xcal.get_calendar()
+        assert cal is xcal.get_calendar()
+        assert cal.first_session <= pd.Timestamp("2000-01-03")
+        assert cal.last_session >= pd.Timestamp("2027-12-31")
+
+    def test_tz_aware_input_keeps_its_local_date(self):
+        ts = pd.Timestamp("2025-01-09 23:30", tz="America/New_York")
+        assert xcal.to_timestamp(ts) == pd.Timestamp("2025-01-09")
+
+
+# --------------------------------------------------------------------------------------- base
+class TestBase:
+    def test_constants(self):
+        assert list(FACTOR_PROXIES.items()) == [
+            ("Market", "SPY"), ("Value", "VTV"), ("Growth", "VUG"), ("Momentum", "MTUM"),
+            ("Quality", "QUAL"), ("Size", "SIZE"), ("Low Volatility", "USMV"),
+        ]
+        assert (SYMBOLS.TREASURY_10Y, SYMBOLS.TREASURY_13W, SYMBOLS.VIX) == ("^TNX", "^IRX", "^VIX")
+
+    def test_price_symbol_for(self):
+        assert price_symbol_for("VIX") == "^VIX"
+        assert price_symbol_for("NVDA") == "NVDA"
+        assert price_symbol_for("BRK-B") == "BRK-B"
+        assert option_underlying("VIX250716C00025000") == "VIX"
+        assert option_underlying("AAPL  250815P00200000") == "AAPL"
+        assert option_underlying("AAPL") is None
+
+    def test_universe(self):
+        u = universe(["NVDA", "VIX", "SPY", "NVDA", "VIX250716C00025000", "QQQ250815C00420000"])
+        assert u == sorted(
+            ["NVDA", "^VIX", "QQQ", "SPY", "VTV", "VUG", "MTUM", "QUAL", "SIZE", "USMV", "^TNX", "^IRX"]
+        )
+        assert "SLY" not in universe(DEMO_STOCKS)
+
+    def test_get_source(self, monkeypatch, tmp_path):
+        monkeypatch.delenv("SIGMASIGHT_MARKET_DATA", raising=False)
+        assert isinstance(get_source(), SampleSource)
+        monkeypatch.setenv("SIGMASIGHT_MARKET_DATA", "yfinance")
+        assert isinstance(get_source(), YFinanceSource)
+        monkeypatch.setenv("SIGMASIGHT_MARKET_DATA", "csv")
+        monkeypatch.setenv("SIGMASIGHT_MARKET_DATA_CSV", str(tmp_path))
+        src = get_source()
+        assert isinstance(src, CsvSource) and src.directory == tmp_path
+        assert isinstance(get_source("sample"), SampleSource)
+        assert isinstance(get_source("csv", directory=tmp_path), CsvSource)
+        with pytest.raises(ValueError, match="sample, yfinance, csv"):
+            get_source("bloomberg")
+        for src in (SampleSource(), YFinanceSource(download=lambda **k: None), CsvSource(tmp_path)):
+            assert isinstance(src, MarketDataSource)
+
+
+# --------------------------------------------------------------------------------------- sample
+@pytest.fixture(scope="module")
+def sample_2024() -> pd.DataFrame:
+    syms = sorted(set(DEMO_STOCKS) | set(FACTOR_PROXIES.values()) | {"^TNX", "^IRX", "^VIX"})
+    return SampleSource().fetch_closes(syms, D(2024, 1, 1), D(2024, 12, 31))
+
+
+class TestSampleSource:
+    def test_deterministic_across_instances(self):
+        syms = ["SPY", "NVDA", "^TNX", "^VIX", "ZZZZ", "BND"]
+        a = SampleSource().fetch_closes(syms, D(2024, 3, 1), D(2025, 6, 30))
+        b = SampleSource().fetch_closes(syms, D(2024, 3, 1), D(2025, 6, 30))
+        pd.testing.assert_frame_equal(a, b)
+        assert not SampleSource(seed=7).fetch_closes(["SPY"], D(2024, 3, 1), D(2024, 3, 8)).equals(
+            a[["SPY"]].loc[:"2024-03-08"]
+        )
+
+    def test_values_do_not_depend_on_requested_range_or_symbols(self):
+        src = SampleSource()
+        long = src.fetch_closes(["AAPL", "SPY", "ZZZZ"], D(2023, 1, 1), D(2025, 6, 30))
+        short = SampleSource().fetch_closes(["ZZZZ", "AAPL"], D(2025, 1, 2), D(2025, 1, 31))
+        pd.testing.assert_frame_equal(short, long.loc["2025-01-02":"2025-01-31", ["ZZZZ", "AAPL"]])
+
+    def test_frame_contract(self, sample_2024):
+        assert sample_2024.index.equals(xcal.sessions_in_range(D(2024, 1, 1), D(2024, 12, 31)))
+        assert sample_2024.index.name == "date" and sample_2024.index.tz is None
+        assert (sample_2024.dtypes == "float64").all()
+        assert not sample_2024.isna().any().any()
+
+    def test_anchors_equal_entry_prices(self, sample_2024):
+        src = SampleSource()
+        books = demo_books()
+        full = src.fetch_closes(DEMO_STOCKS, D(2023, 11, 1), D(2024, 3, 1))
+        for sym in DEMO_STOCKS:
+            session, price = src.anchor(sym)
+            rows = books[books["ticker"] == sym]
+            assert full.at[session, sym] == price, sym
+            if sym == "SPY":  # anchored at 470 on 2024-01-02 (HF book: SPY 460 call)
+                assert (session, price) == (pd.Timestamp("2024-01-02"), 470.0)
+                continue
+            match = rows[rows["entry_price"] == price]
+            assert len(match), f"{sym}: anchor {price} is none of its entry prices"
+            sessions = {xcal.session_on_or_before(d) for d in match["entry_date"]}
+            assert session in sessions, sym
+        assert src.anchor("META") == (pd.Timestamp("2024-01-19"), 530.0)  # HNW entry 2024-01-20 (Sat)
+        assert src.anchor("NVDA") == (pd.Timestamp("2024-01-05"), 700.0)
+        assert src.anchor("GLD") == (pd.Timestamp("2024-02-01"), 219.23)
+        assert 465 <= sample_2024.at[pd.Timestamp("2024-01-02"), "SPY"] <= 475
+
+    def test_betas_on_spy_are_plausible(self, sample_2024):
+        r = sample_2024.pct_change().iloc[1:]
+        x = np.column_stack([np.ones(len(r)), r["SPY"].to_numpy()])
+        fits = {}
+        for sym in DEMO_STOCKS:
+            y = r[sym].to_numpy()
+            coef, *_ = np.linalg.lstsq(x, y, rcond=None)
+            resid = y - x @ coef
+            fits[sym] = (coef[1], 1 - resid.var() / y.var())
+        for sym, (beta, _) in fits.items():
+            assert 0.0 <= beta <= 2.5, (sym, beta)
+        for sym in ("AAPL", "MSFT", "GOOGL", "AMZN", "META", "NVDA", "JPM", "V", "BRK-B", "QQQ"):
+            assert fits[sym][1] > 0.2, (sym, fits[sym])
+        assert fits["NVDA"][0] > 1.3 and fits["BND"][0] < 0.2 and fits["JNJ"][0] < 0.7
+
+    def test_bond_funds_load_on_rates(self, sample_2024):
+        r = sample_2024.pct_change().iloc[1:]
+        dy_bp = sample_2024["^TNX"].diff().iloc[1:] * 100
+        for sym in ("BND", "FXNAX"):
+            x = np.column_stack([np.ones(len(r)), dy_bp.to_numpy()])
+            coef, *_ = np.linalg.lstsq(x, r[sym].to_numpy(), rcond=None)
+            assert -0.0008 < coef[1] < -0.0004, (sym, coef[1])
+
+    def test_style_etfs_track_spy(self, sample_2024):
+        r = sample_2024.pct_change().iloc[1:]
+        for etf in list(FACTOR_PROXIES.values())[1:]:
+            assert 0.8 < r[etf].corr(r["SPY"]) < 0.99, etf
+
+    def test_rates_and_vix_levels(self):
+        full = SampleSource().fetch_closes(["^TNX", "^IRX", "^VIX", "SPY"], D(2015, 1, 1), D(2027, 12, 31))
+        assert full["^TNX"].between(2, 7).all()
+        assert full["^IRX"].between(0.01, 8).all()
+        assert full["^VIX"].between(9, 60).all()
+        assert abs(full["^TNX"].mean() - 4.2) < 0.6 and abs(full["^VIX"].median() - 18.5) < 3
+        assert full["^VIX"].pct_change().corr(full["SPY"].pct_change()) < -0.5
+        assert full.index[0] == pd.Timestamp("2015-01-02")
+
+    def test_options_are_missing(self):
+        src = SampleSource()
+        frame, report = src.fetch(["VIX250716C00025000", "AAPL"], D(2025, 1, 2), D(2025, 1, 10))
+        assert list(frame.columns) == ["AAPL"]
+        assert report.symbols_missing == ["VIX250716C00025000"]
+        assert src.last_report is report
+        assert report.rows == 6 and report.attempts == 1 and report.incomplete == {}
+
+    def test_unknown_symbols_get_hashed_levels(self):
+        a = SampleSource().fetch_closes(["ZZZZ", "QWERTY"], D(2024, 1, 2), D(2024, 1, 2))
+        assert a.shape == (1, 2) and a.iloc[0].between(20, 400).all()
+
+    def test_outside_grid_is_reported(self):
+        frame, report = SampleSource().fetch(["SPY"], D(2014, 12, 29), D(2015, 1, 6))
+        assert frame.index[0] == pd.Timestamp("2015-01-02")
+        assert report.incomplete == {"SPY": 3}  # 2014-12-29, -30, -31
+
+
+# --------------------------------------------------------------------------------------- yfinance
+FIELDS = ("Close", "High", "Low", "Open", "Volume")
+
+
+def yf_frame(closes: dict[str, list[float]], dates: list[str], tz: str | None = "America/New_York"):
+    """A frame shaped like ``yfinance.download(..., group_by="column")`` in yfinance 1.x."""
+    index = pd.DatetimeIndex(pd.to_datetime(dates), name="Date")
+    if tz:
+        index = index.tz_localize(tz)
+    tickers = sorted(closes)
+    data = {}
+    for field in FIELDS:
+        for t in tickers:
+            c = np.asarray(closes[t], dtype=float)
+            data[(field, t)] = {"Close": c, "High": c * 1.01, "Low": c * 0.99,
+                                "Open": c * 1.002, "Volume": np.where(np.isnan(c), np.nan, 1e6)}[field]
+    frame = pd.DataFrame(data, index=index)
+    frame.columns = pd.MultiIndex.from_tuples(frame.columns, names=["Price", "Ticker"])
+    return frame
+
+
+class FakeDownload:
+    """Replays responses (frames or exceptions) and records each call's keyword arguments."""
+
+    def __init__(self, *responses):
+        self.responses = list(responses)
+        self.calls: list[dict] = []
+
+    def __call__(self, **kwargs):
+        self.calls.append(kwargs)
+        response = self.responses.pop(0) if self.responses else pd.DataFrame()
+        if isinstance(response, Exception):
+            raise response
+        return response(kwargs) if callable(response) else response
+
+
+JAN = ["2025-01-02", "2025-01-03", "2025-01-06", "2025-01-07", "2025-01-08", "2025-01-10"]
+
+
+class TestYFinanceSource:
+    def test_closes_missing_symbol_nan_row_and_non_session(self):
+        nan = np.nan
+        first = yf_frame(
+            {
+                "AAPL": [243.85, 243.36, 245.0, 242.21, 242.7, 236.85, 240.0],
+                "MSFT": [418.58, 423.35, nan, 422.37, 424.56, 418.95, 420.0],
+                "DELISTED": [nan] * 7,
+            },
+            JAN + ["2025-01-11"],  # a Saturday row (must be dropped)
+        )
+        fake = FakeDownload(first, pd.DataFrame(), pd.DataFrame(), pd.DataFrame())
+        sleeps: list[float] = []
+        src = YFinanceSource(download=fake, sleep=sleeps.append, base_delay=0.5, max_attempts=3)
+        frame, report = src.fetch(["AAPL", "MSFT", "DELISTED"], D(2025, 1, 2), D(2025, 1, 12))
+
+        assert fake.calls[0]["tickers"] == ["AAPL", "MSFT", "DELISTED"]
+        assert fake.calls[0]["start"] == "2025-01-02" and fake.calls[0]["end"] == "2025-01-11"
+        assert fake.calls[0]["auto_adjust"] is True and fake.calls[0]["group_by"] == "column"
+        assert fake.calls[0]["progress"] is False
+        assert [c["tickers"] for c in fake.calls[1:]] == [["DELISTED"]] * 3  # missing-symbol round
+        assert sleeps == [0.5, 1.0]
+        assert list(frame.columns) == ["AAPL", "MSFT"]
+        assert list(frame.index) == list(pd.to_datetime(JAN))
+        assert frame.index.tz is None and frame.index.name == "date"
+        assert frame.at[pd.Timestamp("2025-01-10"), "AAPL"] == 236.85
+        assert np.isnan(frame.at[pd.Timestamp("2025-01-06"), "MSFT"])
+        assert report.symbols_missing == ["DELISTED"]
+        assert report.incomplete == {"MSFT": 1}
+        assert report.attempts == 4 and report.rows == 6
+        assert "DELISTED" in report.summary()
+
+    def test_retry_after_exception(self):
+        fake = FakeDownload(ConnectionError("rate limited"), yf_frame({"SPY": [591.0, 595.5]}, JAN[:2]))
+        sleeps: list[float] = []
+        src = YFinanceSource(download=fake, sleep=sleeps.append, base_delay=2.0)
+        frame, report = src.fetch(["SPY"], D(2025, 1, 2), D(2025, 1, 3))
+        assert len(fake.calls) == 2 and report.attempts == 2
+        assert sleeps == [2.0]
+        assert report.symbols_missing == [] and report.complete
+        assert any("ConnectionError: rate limited" in e for e in report.errors)
+        assert frame["SPY"].tolist() == [591.0, 595.5]
+
+    def test_gives_up_after_max_attempts(self):
+        fake = FakeDownload(*[TimeoutError("timed out")] * 5)
+        sleeps: list[float] = []
+        src = YFinanceSource(download=fake, sleep=sleeps.append, max_attempts=4, base_delay=1.0)
+        frame, report = src.fetch(["SPY", "QQQ"], D(2025, 1, 2), D(2025, 1, 3))
+        assert len(fake.calls) == 4 and sleeps == [1.0, 2.0, 4.0]
+        assert frame.empty and report.symbols_missing == ["SPY", "QQQ"]
+        assert len(report.errors) == 4
+
+    def test_single_ticker_multiindex_naive_index(self):
+        raw = yf_frame({"^TNX": [4.57, 4.6]}, JAN[:2], tz=None)
+        assert isinstance(raw.columns, pd.MultiIndex)
+        src = YFinanceSource(download=FakeDownload(raw), sleep=lambda s: None)
+        frame = src.fetch_closes(["^TNX"], D(2025, 1, 2), D(2025, 1, 3))
+        assert frame["^TNX"].tolist() == [4.57, 4.6]
+        assert src.last_report.symbols_missing == []
+
+    def test_flat_single_ticker_and_lowercase_request(self):
+        raw = yf_frame({"BRK-B": [452.0, 455.1]}, JAN[:2]).droplevel(1, axis=1)
+        closes = closes_from_download(raw, ["brk-b"])
+        assert list(closes.columns) == ["brk-b"] and closes.iloc[1, 0] == 455.1
+
+    def test_only_missing_dates_are_downloaded(self):
+        def respond(kwargs):
+            dates = [d for d in JAN if kwargs["start"] <= d < kwargs["end"]]
+            return yf_frame({t: [100.0 + i for i in range(len(dates))] for t in kwargs["tickers"]}, dates)
+
+        fake = FakeDownload(respond, respond, respond)
+        stored = {"AAPL": [D(2025, 1, 2), D(2025, 1, 3), D(2025, 1, 6)], "SPY": JAN}
+        src = YFinanceSource(download=fake, sleep=lambda s: None,
+                             have=lambda s: {pd.Timestamp(d).date() for d in stored.get(s, [])})
+        frame, report = src.fetch(["AAPL", "SPY", "MSFT"], D(2025, 1, 2), D(2025, 1, 10),
+                                  skip={"MSFT": [D(2025, 1, 2)]})
+        spans = sorted((c["start"], c["end"], tuple(c["tickers"])) for c in fake.calls)
+        assert spans == [("2025-01-03", "2025-01-11", ("MSFT",)), ("2025-01-07", "2025-01-11", ("AAPL",))]
+        assert "SPY" not in frame.columns and report.symbols_missing == []
+        assert frame["AAPL"].dropna().index[0] == pd.Timestamp("2025-01-07")
+        assert report.incomplete == {} and report.complete
+
+    def test_batches(self):
+        fake = FakeDownload(*[lambda k: yf_frame({t: [1.0] for t in k["tickers"]}, JAN[:1])] * 3)
+        src = YFinanceSource(download=fake, batch_size=2, sleep=lambda s: None)
+        frame = src.fetch_closes(["A", "B", "C", "D", "E"], D(2025, 1, 2), D(2025, 1, 2))
+        assert [c["tickers"] for c in fake.calls] == [["A", "B"], ["C", "D"], ["E"]]
+        assert list(frame.columns) == ["A", "B", "C", "D", "E"]
+
+    def test_no_network_even_through_yfinance(self, monkeypatch):
+        import yfinance
+
+        with pytest.raises(NetworkBlocked):
+            socket.create_connection(("query1.finance.yahoo.com", 443))
+        with socket.socket() as sock, pytest.raises(NetworkBlocked):
+            sock.connect(("127.0.0.1", 9))
+
+        def forbidden(*args, **kwargs):
+            raise AssertionError("yfinance.download must not be called")
+
+        monkeypatch.setattr(yfinance, "download", forbidden)
+        monkeypatch.setattr(yfinance, "Ticker", forbidden)
+        src = YFinanceSource(download=FakeDownload(yf_frame({"SPY": [591.0]}, JAN[:1])),
+                             info=lambda s: {"quoteType": "ETF", "longName": "SPDR S&P 500 ETF Trust"})
+        assert src.fetch_closes(["SPY"], D(2025, 1, 2), D(2025, 1, 2))["SPY"].tolist() == [591.0]
+        assert src.fetch_security_info("SPY")["asset_type"] == "etf"
+
+    def test_real_yfinance_download_with_patched_history(self, monkeypatch):
+        """yfinance's own download() assembles the frame; only Ticker.history is faked."""
+        import yfinance.multi
+
+        def history(ticker, *args, **kwargs):
+            if ticker.ticker == "GONE":
+                raise ValueError("possibly delisted; no price data found")
+            idx = pd.DatetimeIndex(pd.to_datetime(JAN[:3]), name="Date").tz_localize("America/New_York")
+            close = {"AAPL": [243.85, 243.36, 245.0], "^TNX": [4.57, 4.6, np.nan]}[ticker.ticker]
+            return pd.DataFrame({"Open": close, "High": close, "Low": close, "Close": close,
+                                 "Volume": [0, 0, 0]}, index=idx)
+
+        monkeypatch.setattr(yfinance.multi.Ticker, "history", history)
+        src = YFinanceSource(sleep=lambda s: None, threads=False)  # the real yfinance.download
+        frame, report = src.fetch(["AAPL", "^TNX", "GONE"], D(2025, 1, 2), D(2025, 1, 6))
+        assert list(frame.columns) == ["AAPL", "^TNX"]
+        assert list(frame.index) == list(pd.to_datetime(JAN[:3])) and frame.index.tz is None
+        assert frame["AAPL"].tolist() == [243.85, 243.36, 245.0]
+        assert frame["^TNX"].tolist()[:2] == [4.57, 4.6] and np.isnan(frame["^TNX"].iloc[2])
+        assert report.symbols_missing == ["GONE"] and report.incomplete == {"^TNX": 1}
+
+    def test_failed_ticker_adj_close_column_is_ignored(self):
+        raw = yf_frame({"AAPL": [243.85], "GONE": [np.nan]}, JAN[:1], tz=None)
+        raw[("Adj Close", "GONE")] = np.nan  # what yfinance 1.x adds for a failed ticker
+        closes = closes_from_download(raw, ["AAPL", "GONE"])
+        assert closes.at[pd.Timestamp("2025-01-02"), "AAPL"] == 243.85
+
+    def test_security_info(self):
+        infos = {
+            "NVDA": {"quoteType": "EQUITY", "longName": "NVIDIA Corporation",
+                     "sector": "Technology", "industry": "Semiconductors"},
+            "GLD": {"quoteType": "ETF", "longName": "SPDR Gold Shares", "category": "Commodities Focused"},
+            "FXNAX": {"quoteType": "MUTUALFUND", "longName": "Fidelity U.S. Bond Index Fund"},
+            "^VIX": {"quoteType": "INDEX", "shortName": "CBOE Volatility Index"},
+        }
+
+        def info(sym):
+            if sym == "BROKEN":
+                raise ValueError("404")
+            return infos.get(sym, {})
+
+        src = YFinanceSource(info=info)
+        assert src.fetch_security_info("NVDA") == {
+            "symbol": "NVDA", "name": "NVIDIA Corporation", "asset_type": "stock",
+            "sector": "Technology", "industry": "Semiconductors",
+        }
+        assert src.fetch_security_info("GLD")["sector"] == "Commodities Focused"
+        assert src.fetch_security_info("FXNAX")["asset_type"] == "mutual_fund"
+        assert src.fetch_security_info("^VIX")["asset_type"] == "index"
+        assert src.fetch_security_info("BROKEN") is None
+        assert src.fetch_security_info("NOPE") is None
+
+
+# --------------------------------------------------------------------------------------- csv
+class TestCsvSource:
+    def test_one_file_per_symbol(self, tmp_path):
+        (tmp_path / "AAPL.csv").write_text(
+            "Date,Open,Close,Adj Close\n2025-01-02,248.9,243.85,243.26\n"
+            "2025-01-03,243.4,243.36,242.77\n2025-01-04,1,1,1\n"
+        )
+        (tmp_path / "TNX.csv").write_text("date,close\n2025-01-02,4.57\n2025-01-03,\n")
+        (tmp_path / "spy.csv").write_text("date,close\n2025-01-02 00:00:00-05:00,584.64\n")
+        frame, report = CsvSource(tmp_path).fetch(["AAPL", "^TNX", "SPY", "MSFT"], D(2025, 1, 1), D(2025, 1, 31))
+        assert frame.loc["2025-01-02"].tolist() == [243.26, 4.57, 584.64]  # adjusted close preferred
+        assert frame["AAPL"].tolist() == [243.26, 242.77]  # Saturday row dropped
+        assert np.isnan(frame.at[pd.Timestamp("2025-01-03"), "^TNX"])
+        assert report.symbols_missing == ["MSFT"]
+        assert any("non-session" in n for n in report.notes)
+
+    def test_long_file(self, tmp_path):
+        (tmp_path / "prices.csv").write_text(
+            "date,symbol,close\n2025-01-02,SPY,584.64\n2025-01-03,SPY,591.95\n"
+            "2025-01-02,^IRX,4.28\n2025-01-03,QQQ,518.58\n"
+        )
+        (tmp_path / "QQQ.csv").write_text("date,close\n2025-01-02,511.23\n2025-01-03,518.58\n")
+        frame = CsvSource(tmp_path).fetch_closes(["SPY", "^IRX", "QQQ"], D(2025, 1, 2), D(2025, 1, 3))
+        assert frame["SPY"].tolist() == [584.64, 591.95]
+        assert frame.at[pd.Timestamp("2025-01-02"), "^IRX"] == 4.28
+        assert frame["QQQ"].tolist() == [511.23, 518.58]  # its own file wins
+
+    @pytest.mark.parametrize(
+        "name, text, match",
+        [
+            ("prices.csv", "date,symbol,close\n2025-01-02,SPY,584.64\n2025-01-03,SPY,abc\n",
+             r"prices.csv: row 3, column 'close': cannot read 'abc' as a number"),
+            ("NVDA.csv", "Date,Close\n2025-01-02,138.31\n01/03/2025,144.47\n",
+             r"NVDA.csv: row 3, column 'Date': cannot read '01/03/2025' as a date"),
+            ("NVDA.csv", "date,close\n2025-01-02,138.31\n2025-01-03,-1\n",
+             r"NVDA.csv: row 3, column 'close': '-1' is not a valid close"),
+            ("NVDA.csv", "date,close\n2025-01-02,138.31\n2025-01-02,139\n",
+             r"NVDA.csv: row 3, column 'date': date 2025-01-02 repeated"),
+            ("NVDA.csv", "day,close\n2025-01-02,138.31\n", r"NVDA.csv: row 1, column 'date': missing column"),
+        ],
+    )
+    def test_bad_rows_name_file_row_and_column(self, tmp_path, name, text, match):
+        (tmp_path / name).write_text(text)
+        with pytest.raises(CsvFormatError, match=match) as err:
+            CsvSource(tmp_path).fetch_closes(["SPY", "NVDA"], D(2025, 1, 2), D(2025, 1, 3))
+        assert err.value.file.endswith(name)
+
+    def test_missing_directory(self, tmp_path):
+        with pytest.raises(ValueError, match="not found"):
+            CsvSource(tmp_path / "nope")
+
+
+# --------------------------------------------------------------------------------------- security master
+class TestSecurityMaster:
+    def test_covers_the_demo_universe(self):
+        master = load_security_master()
+        assert list(master.columns) == ["symbol", "name", "asset_type", "sector", "industry"]
+        assert master["symbol"].is_unique
+        assert set(universe(demo_books()["ticker"])) <= set(master["symbol"])
+        assert set(master["asset_type"]) <= {"stock", "etf", "mutual_fund", "index", "option"}
+        row = master.set_index("symbol")
+        assert tuple(row.loc["NVDA", ["asset_type", "sector", "industry"]]) == ("stock", "Technology", "Semiconductors")
+        assert row.loc["BRK-B", "sector"] == "Financial Services"
+        assert tuple(row.loc["GLD", ["asset_type", "sector"]]) == ("etf", "Commodities")
+        assert row.loc["FXNAX", "asset_type"] == "mutual_fund"
+        assert row.loc["^TNX", "asset_type"] == "index"
+
+    def test_lookup(self):
+        out = lookup(["nvda", "ZZZZ", "VIX", "AAPL250815P00200000"])
+        assert out["symbol"].tolist() == ["NVDA", "ZZZZ", "VIX", "AAPL250815P00200000"]
+        assert out.loc[1, ["asset_type", "sector"]].tolist() == ["unknown", "Unclassified"]
+        assert out.loc[2, "asset_type"] == "index"
+        assert out.loc[3, ["asset_type", "sector"]].tolist() == ["option", "Technology"]
+        online = lookup(["ZZZZ"], fetch_info=lambda s: {"name": "Zed", "asset_type": "stock", "sector": "Energy"})
+        assert online.iloc[0].tolist() == ["ZZZZ", "Zed", "stock", "Energy", "Unclassified"]
+
+
+def test_fetch_report_summary():
+    r = FetchReport(symbols_requested=["A", "B"], symbols_missing=["B"], rows=3, attempts=1, source="x")
+    assert not r.complete and "missing: B" in r.summary()
