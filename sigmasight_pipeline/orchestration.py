@@ -6,7 +6,6 @@ number the CLI produces has its run, lineage and check results recorded where th
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable, Sequence
 
 import dagster as dg
@@ -179,14 +178,17 @@ def run_window(
     backfill policy would create.
     """
     defs = defs or load_definitions()
-    summary = {"runs": [], "started": dt.datetime.now()}
+    summary = {"runs": [], "checks": {}}
     market_start = history_start(start) if with_history else pd.Timestamp(start)
     progress(f"market data {market_start:%Y-%m-%d} .. {pd.Timestamp(end):%Y-%m-%d}")
-    summary["runs"].append(materialize_market(instance, market_start, end, defs=defs).run_id)
+    results = [materialize_market(instance, market_start, end, defs=defs)]
     for pid in portfolio_ids:
         progress(f"portfolio {pid}: {pd.Timestamp(start):%Y-%m-%d} .. {pd.Timestamp(end):%Y-%m-%d}")
-        result = materialize_portfolio(instance, pid, start, end, defs=defs)
-        if result is not None:
-            summary["runs"].append(result.run_id)
+        results.append(materialize_portfolio(instance, pid, start, end, defs=defs))
+    for result in filter(None, results):
+        summary["runs"].append(result.run_id)
+        for ev in result.get_asset_check_evaluations():
+            name = f"{ev.asset_key.to_user_string()}.{ev.check_name}"
+            summary["checks"][name] = summary["checks"].get(name, True) and ev.passed
     return summary
 

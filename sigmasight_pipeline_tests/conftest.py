@@ -8,6 +8,7 @@ An unreachable server FAILS the PostgreSQL tests (they must run in CI); set
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 
@@ -42,9 +43,9 @@ def sqlite_engine(sqlite_url):
     get_engine.cache_clear()
 
 
-@pytest.fixture(scope="session")
-def postgres_database_url():
-    """URL of a fresh PostgreSQL database for this test session (dropped afterwards)."""
+@contextlib.contextmanager
+def throwaway_postgres_database():
+    """Create a uniquely named PostgreSQL database, yield its URL, drop it afterwards."""
     if os.environ.get("SIGMASIGHT_SKIP_POSTGRES") == "1":
         pytest.skip("SIGMASIGHT_SKIP_POSTGRES=1")
     admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
@@ -55,11 +56,20 @@ def postgres_database_url():
     except sa.exc.OperationalError as exc:  # fail, never skip: CI must exercise PostgreSQL
         pytest.fail(f"PostgreSQL unreachable at {PG_ADMIN_URL}: {exc}")
     url = sa.engine.make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    yield url
-    get_engine.cache_clear()
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    try:
+        yield url
+    finally:
+        get_engine.cache_clear()
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_database_url():
+    """URL of a fresh PostgreSQL database for this test session (dropped afterwards)."""
+    with throwaway_postgres_database() as url:
+        yield url
 
 
 @pytest.fixture

@@ -164,8 +164,13 @@ def test_filters_overlap_and_cluster_name_fallbacks(returns):
     labelled = position_correlations(positions, returns, weights, [d], labels={"p_AAA": "Apple"})
     assert labelled.clusters["cluster_name"].iloc[0] == "Apple cluster"
     # same sector, no shared tag -> the sector
-    only_ab = position_correlations(positions[positions["position_id"].isin(["p_AAA", "p_BBB"])], returns, weights, [d])
+    ab = ["p_AAA", "p_BBB"]
+    only_ab = position_correlations(
+        positions[positions["position_id"].isin(ab)], returns, weights[weights["position_id"].isin(ab)], [d]
+    )
     assert (only_ab.clusters["cluster_name"] == "Technology").all()
+    with pytest.raises(ValueError, match="not in positions"):  # a weight for an unknown position is an error
+        position_correlations(positions[positions["position_id"].isin(ab)], returns, weights, [d])
 
 
 def test_no_look_ahead_and_range_of_dates(returns):

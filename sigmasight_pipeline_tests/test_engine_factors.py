@@ -386,7 +386,9 @@ def test_position_and_portfolio_exposures_sum_over_positions():
     assert mkt["dollar_exposure"] == pytest.approx(expected)
     # the earlier system's shortcut: portfolio beta x total value; with a value-weighted beta over gross it gives
     beta_vw = (100_000 * 1.2 + 60_000 * 0.7 + 100_000 * 1.2) / (long_ + short)
-    assert abs(beta_vw * (long_ - short) - expected) > 10_000  # the shortcut is far off in a long/short book
+    shortcut = beta_vw * (long_ - short)  # "portfolio beta x total portfolio value"
+    assert abs(shortcut - expected) > 10_000  # far off in a long/short book ...
+    assert mkt["dollar_exposure"] != pytest.approx(shortcut, rel=1e-3)  # ... and not what the engine returns
     assert mkt["beta_net"] == pytest.approx(expected / (long_ - short))
     assert mkt["beta_gross"] == pytest.approx(expected / (long_ + short))
     assert mkt["positions_with_beta"] == 3 and mkt["positions_without_beta"] == 1
@@ -413,3 +415,17 @@ def test_position_without_regression_rows_gets_flag_not_made_up_beta():
         position_factor_exposures(
             positions.assign(is_option=[False, True]), betas, exposures
         )
+
+
+def test_benchmark_runs_and_matches_statsmodels():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_factors.py"
+    spec = importlib.util.spec_from_file_location("bench_factors", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    figures = bench.run(n_positions=40, n_sessions=200, repeat=1)
+    assert figures["results_match"]
+    assert figures["positions_fitted"] == 40
+    assert figures["max_abs_beta_diff"] < 1e-10

@@ -220,6 +220,8 @@ def test_realized_volatility_window_and_no_lookahead():
     shocked.iloc[81:] *= 50  # the future changes; values as of idx[80] must not
     assert realized_volatility(shocked, as_of, window=60).loc[idx[80], "AAA"] == rv.loc[idx[80], "AAA"]
     assert np.isnan(realized_volatility(lr, idx[[58]], window=60).iloc[0, 0])  # too short
+    long = lr.rename_axis(index="date", columns="symbol").stack().rename("log_return").reset_index()
+    pd.testing.assert_frame_equal(realized_volatility(long, as_of), rv, check_names=False)
 
 
 # --- position Greeks ---------------------------------------------------------------------------------

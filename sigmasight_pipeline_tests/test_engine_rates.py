@@ -133,7 +133,7 @@ def test_position_rate_sensitivity_adds_option_rho_and_never_makes_up_betas():
     assert np.isnan(o.loc["d", "rate_beta"]) and o.loc["d", "flag"] == "insufficient_history"
     assert o.loc["d", "dollar_per_bp"] == 0.0
     # an option without a rho row is flagged
-    assert o.loc["e", "flag"] == "ok;missing_rho"
+    assert o.loc["e", "flag"] == "missing_rho" and o.loc["e", "rate_beta"] == 0.0004
     assert o.loc["e", "dollar_per_bp"] == pytest.approx(-20_000 * 0.0004)
 
     market = pd.DataFrame({"date": [d], "dollar_exposure": [310_000.0]})

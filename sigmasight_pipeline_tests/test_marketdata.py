@@ -78,7 +78,10 @@ class TestCalendar:
     @pytest.mark.parametrize(
         "day, reason",
         [
-            ("2025-01-09", "XNYS holiday: National Day of Mourning for President Jimmy Carter (ad-hoc closure)"),
+            (
+                "2025-01-09",
+                "XNYS holiday: National Day of Mourning for President Jimmy Carter (ad-hoc closure)",
+            ),
             ("2025-01-20", "XNYS holiday: Dr. Martin Luther King Jr. Day"),
             ("2025-07-04", "XNYS holiday: July 4th"),
             ("2025-04-18", "XNYS holiday: Good Friday"),
@@ -194,6 +197,26 @@ def sample_2024() -> pd.DataFrame:
     return SampleSource().fetch_closes(syms, D(2024, 1, 1), D(2024, 12, 31))
 
 
+@pytest.fixture(scope="module")
+def sample_demo() -> pd.DataFrame:
+    """Entry dates through the end of the demo window (2023-11-20 .. 2025-06-30)."""
+    syms = sorted(set(DEMO_STOCKS) | set(FACTOR_PROXIES.values()) | {"^TNX", "^IRX", "^VIX"})
+    return SampleSource().fetch_closes(syms, D(2023, 11, 1), D(2025, 6, 30))
+
+
+def spy_fits(closes: pd.DataFrame) -> dict[str, tuple[float, float]]:
+    """(beta, R^2) of each demo symbol's daily returns on SPY's."""
+    r = closes.pct_change().iloc[1:]
+    x = np.column_stack([np.ones(len(r)), r["SPY"].to_numpy()])
+    fits = {}
+    for sym in DEMO_STOCKS:
+        y = r[sym].to_numpy()
+        coef, *_ = np.linalg.lstsq(x, y, rcond=None)
+        resid = y - x @ coef
+        fits[sym] = (coef[1], 1 - resid.var() / y.var())
+    return fits
+
+
 class TestSampleSource:
     def test_deterministic_across_instances(self):
         syms = ["SPY", "NVDA", "^TNX", "^VIX", "ZZZZ", "BND"]
@@ -236,15 +259,9 @@ class TestSampleSource:
         assert src.anchor("GLD") == (pd.Timestamp("2024-02-01"), 219.23)
         assert 465 <= sample_2024.at[pd.Timestamp("2024-01-02"), "SPY"] <= 475
 
-    def test_betas_on_spy_are_plausible(self, sample_2024):
-        r = sample_2024.pct_change().iloc[1:]
-        x = np.column_stack([np.ones(len(r)), r["SPY"].to_numpy()])
-        fits = {}
-        for sym in DEMO_STOCKS:
-            y = r[sym].to_numpy()
-            coef, *_ = np.linalg.lstsq(x, y, rcond=None)
-            resid = y - x @ coef
-            fits[sym] = (coef[1], 1 - resid.var() / y.var())
+    @pytest.mark.parametrize("window", [("2024-01-02", "2024-12-31"), ("2025-01-02", "2025-06-30")])
+    def test_betas_on_spy_are_plausible(self, sample_demo, window):
+        fits = spy_fits(sample_demo.loc[window[0] : window[1]])
         for sym, (beta, _) in fits.items():
             assert 0.0 <= beta <= 2.5, (sym, beta)
         for sym in ("AAPL", "MSFT", "GOOGL", "AMZN", "META", "NVDA", "JPM", "V", "BRK-B", "QQQ"):
@@ -270,8 +287,74 @@ class TestSampleSource:
         assert full["^IRX"].between(0.01, 8).all()
         assert full["^VIX"].between(9, 60).all()
         assert abs(full["^TNX"].mean() - 4.2) < 0.6 and abs(full["^VIX"].median() - 18.5) < 3
+        assert abs(full["^IRX"].mean() - 5.0) < 0.3 and full["^IRX"].between(3.5, 6.5).all()
         assert full["^VIX"].pct_change().corr(full["SPY"].pct_change()) < -0.5
         assert full.index[0] == pd.Timestamp("2015-01-02")
+
+    def test_both_anchors_are_hit(self, sample_demo):
+        src = SampleSource()
+        for sym in sorted(set(DEMO_STOCKS) | set(FACTOR_PROXIES.values())):
+            anchors = src.anchors(sym)
+            assert len(anchors) == 2, sym
+            assert anchors[0] == src.anchor(sym), sym
+            assert anchors[1][0] == pd.Timestamp("2025-01-02"), sym
+            for session, price in anchors:
+                got = sample_demo.at[session, sym]
+                assert abs(got / price - 1) < 1e-9, (sym, session, got, price)
+        assert src.anchors("ZZZZ") == [src.anchor("ZZZZ")]  # hashed symbols: one anchor
+        assert src.anchors("^VIX") == [] and src.anchors("VIX250716C00025000") == []
+        assert src.anchors("SPY")[1] == (pd.Timestamp("2025-01-02"), 585.0)
+
+    def test_second_anchors_are_plausible_2024_returns(self):
+        src = SampleSource()
+        ret = {s: src.anchors(s)[1][1] / src.anchors(s)[0][1] - 1 for s in DEMO_STOCKS}
+        assert all(-0.3 <= v <= 0.8 for v in ret.values()), ret
+        assert 0.2 <= ret["SPY"] <= 0.3 and ret["NVDA"] > 0.4 and abs(ret["BND"]) < 0.05
+        assert 0.15 <= ret["GLD"] <= 0.35
+        for etf in list(FACTOR_PROXIES.values())[1:]:  # style spreads vs SPY stay modest
+            a = src.anchors(etf)
+            assert abs(a[1][1] / a[0][1] - 1 - ret["SPY"]) < 0.15, etf
+
+    def test_bridge_only_adds_a_constant_drift_between_anchors(self):
+        """Daily log returns = the model's, plus a constant per day between the two anchors only."""
+        from sigmasight_pipeline.marketdata.sample import grid
+
+        src = SampleSource()
+        index = grid()
+        for sym in ("SPY", "VUG", "NVDA", "AMD", "BND", "F", "FXNAX"):
+            (s1, _), (s2, _) = src.anchors(sym)
+            got = np.diff(np.log(src.series(sym).to_numpy()))
+            model = np.log1p(src._returns(sym, src.parameters(sym)))[1:]
+            excess = pd.Series(got - model, index=index[1:])
+            inside = excess.loc[s1 + pd.Timedelta(days=1) : s2]
+            outside = pd.concat([excess.loc[: s1], excess.loc[s2 + pd.Timedelta(days=1) :]])
+            tol = 2e-5  # closes are rounded to 4 decimals
+            assert outside.abs().max() < tol, sym
+            assert inside.max() - inside.min() < 2 * tol, sym  # one constant per day
+            assert len(inside) > 200 and abs(inside.mean()) < 0.005, sym  # no jump at an anchor
+
+    def test_demo_window_is_realistic(self, sample_demo):
+        spy = sample_demo.loc["2025-01-02":"2025-06-30", "SPY"]
+        assert len(spy) > 120 and spy.between(480, 700).all(), (spy.min(), spy.max())
+        src = SampleSource()
+        end = sample_demo.loc[pd.Timestamp("2025-06-30")]
+        for sym in DEMO_STOCKS:
+            session, price = src.anchor(sym)
+            assert 0.33 <= end[sym] / price <= 3.0, (sym, price, end[sym])
+        short = sample_demo.loc["2024-01-02":"2025-06-30", "^IRX"]
+        assert short.between(3.5, 5.5).all(), (short.min(), short.max())
+
+    def test_alphas_are_modest(self):
+        params = SampleSource().parameters
+        for sym in [*DEMO_STOCKS, "ZZZZ", "QWERTY", "ABCDEF", "XYZ1"]:
+            assert abs(params(sym)["alpha"]) <= 0.10, sym
+
+    def test_values_do_not_depend_on_range_across_the_anchors(self):
+        long = SampleSource().fetch_closes(["NVDA", "SPY", "BND"], D(2023, 6, 1), D(2025, 12, 31))
+        ranges = ((D(2024, 6, 3), D(2024, 6, 28)), (D(2025, 1, 2), D(2025, 1, 2)), (D(2025, 9, 1), D(2025, 9, 30)))
+        for lo, hi in ranges:
+            short = SampleSource().fetch_closes(["BND", "NVDA", "SPY"], lo, hi)
+            pd.testing.assert_frame_equal(short, long.loc[str(lo) : str(hi), ["BND", "NVDA", "SPY"]])
 
     def test_options_are_missing(self):
         src = SampleSource()
@@ -499,7 +582,8 @@ class TestCsvSource:
         )
         (tmp_path / "TNX.csv").write_text("date,close\n2025-01-02,4.57\n2025-01-03,\n")
         (tmp_path / "spy.csv").write_text("date,close\n2025-01-02 00:00:00-05:00,584.64\n")
-        frame, report = CsvSource(tmp_path).fetch(["AAPL", "^TNX", "SPY", "MSFT"], D(2025, 1, 1), D(2025, 1, 31))
+        symbols = ["AAPL", "^TNX", "SPY", "MSFT"]
+        frame, report = CsvSource(tmp_path).fetch(symbols, D(2025, 1, 1), D(2025, 1, 31))
         assert frame.loc["2025-01-02"].tolist() == [243.26, 4.57, 584.64]  # adjusted close preferred
         assert frame["AAPL"].tolist() == [243.26, 242.77]  # Saturday row dropped
         assert np.isnan(frame.at[pd.Timestamp("2025-01-03"), "^TNX"])
@@ -551,7 +635,8 @@ class TestSecurityMaster:
         assert set(universe(demo_books()["ticker"])) <= set(master["symbol"])
         assert set(master["asset_type"]) <= {"stock", "etf", "mutual_fund", "index", "option"}
         row = master.set_index("symbol")
-        assert tuple(row.loc["NVDA", ["asset_type", "sector", "industry"]]) == ("stock", "Technology", "Semiconductors")
+        nvda = tuple(row.loc["NVDA", ["asset_type", "sector", "industry"]])
+        assert nvda == ("stock", "Technology", "Semiconductors")
         assert row.loc["BRK-B", "sector"] == "Financial Services"
         assert tuple(row.loc["GLD", ["asset_type", "sector"]]) == ("etf", "Commodities")
         assert row.loc["FXNAX", "asset_type"] == "mutual_fund"
@@ -563,7 +648,8 @@ class TestSecurityMaster:
         assert out.loc[1, ["asset_type", "sector"]].tolist() == ["unknown", "Unclassified"]
         assert out.loc[2, "asset_type"] == "index"
         assert out.loc[3, ["asset_type", "sector"]].tolist() == ["option", "Technology"]
-        online = lookup(["ZZZZ"], fetch_info=lambda s: {"name": "Zed", "asset_type": "stock", "sector": "Energy"})
+        info = {"name": "Zed", "asset_type": "stock", "sector": "Energy"}
+        online = lookup(["ZZZZ"], fetch_info=lambda s: info)
         assert online.iloc[0].tolist() == ["ZZZZ", "Zed", "stock", "Energy", "Unclassified"]
 
 

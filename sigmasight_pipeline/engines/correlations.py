@@ -25,6 +25,7 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 
 from .regression import as_of_index, window_positions
+from .valuation import UNTAGGED, parse_tags
 
 __all__ = ["CorrelationResult", "position_correlations", "pairwise_correlation"]
 
@@ -78,11 +79,8 @@ def pairwise_correlation(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _tag_list(tags) -> list[str]:
-    if tags is None or (isinstance(tags, float) and np.isnan(tags)):
-        return []
-    if isinstance(tags, str):
-        tags = tags.split(",")
-    return [str(t).strip() for t in tags if t is not None and str(t).strip()]
+    """The position's real tags (the valuation engine's parsing, without its "(untagged)" placeholder)."""
+    return [t for t in parse_tags(tags) if t != UNTAGGED]
 
 
 def _cluster_name(members: pd.DataFrame, labels: Mapping | None) -> str:
@@ -149,13 +147,16 @@ def position_correlations(
     """
     if window < 2 or min_overlap < 2:
         raise ValueError("window and min_overlap must be at least 2")
+    missing = {"position_id", "symbol", "underlying_symbol"} - set(positions.columns)
+    if missing:
+        raise ValueError(f"positions lacks columns {sorted(missing)}")
     pos_info = positions.copy()
     if pos_info["position_id"].duplicated().any():
         raise ValueError("duplicate position_id in positions")
     for col in ("tags", "sector"):
         if col not in pos_info.columns:
             pos_info[col] = None
-    under = pos_info["underlying_symbol"] if "underlying_symbol" in pos_info.columns else pd.Series(None, index=pos_info.index)
+    under = pos_info["underlying_symbol"]
     has_under = under.notna() & (under.astype(str).str.strip() != "")
     pos_info["market_symbol"] = under.where(has_under, pos_info["symbol"])
     pos_info = pos_info.set_index("position_id", drop=False)
@@ -167,7 +168,11 @@ def position_correlations(
     col_of = {c: i for i, c in enumerate(log_returns.columns)}
 
     wts = weights[["date", "position_id", "market_value"]].assign(date=pd.to_datetime(weights["date"]))
-    wts = wts[wts["position_id"].isin(pos_info.index)]
+    unknown = ~wts["position_id"].isin(pos_info.index)
+    if unknown.any():
+        raise ValueError(f"weights for positions not in positions: {wts.loc[unknown, 'position_id'].unique()[:5].tolist()}")
+    if wts.duplicated(["date", "position_id"]).any():
+        raise ValueError("more than one weight row for a (date, position)")
     by_date = dict(tuple(wts.groupby("date", sort=False)))
 
     pair_frames, summary_rows, cluster_frames = [], [], []
@@ -178,8 +183,6 @@ def position_correlations(
         weight = value / total if total > 0 else np.zeros_like(value)
         keep = (value >= min_value) & (weight >= min_weight)  # NaN values fail both tests
         inc = pd.DataFrame({"position_id": day["position_id"].to_numpy()[keep], "value": value[keep]})
-        if inc["position_id"].duplicated().any():
-            raise ValueError(f"more than one weight row for a position on {d.date()}")
         inc = inc.sort_values("position_id", kind="stable").reset_index(drop=True)
         p = len(inc)
         if p == 0:

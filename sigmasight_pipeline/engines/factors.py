@@ -21,11 +21,12 @@ multivariate OLS), ``exposure = beta x total portfolio value`` (here a sum over 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from types import MappingProxyType
 
 import numpy as np
 import pandas as pd
 
-from .regression import FLAG_INSUFFICIENT, as_of_index, rolling_ols, window_positions
+from .regression import as_of_index, rolling_ols, trailing_window_view, window_positions
 
 __all__ = [
     "MARKET",
@@ -46,7 +47,7 @@ __all__ = [
 MARKET = "Market"
 
 #: The seven factors and their proxy ETFs, Market first (engines.md, "Factor exposures").
-DEFAULT_FACTOR_PROXIES: dict[str, str] = {
+DEFAULT_FACTOR_PROXIES: Mapping[str, str] = MappingProxyType({
     "Market": "SPY",
     "Value": "VTV",
     "Growth": "VUG",
@@ -54,7 +55,7 @@ DEFAULT_FACTOR_PROXIES: dict[str, str] = {
     "Quality": "QUAL",
     "Size": "SIZE",
     "Low Volatility": "USMV",
-}
+})
 
 #: Flag of a position whose market-data symbol was not regressed at all (no returns for it).
 FLAG_NO_RETURNS = "no_return_history"
@@ -184,13 +185,9 @@ def _design_windows(design: pd.DataFrame, as_of_dates, window: int):
     sessions = design.index
     pos = window_positions(sessions, as_of)
     xv = design.to_numpy(dtype=np.float64)
-    pad = window - 1
-    ok = np.zeros(len(xv) + pad, dtype=bool)
-    ok[pad:] = np.isfinite(xv).all(axis=1)
-    xp = np.zeros((len(xv) + pad, xv.shape[1]))
-    xp[pad:] = np.where(ok[pad:, None], xv, 0.0)
-    x = np.lib.stride_tricks.sliding_window_view(xp, window, axis=0)[pos].transpose(0, 2, 1)
-    okw = np.lib.stride_tricks.sliding_window_view(ok, window, axis=0)[pos]
+    ok = np.isfinite(xv).all(axis=1)
+    x = trailing_window_view(np.where(ok[:, None], xv, 0.0), window, 0.0)[pos].transpose(0, 2, 1)
+    okw = trailing_window_view(ok, window, False)[pos]
     start = sessions[np.maximum(pos - window + 1, 0)]
     return as_of, np.ascontiguousarray(x), okw, pd.DatetimeIndex(start), pd.DatetimeIndex(sessions[pos])
 
@@ -253,10 +250,10 @@ def factor_diagnostics(
     with np.errstate(divide="ignore", invalid="ignore"):
         cond = sv[:, 0] / sv[:, -1]
     cov, n = _window_covariance(x, ok)
-    cond[n < k + 1] = np.nan
     vif = variance_inflation_factors(cov)
     max_vif = np.full(d, np.nan)
-    has = ~np.isnan(vif).all(axis=1)
+    has = ~np.isnan(vif).all(axis=1) & (n >= k + 1)  # fewer rows than coefficients: not defined
+    cond[n < k + 1] = np.nan
     max_vif[has] = np.nanmax(vif[has], axis=1)
     return pd.DataFrame(
         {

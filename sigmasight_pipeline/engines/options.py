@@ -109,40 +109,38 @@ def _step(x):
     return np.where(x > 0, 1.0, np.where(x == 0, 0.5, 0.0))
 
 
-def _closed_form_inputs(S, K, T, r, sigma, closed):
-    """Safe copies (dummy 1.0 outside the closed-form set) so the vectorised formulas never warn."""
-    Sc = np.where(closed, S, 1.0)
-    Kc = np.where(closed, K, 1.0)
-    Tc = np.where(closed, T, 1.0)
-    rc = np.where(closed, r, 0.0)
-    vc = np.where(closed, sigma, 1.0)
-    sqrt_t = np.sqrt(Tc)
-    vol_sqrt_t = vc * sqrt_t
-    d1 = (np.log(Sc / Kc) + (rc + 0.5 * vc * vc) * Tc) / vol_sqrt_t
+def _closed_form(S, K, T, r, sigma, closed):
+    """The closed-form pieces; elements outside ``closed`` get dummy inputs so nothing warns."""
+    if not closed.all():
+        S = np.where(closed, S, 1.0)
+        K = np.where(closed, K, 1.0)
+        T = np.where(closed, T, 1.0)
+        r = np.where(closed, r, 0.0)
+        sigma = np.where(closed, sigma, 1.0)
+    sqrt_t = np.sqrt(T)
+    vol_sqrt_t = sigma * sqrt_t
+    d1 = (np.log(S / K) + (r + 0.5 * sigma * sigma) * T) / vol_sqrt_t
     d2 = d1 - vol_sqrt_t
-    disc_k = Kc * np.exp(-rc * Tc)
-    return Sc, Kc, Tc, rc, vc, sqrt_t, vol_sqrt_t, d1, d2, disc_k
+    disc_k = K * np.exp(-r * T)
+    # N(-d) directly, not 1 - N(d): deep in-the-money puts and out-of-the-money put deltas keep precision
+    nd1, nd2, nm1, nm2 = ndtr(d1), ndtr(d2), ndtr(-d1), ndtr(-d2)
+    return S, T, r, sigma, sqrt_t, vol_sqrt_t, d1, disc_k, nd1, nd2, nm1, nm2
 
 
-def _price_arrays(S, K, T, r, sigma, is_call, code, closed, deterministic):
-    Sc, Kc, Tc, rc, vc, sqrt_t, vol_sqrt_t, d1, d2, disc_k = _closed_form_inputs(S, K, T, r, sigma, closed)
-    nd1, nd2 = ndtr(d1), ndtr(d2)
-    call = Sc * nd1 - disc_k * nd2
-    # put from N(-d) directly (not parity) so deep in-the-money puts keep full precision
-    put = disc_k * ndtr(-d2) - Sc * ndtr(-d1)
-    price = np.where(is_call, call, put)
-
-    # deterministic payoffs
-    with np.errstate(invalid="ignore", over="ignore"):
-        fwd_k = np.where(deterministic, K * np.exp(-np.where(deterministic, r * T, 0.0)), K)
-    det_price = np.where(is_call, np.maximum(S - fwd_k, 0.0), np.maximum(fwd_k - S, 0.0))
-    intrinsic = np.where(is_call, np.maximum(S - K, 0.0), np.maximum(K - S, 0.0))
-
-    price = np.where(deterministic, det_price, price)
-    price = np.where(code == _EXPIRY_DAY, intrinsic, price)
-    price = np.where(code == _EXPIRED, 0.0, price)
-    price = np.where(code == _MISSING, np.nan, price)
-    return price, (Sc, Kc, Tc, rc, vc, sqrt_t, vol_sqrt_t, d1, d2, disc_k, nd1, nd2, fwd_k)
+def _special_prices(price, S, K, T, r, is_call, code, deterministic):
+    """Overwrite the degenerate elements of ``price``; returns (price, discounted strike or None)."""
+    fwd_k = None
+    if deterministic.any():
+        with np.errstate(invalid="ignore", over="ignore"):
+            fwd_k = K * np.exp(-np.where(deterministic, r * T, 0.0))
+        det = np.where(is_call, np.maximum(S - fwd_k, 0.0), np.maximum(fwd_k - S, 0.0))
+        price = np.where(deterministic, det, price)
+    if ((code == _EXPIRY_DAY) | (code >= _EXPIRED)).any():
+        intrinsic = np.where(is_call, np.maximum(S - K, 0.0), np.maximum(K - S, 0.0))
+        price = np.where(code == _EXPIRY_DAY, intrinsic, price)
+        price = np.where(code == _EXPIRED, 0.0, price)
+        price = np.where(code == _MISSING, np.nan, price)
+    return price, fwd_k
 
 
 def bs_price(S, K, T, r, sigma, is_call) -> np.ndarray:
@@ -151,9 +149,11 @@ def bs_price(S, K, T, r, sigma, is_call) -> np.ndarray:
     Broadcasts all arguments; returns a float array of the broadcast shape (NaN only where an input is
     missing or invalid, flag "missing_input").
     """
-    prepared = _prepare(S, K, T, r, sigma, is_call)
-    price, _ = _price_arrays(*prepared)
-    return price
+    S, K, T, r, sigma, is_call, code, closed, deterministic = _prepare(S, K, T, r, sigma, is_call)
+    Sc, _, _, _, _, _, _, disc_k, nd1, nd2, nm1, nm2 = _closed_form(S, K, T, r, sigma, closed)
+    price = np.where(is_call, Sc * nd1 - disc_k * nd2, disc_k * nm2 - Sc * nm1)
+    price, _ = _special_prices(price, S, K, T, r, is_call, code, deterministic)
+    return np.asarray(price, dtype=float)
 
 
 def bs_greeks(S, K, T, r, sigma, is_call) -> dict[str, np.ndarray]:
@@ -162,51 +162,50 @@ def bs_greeks(S, K, T, r, sigma, is_call) -> dict[str, np.ndarray]:
     Returns a dict of arrays of the broadcast shape: ``price``, ``delta``, ``gamma``, ``theta`` (per
     calendar day), ``vega`` (per vol point), ``rho`` (per 1% rate) and ``flag`` (strings from ``FLAGS``).
     """
-    S, K, T, r, sigma, is_call, code, closed, deterministic = prepared = _prepare(S, K, T, r, sigma, is_call)
-    price, parts = _price_arrays(*prepared)
-    Sc, Kc, Tc, rc, vc, sqrt_t, vol_sqrt_t, d1, d2, disc_k, nd1, nd2, fwd_k = parts
+    S, K, T, r, sigma, is_call, code, closed, deterministic = _prepare(S, K, T, r, sigma, is_call)
+    Sc, Tc, rc, vc, sqrt_t, vol_sqrt_t, d1, disc_k, nd1, nd2, nm1, nm2 = _closed_form(S, K, T, r, sigma, closed)
+    price = np.where(is_call, Sc * nd1 - disc_k * nd2, disc_k * nm2 - Sc * nm1)
+    price, fwd_k = _special_prices(price, S, K, T, r, is_call, code, deterministic)
 
     pdf_d1 = np.exp(-0.5 * d1 * d1) * _INV_SQRT_2PI
     time_decay = -Sc * pdf_d1 * vc / (2.0 * sqrt_t)
-    n_m_d2 = ndtr(-d2)
-    delta = np.where(is_call, nd1, -ndtr(-d1))  # -N(-d1), not N(d1) - 1: keeps deep OTM puts exact
+    r_disc_k = rc * disc_k
+    t_disc_k = Tc * disc_k
+    delta = np.where(is_call, nd1, -nm1)
     gamma = pdf_d1 / (Sc * vol_sqrt_t)
     vega = Sc * pdf_d1 * sqrt_t / 100.0
-    theta = np.where(is_call, time_decay - rc * disc_k * nd2, time_decay + rc * disc_k * n_m_d2) / DAYS_PER_YEAR
-    rho = np.where(is_call, Tc * disc_k * nd2, -Tc * disc_k * n_m_d2) / 100.0
+    theta = np.where(is_call, time_decay - r_disc_k * nd2, time_decay + r_disc_k * nm2) / DAYS_PER_YEAR
+    rho = np.where(is_call, t_disc_k * nd2, -t_disc_k * nm2) / 100.0
 
-    zero = np.zeros(S.shape)
-    # deterministic branch (zero vol / worthless underlying): Greeks of the discounted intrinsic
-    itm = _step(np.where(is_call, S - fwd_k, fwd_k - S))  # 1 ITM, 0.5 at the discounted strike, 0 OTM
-    with np.errstate(invalid="ignore"):
-        det_delta = np.where(is_call, itm, -itm)
-        det_theta = np.where(is_call, -r * fwd_k * itm, r * fwd_k * itm) / DAYS_PER_YEAR
-        det_rho = np.where(is_call, T * fwd_k * itm, -T * fwd_k * itm) / 100.0
-    delta = np.where(deterministic, det_delta, delta)
-    theta = np.where(deterministic, det_theta, theta)
-    rho = np.where(deterministic, det_rho, rho)
-    gamma = np.where(deterministic, 0.0, gamma)
-    vega = np.where(deterministic, 0.0, vega)
+    if fwd_k is not None:
+        # deterministic branch (zero vol / worthless underlying): Greeks of the discounted intrinsic
+        itm = _step(np.where(is_call, S - fwd_k, fwd_k - S))  # 1 ITM, 0.5 at the discounted strike, 0 OTM
+        with np.errstate(invalid="ignore"):
+            sign = np.where(is_call, 1.0, -1.0)
+            delta = np.where(deterministic, sign * itm, delta)
+            theta = np.where(deterministic, -sign * r * fwd_k * itm / DAYS_PER_YEAR, theta)
+            rho = np.where(deterministic, sign * T * fwd_k * itm / 100.0, rho)
+        gamma = np.where(deterministic, 0.0, gamma)
+        vega = np.where(deterministic, 0.0, vega)
 
-    # expiry day: step delta at the strike, other Greeks 0
-    on_expiry = code == _EXPIRY_DAY
-    step = _step(np.where(is_call, S - K, K - S))
-    delta = np.where(on_expiry, np.where(is_call, step, -step), delta)
-    unusable = code >= _EXPIRED  # expired or missing
-    delta = np.where(unusable, 0.0, delta)
-    flat = on_expiry | unusable
-    gamma = np.where(flat, 0.0, gamma)
-    theta = np.where(flat, 0.0, theta)
-    vega = np.where(flat, 0.0, vega)
-    rho = np.where(flat, 0.0, rho)
+    flat = (code == _EXPIRY_DAY) | (code >= _EXPIRED)
+    if flat.any():
+        # expiry day: step delta at the strike; expired or missing: delta 0; other Greeks 0
+        step = _step(np.where(is_call, S - K, K - S))
+        delta = np.where(code == _EXPIRY_DAY, np.where(is_call, step, -step), delta)
+        delta = np.where(code >= _EXPIRED, 0.0, delta)
+        gamma = np.where(flat, 0.0, gamma)
+        theta = np.where(flat, 0.0, theta)
+        vega = np.where(flat, 0.0, vega)
+        rho = np.where(flat, 0.0, rho)
 
     return {
         "price": np.asarray(price, dtype=float),
-        "delta": np.asarray(delta + zero, dtype=float),
-        "gamma": np.asarray(gamma + zero, dtype=float),
-        "theta": np.asarray(theta + zero, dtype=float),
-        "vega": np.asarray(vega + zero, dtype=float),
-        "rho": np.asarray(rho + zero, dtype=float),
+        "delta": np.asarray(delta, dtype=float),
+        "gamma": np.asarray(gamma, dtype=float),
+        "theta": np.asarray(theta, dtype=float),
+        "vega": np.asarray(vega, dtype=float),
+        "rho": np.asarray(rho, dtype=float),
         "flag": FLAGS[code],
     }
 
@@ -219,12 +218,17 @@ def realized_volatility(
 ) -> pd.DataFrame:
     """Annualised realised volatility (sample std x sqrt(252)) of daily log returns.
 
+    ``log_returns`` is wide (session x symbol) or the long ``date, symbol, log_return`` frame of
+    ``returns.daily_returns``.
+
     The window is the ``window`` returns ending ON each as-of date (inclusive), never after it: no
     look-ahead. Fewer than ``min_periods`` (default: the full window) non-missing returns give NaN.
     An as-of date absent from the returns index takes the last value at or before it.
     Returns a DataFrame indexed by ``as_of_dates`` with one column per symbol.
     """
     as_of = pd.DatetimeIndex(as_of_dates)
+    if {"date", "symbol", "log_return"}.issubset(log_returns.columns):
+        log_returns = log_returns.pivot(index="date", columns="symbol", values="log_return")
     lr = log_returns.sort_index()
     mp = window if min_periods is None else min_periods
     vol = lr.rolling(window, min_periods=mp).std(ddof=1) * np.sqrt(252.0)
@@ -276,8 +280,9 @@ def position_greeks(
       ``vol_source`` "none", ``days_to_expiry`` NaN. A stock without a close gets flag "missing_input".
     - ``position_X = X x quantity x multiplier`` (signed; contracts x 100 for options, shares for stocks).
     - ``dollar_delta = position_delta x underlying_price`` (the dollar exposure equivalent to the delta:
-      its P&L for a 1% move is dollar_delta / 100); ``dollar_gamma = position_gamma x underlying_price**2 / 100``: the change in
-      dollar delta for a 1% move of the underlying.
+      its P&L for a 1% move is dollar_delta / 100). ONE convention for dollar gamma:
+      ``dollar_gamma = position_gamma x underlying_price**2 / 100``, the change in dollar delta for a 1%
+      move of the underlying (the P&L of a 1% move is then dollar_delta/100 + dollar_gamma/200).
     - Rows flagged "missing_input" carry 0 for every Greek and dollar Greek, so sums stay defined; count
       the flags to report them.
 
@@ -294,8 +299,8 @@ def position_greeks(
     is_option = _as_bool(positions["is_option"])
     is_call = (positions["option_type"].astype(object) == "C").to_numpy(dtype=bool)
     strike = positions["strike"].to_numpy(dtype=float)
-    entry = pd.to_datetime(positions["entry_date"]).to_numpy(dtype="datetime64[ns]")
-    expiry = pd.to_datetime(positions["expiration"]).to_numpy(dtype="datetime64[ns]")
+    entry = pd.to_datetime(positions["entry_date"]).dt.normalize().to_numpy(dtype="datetime64[ns]")
+    expiry = pd.to_datetime(positions["expiration"]).dt.normalize().to_numpy(dtype="datetime64[ns]")
     underlyings = positions["underlying_symbol"].astype(object).to_numpy()
     pos_iv = (
         positions["implied_vol"].to_numpy(dtype=float)

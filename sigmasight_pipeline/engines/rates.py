@@ -35,7 +35,8 @@ __all__ = [
 RATE_SHOCKS_BP = (100, 200)
 MARKET_SHOCKS_PCT = (5, 10, 20)
 
-#: Appended to an option's flag when no rho was supplied for it (its rho term then counts 0).
+#: Flag of an option for which no rho was supplied (its rho term then counts 0; rate_beta and n_obs still
+#: describe its underlying's regression).
 FLAG_MISSING_RHO = "missing_rho"
 
 RATE_BETA_COLUMNS = ["date", "symbol", "rate_beta", "t_stat", "r_squared", "n_obs", "flag"]
@@ -109,7 +110,7 @@ def position_rate_sensitivity(
       by its delta-adjusted exposure); no beta -> NaN, its flag, and 0 from this term.
     * ``option_rho``: ``date, position_id, position_rho``, the position's dollar change per +1% (100 bp)
       rate move, already x contracts x multiplier and signed; /100 makes it per bp. Stocks have no rho. An
-      option without a rho row gets 0 from this term and ``;missing_rho`` appended to its flag.
+      option without a rho row gets 0 from this term and the flag ``missing_rho``.
 
     Inputs as for :func:`.factors.position_factor_exposures`. Columns ``date, position_id, rate_beta,
     t_stat, r_squared, n_obs, flag, dollar_per_bp``.
@@ -121,7 +122,7 @@ def position_rate_sensitivity(
     out = out.merge(rho, on=["date", "position_id"], how="left", validate="one_to_one")
     is_opt = out["position_id"].map(positions.set_index("position_id")["is_option"]).fillna(False).astype(bool)
     no_rho = is_opt & out["position_rho"].isna()
-    out.loc[no_rho, "flag"] = out.loc[no_rho, "flag"] + ";" + FLAG_MISSING_RHO
+    out.loc[no_rho, "flag"] = FLAG_MISSING_RHO
     out["n_obs"] = out["n_obs"].fillna(0).astype(np.int64)
     beta = out["rate_beta"].to_numpy(dtype=np.float64)
     exp = out["delta_adjusted_exposure"].to_numpy(dtype=np.float64)

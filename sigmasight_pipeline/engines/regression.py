@@ -45,6 +45,7 @@ __all__ = [
     "rolling_ols",
     "window_positions",
     "as_of_index",
+    "trailing_window_view",
 ]
 
 FLAG_OK = "ok"
@@ -52,12 +53,12 @@ FLAG_LIMITED = "limited_history"
 FLAG_INSUFFICIENT = "insufficient_history"
 FLAG_SINGULAR = "singular_design"
 
-# A scaled (unit-diagonal) X'X whose smallest/largest eigenvalue ratio is below this is treated as
-# singular: cond(X_scaled) > 1e5, i.e. some regressor is explained by the others with R^2 > 1 - 1e-10.
-_SINGULAR_EIG_RATIO = 1e-10
+# A design in which some regressor has a VIF above this (is explained by the others and the constant with
+# R^2 > 1 - 1e-10) is treated as singular: its coefficients are not identified to any useful precision.
+_MAX_VIF = 1e10
 
 # Upper bound on the elements of one (dates x series x window) block; bounds memory at a few hundred MB.
-_CHUNK_ELEMENTS = 4_000_000
+_CHUNK_ELEMENTS = 2_000_000
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,14 @@ def window_positions(sessions: pd.DatetimeIndex, as_of: pd.DatetimeIndex) -> np.
     return pos
 
 
+def trailing_window_view(values: np.ndarray, window: int, fill) -> np.ndarray:
+    """Read-only view of shape ``(T, ..., window)``: entry ``t`` holds rows ``t - window + 1 .. t`` of
+    ``values`` (inclusive; ``fill`` stands in for rows before the first). Index it with as-of positions."""
+    values = np.asarray(values)
+    pad = np.full((window - 1,) + values.shape[1:], fill, dtype=values.dtype)
+    return sliding_window_view(np.concatenate([pad, values]), window, axis=0)
+
+
 def rolling_ols(
     y: pd.DataFrame,
     x: pd.DataFrame,
@@ -129,31 +138,17 @@ def rolling_ols(
 
     as_of = as_of_index(as_of_dates)
     sessions = y.index.union(x.index)
-    y = y.reindex(sessions)
-    x = x.reindex(sessions)
-    pos = window_positions(sessions, as_of)
+    pos_all = window_positions(sessions, as_of)
 
-    yv = y.to_numpy(dtype=np.float64, copy=False)
-    xv = x.to_numpy(dtype=np.float64, copy=False)
-    t, n_series = yv.shape
+    # Only the rows some window needs: from the first window's start to the last as-of date (inclusive).
+    lo = max(0, int(pos_all.min()) - window + 1) if len(pos_all) else 0
+    hi = int(pos_all.max()) + 1 if len(pos_all) else 0
+    rows = sessions[lo:hi]
+    yv = y.reindex(rows).to_numpy(dtype=np.float64)
+    xv = x.reindex(rows).to_numpy(dtype=np.float64)
+    pos = pos_all - lo
+    n_series = yv.shape[1]
     d = len(pos)
-
-    # Pad ``window - 1`` empty rows in front so every window has exactly ``window`` rows; the window of the
-    # as-of date at position p is then padded rows [p, p + window).
-    pad = window - 1
-    x_ok = np.zeros(t + pad, dtype=bool)
-    x_ok[pad:] = np.isfinite(xv).all(axis=1)
-    xp = np.zeros((t + pad, k))
-    xp[pad:] = np.where(x_ok[pad:, None], xv, 0.0)
-    y_ok = np.zeros((t + pad, n_series), dtype=bool)
-    y_ok[pad:] = np.isfinite(yv) & x_ok[pad:, None]
-    yp = np.zeros((t + pad, n_series))
-    yp[pad:] = np.where(y_ok[pad:], yv, 0.0)
-
-    x_win = sliding_window_view(xp, window, axis=0)  # (T, K, w) view
-    xok_win = sliding_window_view(x_ok, window, axis=0)  # (T, w)
-    y_win = sliding_window_view(yp, window, axis=0)  # (T, N, w)
-    yok_win = sliding_window_view(y_ok, window, axis=0)  # (T, N, w)
 
     params = np.full((d, n_series, k + 1), np.nan)
     bse = np.full_like(params, np.nan)
@@ -162,18 +157,26 @@ def rolling_ols(
     nobs = np.zeros((d, n_series), dtype=np.int64)
     singular = np.zeros((d, n_series), dtype=bool)
 
-    step = max(1, _CHUNK_ELEMENTS // max(1, n_series * window))
-    for lo in range(0, d, step):
-        p = pos[lo : lo + step]
-        out = _fit_windows(
-            y=y_win[p],
-            m=yok_win[p],
-            x=np.ascontiguousarray(x_win[p].transpose(0, 2, 1)),
-            x_ok=xok_win[p],
-            min_obs=min_obs,
-        )
-        sl = slice(lo, lo + len(p))
-        params[sl], bse[sl], rsq[sl], rstd[sl], nobs[sl], singular[sl] = out
+    if d:
+        x_ok = np.isfinite(xv).all(axis=1)
+        y_ok = np.isfinite(yv) & x_ok[:, None]
+        x_win = trailing_window_view(np.where(x_ok[:, None], xv, 0.0), window, 0.0)  # (T, K, w)
+        xok_win = trailing_window_view(x_ok, window, False)  # (T, w)
+        y_win = trailing_window_view(np.where(y_ok, yv, 0.0), window, 0.0)  # (T, N, w)
+        yok_win = trailing_window_view(y_ok, window, False)  # (T, N, w)
+
+        step = max(1, _CHUNK_ELEMENTS // max(1, n_series * window))
+        for i0 in range(0, d, step):
+            p = pos[i0 : i0 + step]
+            out = _fit_windows(
+                y=y_win[p],
+                m=yok_win[p],
+                x=np.ascontiguousarray(x_win[p].transpose(0, 2, 1)),
+                x_ok=xok_win[p],
+                min_obs=min_obs,
+            )
+            sl = slice(i0, i0 + len(p))
+            params[sl], bse[sl], rsq[sl], rstd[sl], nobs[sl], singular[sl] = out
 
     with np.errstate(divide="ignore", invalid="ignore"):
         tvalues = params / bse
@@ -182,7 +185,7 @@ def rolling_ols(
     flag[nobs < min_obs] = FLAG_INSUFFICIENT
     flag[singular & (nobs >= min_obs)] = FLAG_SINGULAR
 
-    start_pos = np.maximum(pos - window + 1, 0)
+    start_pos = np.maximum(pos_all - window + 1, 0)
     return OLSResult(
         dates=as_of,
         series=pd.Index(y.columns),
@@ -195,7 +198,7 @@ def rolling_ols(
         resid_std=rstd,
         flag=flag,
         window_start=pd.DatetimeIndex(sessions[start_pos]),
-        window_end=pd.DatetimeIndex(sessions[pos]),
+        window_end=pd.DatetimeIndex(sessions[pos_all]),
     )
 
 
@@ -233,15 +236,20 @@ def _fit_windows(y, m, x, x_ok, min_obs):
     a_s = a / (s[..., :, None] * s[..., None, :])
     eye = np.eye(k)
     a_s[~ok] = eye
-    eig = np.linalg.eigvalsh(a_s)
-    ok &= eig[..., 0] > _SINGULAR_EIG_RATIO * eig[..., -1]
-    a_s[~ok] = eye
     b_s = np.where(ok[..., None], b / s, 0.0)
-
     rhs = np.concatenate([b_s[..., None], np.broadcast_to(eye, (dc, n_series, k, k))], axis=-1)
-    sol = np.linalg.solve(a_s, rhs)  # (D, N, K, K + 1)
+    try:
+        sol = np.linalg.solve(a_s, rhs)  # (D, N, K, K + 1)
+    except np.linalg.LinAlgError:  # an exactly singular system somewhere in the block: set those aside
+        eig = np.linalg.eigvalsh(a_s)
+        ok &= eig[..., 0] > 1e-14 * eig[..., -1]
+        a_s[~ok] = eye
+        sol = np.linalg.solve(a_s, rhs)
+    ainv_s = sol[..., 1:]  # inverse of the scaled system: its diagonal holds the series' VIFs
+    vif = np.einsum("dnii->dni", ainv_s)
+    # A VIF is >= 1 by construction; one outside [1, _MAX_VIF) means the factorisation met a singular design.
+    ok &= np.isfinite(sol).all(axis=(2, 3)) & ((vif > 1.0 - 1e-6) & (vif < _MAX_VIF)).all(axis=2)
     beta = sol[..., 0] / s  # (D, N, K)
-    ainv_s = sol[..., 1:]  # inverse of the scaled system
 
     # Residuals from the data themselves: r = (y - muy) - (x - mux) b on usable rows.
     fitted = beta @ xc.transpose(0, 2, 1)  # (D, N, w)
@@ -252,7 +260,7 @@ def _fit_windows(y, m, x, x_ok, min_obs):
     with np.errstate(divide="ignore", invalid="ignore"):
         sigma2 = ssr / dof
         rsq = 1.0 - ssr / sst
-        se_slope = np.sqrt(sigma2[..., None] * np.einsum("dnii->dni", ainv_s) / (s * s))
+        se_slope = np.sqrt(sigma2[..., None] * vif / (s * s))
         mfull = (mux + xbar[:, None, :]) / s  # full-x means, in the scaled units
         quad = np.einsum("dni,dnij,dnj->dn", mfull, ainv_s, mfull)
         se_const = np.sqrt(sigma2 * (1.0 / n_safe + quad))

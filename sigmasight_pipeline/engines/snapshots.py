@@ -99,7 +99,7 @@ def daily_position_pnl(
     stacked = pd.DataFrame(np.vstack([seed[None, :], price])).ffill().to_numpy()
     prev = stacked[:-1]  # last known price strictly before each date
 
-    entry = pd.to_datetime(info["entry_date"]).to_numpy(dtype="datetime64[ns]")
+    entry = pd.to_datetime(info["entry_date"]).dt.normalize().to_numpy(dtype="datetime64[ns]")
     d64 = dates.to_numpy(dtype="datetime64[ns]")
     prev_date = np.concatenate([d64[:1], d64[:-1]])  # first row: "opened" means entry_date == first date
     opened = np.where(np.arange(len(d64))[:, None] == 0, entry[None, :] >= d64[:1, None], entry[None, :] > prev_date[:, None])
@@ -171,9 +171,9 @@ def portfolio_snapshots(
         .reindex(dates)
     )
     greek_sums = by_date(greeks, list(_GREEK_SUMS)).rename(columns=_GREEK_SUMS)
-    pnl = by_date(position_pnl, ["daily_pnl"])["daily_pnl"].to_numpy(dtype=float)
+    pnl = np.array(by_date(position_pnl, ["daily_pnl"])["daily_pnl"], dtype=float)  # a writable copy
     pp = position_pnl.assign(date=pd.DatetimeIndex(position_pnl["date"]))
-    basis = pp.groupby("date")["pnl_basis"].agg(_basis_label).reindex(dates).fillna("previous_close").to_numpy(dtype=object)
+    basis = np.array(pp.groupby("date")["pnl_basis"].agg(_basis_label).reindex(dates).fillna("previous_close"), dtype=object)
 
     gross = ex["gross_exposure"].to_numpy(dtype=float)
     first = previous_snapshot is None

@@ -128,8 +128,10 @@ def _on_date(frame: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
     return frame
 
 
-def _betas_wide(position_betas: pd.DataFrame) -> pd.DataFrame:
-    """Accept (position_id x factor) wide betas or long rows ``position_id, factor_name, beta``."""
+def _betas_wide(position_betas: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
+    """Accept (position_id x factor) wide betas or long rows ``[date,] position_id, factor_name, beta``
+    (e.g. ``factors.position_factor_exposures`` output; rows of other dates are ignored)."""
+    position_betas = _on_date(position_betas, as_of)
     if {"position_id", "factor_name", "beta"}.issubset(position_betas.columns):
         return position_betas.pivot_table(index="position_id", columns="factor_name", values="beta", aggfunc="last")
     if "position_id" in position_betas.columns:
@@ -137,9 +139,11 @@ def _betas_wide(position_betas: pd.DataFrame) -> pd.DataFrame:
     return position_betas
 
 
-def _rate_beta_series(rate_betas) -> pd.Series:
+def _rate_beta_series(rate_betas, as_of: pd.Timestamp) -> pd.Series:
+    """A Series position_id -> rate beta, or a frame ``[date,] position_id, rate_beta``
+    (e.g. ``rates.position_rate_sensitivity`` output; rows of other dates are ignored)."""
     if isinstance(rate_betas, pd.DataFrame):
-        return rate_betas.set_index("position_id")["rate_beta"]
+        return _on_date(rate_betas, as_of).set_index("position_id")["rate_beta"]
     return pd.Series(rate_betas, dtype=float)
 
 
@@ -164,8 +168,9 @@ def stress_test(
     (or a frame ``position_id, rate_beta``); ``short_rate`` is the ^IRX level in percent (scalar or a
     Series by date; the value at or before ``as_of`` is used).
 
-    Missing data is never made up: a position without a price has NaN position P&L, is left out of the
-    totals and counted in ``flag`` ("missing_price=n"); missing betas / rate betas count as 0 exposure and
+    Missing data is never made up: a position without a price (or an option without model inputs: no
+    underlying close or no vol) has NaN position P&L, is left out of the totals and counted in ``flag``
+    ("missing_price=n"); missing betas / rate betas count as 0 exposure and
     are counted ("missing_beta=n", "missing_rate_beta=n"). A loss larger than gross exposure adds
     "loss_exceeds_gross". With ``cap_losses=True`` such a loss is capped at -gross for display, the factor
     rows and position rows scaled by the same ratio, ``loss_cap_applied`` True and "loss_capped" in flag.
@@ -182,7 +187,7 @@ def stress_test(
     unknown_scen = set(shocks["scenario_id"]) - set(scen_ids)
     if unknown_scen:
         raise ValueError(f"shocks reference unknown scenarios: {sorted(unknown_scen)}")
-    betas = _betas_wide(position_betas)
+    betas = _betas_wide(position_betas, as_of)
     known = list(dict.fromkeys([*factor_cov.index, *betas.columns, *EQUITY_FACTORS]))
     unknown_f = set(shocks["factor_name"]) - set(known) - {RATE_FACTOR}
     if unknown_f:
@@ -222,7 +227,7 @@ def stress_test(
     B_raw = betas.reindex(index=ids, columns=factors).to_numpy(dtype=float)
     missing_beta = int(np.isnan(B_raw).all(axis=1).sum())
     B = np.nan_to_num(B_raw, nan=0.0)
-    rb_raw = _rate_beta_series(rate_betas).reindex(ids).to_numpy(dtype=float)
+    rb_raw = _rate_beta_series(rate_betas, as_of).reindex(ids).to_numpy(dtype=float)
     missing_rate_beta = int(np.isnan(rb_raw).sum())
     rb = np.nan_to_num(rb_raw, nan=0.0)
 
@@ -302,8 +307,8 @@ def stress_test(
         {
             "date": as_of,
             "scenario_id": scen_ids,
-            "direct_pnl": direct_total,
-            "correlated_pnl": corr_total,
+            "direct_pnl": direct_total + 0.0,
+            "correlated_pnl": corr_total + 0.0,
             "correlation_effect": corr_total - direct_total,
             "pct_of_equity": pct,
             "gross_exposure": gross,
@@ -326,8 +331,8 @@ def stress_test(
             "factor_name": np.tile(np.asarray(row_names, dtype=object), len(scen_ids)),
             "shock": shock_part.ravel(),
             "implied_move": implied_part.ravel(),
-            "direct_pnl": bd_direct.ravel(),
-            "correlated_pnl": bd_corr.ravel(),
+            "direct_pnl": bd_direct.ravel() + 0.0,  # + 0.0 turns -0.0 into 0.0
+            "correlated_pnl": bd_corr.ravel() + 0.0,
         },
         columns=BREAKDOWN_COLUMNS,
     )
@@ -337,8 +342,8 @@ def stress_test(
             "date": as_of,
             "scenario_id": np.repeat(np.asarray(scen_ids, dtype=object), n),
             "position_id": np.tile(ids, len(scen_ids)),
-            "direct_pnl": (pnl_d * ratio_d[None, :]).T.ravel(),
-            "correlated_pnl": (pnl_c * ratio_c[None, :]).T.ravel(),
+            "direct_pnl": (pnl_d * ratio_d[None, :]).T.ravel() + 0.0,
+            "correlated_pnl": (pnl_c * ratio_c[None, :]).T.ravel() + 0.0,
         },
         columns=POSITION_PNL_COLUMNS,
     )

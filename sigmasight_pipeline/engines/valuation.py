@@ -105,7 +105,7 @@ def value_positions(
     mult = positions["multiplier"].to_numpy(dtype=float)
     entry_price = positions["entry_price"].to_numpy(dtype=float)
     is_option = _as_bool(positions["is_option"])[None, :] & np.ones((m, 1), dtype=bool)
-    entry = pd.to_datetime(positions["entry_date"]).to_numpy(dtype="datetime64[ns]")
+    entry = pd.to_datetime(positions["entry_date"]).dt.normalize().to_numpy(dtype="datetime64[ns]")
     held = entry[None, :] <= dates.to_numpy(dtype="datetime64[ns]")[:, None]
 
     own = _grid(prices, dates, positions["symbol"].astype(object).to_numpy())

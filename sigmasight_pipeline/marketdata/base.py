@@ -12,6 +12,7 @@ wide frame:
 * values: float64 adjusted closes; ^TNX / ^IRX are yields in percent (4.2 means 4.2 %); NaN where a
   value is missing on a session.
 
+Requested symbols are stripped, upper-cased and deduplicated (first occurrence kept) before use.
 ``skip`` maps symbol -> dates the caller already stores. A remote source (yfinance) downloads only
 what is not covered; local sources ignore it and return everything. ``fetch_closes(...)`` is
 ``fetch(...)[0]``. Every source also keeps the report of its latest call in ``last_report``.

@@ -51,34 +51,37 @@ def _pick(columns: dict[str, str], path: Path, *names: str) -> str:
     raise CsvFormatError(path, 1, names[-1], f"missing column (need one of {', '.join(names)})")
 
 
+def _texts(values: pd.Series) -> pd.Series:
+    return values.astype(object).where(values.notna(), "").astype(str).str.strip()
+
+
 def _parse_dates(values: pd.Series, path: Path, column: str) -> pd.DatetimeIndex:
-    out = []
-    for i, raw in enumerate(values.tolist()):
-        text = "" if raw is None else str(raw).strip()
-        m = _DATE_RE.match(text)
-        try:
-            out.append(dt.date.fromisoformat(m.group(1)) if m else None)
-        except ValueError:
-            out.append(None)
-        if out[-1] is None:
-            raise CsvFormatError(path, i + 2, column, f"cannot read {text!r} as a date (YYYY-MM-DD)")
-    return pd.DatetimeIndex(pd.to_datetime(out)).as_unit("ns")
+    """ISO dates (anything after YYYY-MM-DD ignored); the first bad row raises."""
+    text = _texts(values)
+    head = text.str.extract(_DATE_RE, expand=False)
+    dates = pd.to_datetime(head, format="%Y-%m-%d", errors="coerce")
+    bad = np.flatnonzero(dates.isna().to_numpy())
+    if len(bad):
+        i = int(bad[0])
+        raise CsvFormatError(path, i + 2, column, f"cannot read {text.iloc[i]!r} as a date (YYYY-MM-DD)")
+    return pd.DatetimeIndex(dates).as_unit("ns")
 
 
 def _parse_numbers(values: pd.Series, path: Path, column: str, allow_zero: np.ndarray) -> np.ndarray:
-    out = np.full(len(values), np.nan)
-    for i, raw in enumerate(values.tolist()):
-        text = "" if raw is None else str(raw).strip()
-        if text.lower() in _MISSING:
-            continue
-        try:
-            x = float(text)
-        except ValueError:
-            raise CsvFormatError(path, i + 2, column, f"cannot read {text!r} as a number") from None
-        if not np.isfinite(x) or x < 0 or (x == 0 and not allow_zero[i]):
-            raise CsvFormatError(path, i + 2, column, f"{text!r} is not a valid close (must be > 0)")
-        out[i] = x
-    return out
+    """Floats, NaN for missing tokens; the first unreadable, negative or zero price raises."""
+    text = _texts(values)
+    missing = text.str.lower().isin(_MISSING).to_numpy()
+    numbers = pd.to_numeric(text.where(~missing, None), errors="coerce").to_numpy(dtype=float)
+    unreadable = np.flatnonzero(~missing & np.isnan(numbers))
+    if len(unreadable):
+        i = int(unreadable[0])
+        raise CsvFormatError(path, i + 2, column, f"cannot read {text.iloc[i]!r} as a number")
+    bad_value = ~np.isfinite(numbers) | (numbers < 0) | ((numbers == 0) & ~allow_zero)
+    invalid = np.flatnonzero(~missing & bad_value)
+    if len(invalid):
+        i = int(invalid[0])
+        raise CsvFormatError(path, i + 2, column, f"{text.iloc[i]!r} is not a valid close (must be > 0)")
+    return numbers
 
 
 def read_close_file(path: str | Path, symbol: str | None = None) -> dict[str, pd.Series]:
@@ -101,7 +104,8 @@ def read_close_file(path: str | Path, symbol: str | None = None) -> dict[str, pd
     allow_zero = np.array([str(s).startswith("^") for s in syms])
     closes = _parse_numbers(table[close_col], path, close_col, allow_zero)
     out: dict[str, pd.Series] = {}
-    frame = pd.DataFrame({"symbol": syms, "date": dates, "close": closes, "row": np.arange(2, len(table) + 2)})
+    rows = np.arange(2, len(table) + 2)
+    frame = pd.DataFrame({"symbol": syms, "date": dates, "close": closes, "row": rows})
     for sym, part in frame.groupby("symbol", sort=False):
         dup = part[part["date"].duplicated(keep=False)]
         if len(dup):

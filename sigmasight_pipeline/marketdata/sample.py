@@ -12,14 +12,27 @@ Model (daily, simple returns; all numpy-vectorised, AR(1) processes by convoluti
   SPY return): ``c_k m + sd_k x (correlated normal)``, sd_k 0.3-0.6 % scaled with the vol state. A
   style ETF returns market + spread, so it correlates ~0.88-0.96 with SPY.
 * ^TNX = 4.2 % + AR(1) (phi 0.993, 6 bp/day shocks, +0.2 correlated with the market); ``dy_bp`` is
-  its daily change in basis points. ^IRX = 5.0 % + AR(1) (phi 0.997, 3 bp/day). Both floored > 0.
+  its daily change in basis points. ^IRX = 5.0 % + AR(1) (phi 0.98, 3 bp/day: half-life ~5 weeks,
+  stationary sd ~0.15 pp, so it stays near 5 %). Both floored > 0.
 * Any other symbol: r = alpha/252 + b_mkt m + sum_k b_k spread_k + b_rate dy_bp + e, e Student-t
   (4 dof) with the symbol's idiosyncratic sd x sqrt(vol state). Loadings of the demo universe come
   from ``data/sample_market.csv``; other symbols get loadings and a level (20-400) from a SHA-256
-  hash of the name. OCC option symbols are not priced (missing: options are marked to model).
+  hash of the name (alpha clipped to +-10 %/yr). OCC option symbols are not priced (missing: options
+  are marked to model).
 
 Levels: a path is scaled so its close on the anchor session (the last session on or before the
 anchor date of ``sample_market.csv``, e.g. the demo books' entry dates) equals the anchor price.
+Where the books disagree one anchor is chosen: META 530 on 2024-01-19 (HNW book; the HF book's 265
+is not used, and its META 450 put stays out of the money), SPY 470 on 2024-01-02 (near the real
+level and the HF book's SPY 460 call; the HNW book's SPY 530 entry is not used).
+
+Second anchor: each demo-universe symbol also has a plausible close on 2025-01-02 (``anchor2_date``,
+``anchor2_price``: its entry price x a realistic 2024 return, e.g. SPY 470 -> 585, NVDA +65 %, AMD
+-15 %, BND ~0 %), so the paths do not wander off by the demo window. The log path is pinned to both
+anchors by a Brownian bridge: between the two anchor sessions a linear-in-time correction is added
+to the model's log path (a constant extra log return per day, so daily volatility and factor
+loadings are unchanged); before the first and after the last anchor the model's returns are kept as
+they are (a constant offset). Hashed symbols have a single anchor.
 """
 
 from __future__ import annotations
@@ -37,7 +50,13 @@ from .base import FACTOR_PROXIES, SYMBOLS, SourceBase, dedupe_symbols, is_option
 
 GRID_START = "2015-01-02"
 GRID_END = "2027-12-31"
-DEFAULT_SEED = 20_240_102
+#: The model's draws are free; this is the first seed from 20_240_102 up whose draw looks like a
+#: real 2024 and H1 2025: SPY within 440..630 in 2024 and 500..680 in H1 2025, -8 %..+9 % by
+#: 2025-06-30; each demo symbol within 0.6x..1.6x of its 2025-01-02 close on 2025-06-30 and
+#: 0.45x..2.5x of its entry price; ^TNX within 3.4..5.2 % and ^IRX within 3.8..5.4 % over
+#: 2024-2025. (20_240_102 drew SPY +24 % and TSLA +190 % in H1 2025, where the returns are the
+#: model's own after the last anchor.)
+DEFAULT_SEED = 20_240_128
 DATA_FILE = "sample_market.csv"
 
 STYLES: tuple[str, ...] = tuple(FACTOR_PROXIES)[1:]  # Value .. Low Volatility
@@ -58,7 +77,8 @@ _STYLE_CORR = np.array(
 MARKET_MEAN, MARKET_SD = 0.0004, 0.011
 VIX_FLOOR, VIX_SCALE = 9.5, 9.0  # ^VIX = floor + scale * exp(u); median 18.5
 TNX_MEAN, TNX_PHI, TNX_SHOCK_BP = 4.2, 0.993, 6.0
-IRX_MEAN, IRX_PHI, IRX_SHOCK_BP = 5.0, 0.997, 3.0
+IRX_MEAN, IRX_PHI, IRX_SHOCK_BP = 5.0, 0.98, 3.0
+ALPHA_LIMIT = 0.10  # |annual alpha| of any symbol
 DEFAULT_ANCHOR_DATE = "2024-01-02"
 
 
@@ -124,7 +144,9 @@ def load_parameters() -> pd.DataFrame:
     """``data/sample_market.csv``: anchors and loadings of the demo universe, indexed by symbol."""
     path = resources.files("sigmasight_pipeline") / "data" / DATA_FILE
     with path.open("r", encoding="utf-8") as fh:
-        table = pd.read_csv(fh, dtype={"symbol": str, "asset_type": str, "anchor_date": str})
+        table = pd.read_csv(
+            fh, dtype={"symbol": str, "asset_type": str, "anchor_date": str, "anchor2_date": str}
+        )
     table["symbol"] = table["symbol"].str.strip().str.upper()
     return table.set_index("symbol")
 
@@ -136,7 +158,7 @@ def hashed_parameters(symbol: str) -> dict:
         "asset_type": "stock",
         "anchor_date": DEFAULT_ANCHOR_DATE,
         "anchor_price": float(np.exp(rng.uniform(np.log(20.0), np.log(400.0)))),
-        "alpha": float(rng.normal(0.03, 0.05)),
+        "alpha": float(np.clip(rng.normal(0.03, 0.05), -ALPHA_LIMIT, ALPHA_LIMIT)),
         "beta_market": float(rng.uniform(0.6, 1.6)),
         "rate_bp": float(rng.normal(0.0, 0.0002)),
         "idio_vol": float(rng.uniform(0.012, 0.028)),
@@ -144,6 +166,21 @@ def hashed_parameters(symbol: str) -> dict:
     params.update({c: float(rng.normal(0.0, 0.25)) for c in _LOADING_COLUMNS})
     params["anchor_price"] = round(params["anchor_price"], 2)
     return params
+
+
+def bridge(log_path: np.ndarray, anchors) -> np.ndarray:
+    """``log_path`` on the grid moved to pass through every (session, price) anchor.
+
+    The offset ``log(price) - log_path[session]`` is computed at each anchor and interpolated
+    linearly in session count between anchors (a Brownian bridge on the log path: a constant extra
+    log return per day), and held constant before the first and after the last anchor, so daily
+    returns outside the anchored span are untouched. Vectorised (``np.interp``), no loop per day.
+    """
+    idx = grid().get_indexer([session for session, _ in anchors])
+    if (idx < 0).any():
+        raise ValueError(f"anchor sessions outside the sample grid: {anchors}")
+    offsets = np.log([price for _, price in anchors]) - log_path[idx]
+    return log_path + np.interp(np.arange(len(log_path)), idx, offsets)
 
 
 class SampleSource(SourceBase):
@@ -162,7 +199,11 @@ class SampleSource(SourceBase):
 
     # -- model -----------------------------------------------------------------------------
     def parameters(self, symbol: str) -> dict:
-        """Anchor, asset type and true loadings of ``symbol`` (file row, else hashed)."""
+        """Anchors, asset type and true loadings of ``symbol`` (file row, else hashed).
+
+        ``anchors`` lists (session, price) pairs in session order: the entry anchor and, for the
+        demo universe, the 2025-01-02 anchor.
+        """
         sym = symbol.strip().upper()
         table = load_parameters()
         if sym in table.index:
@@ -174,6 +215,12 @@ class SampleSource(SourceBase):
             params = hashed_parameters(sym)
         params["anchor_session"] = xcal.session_on_or_before(params["anchor_date"])
         params["anchor_price"] = float(params["anchor_price"])
+        anchors = {params["anchor_session"]: params["anchor_price"]}
+        if params.get("anchor2_date") and params.get("anchor2_price") is not None:
+            anchors.setdefault(
+                xcal.session_on_or_before(params["anchor2_date"]), float(params["anchor2_price"])
+            )
+        params["anchors"] = sorted(anchors.items())
         return params
 
     def anchor(self, symbol: str) -> tuple[pd.Timestamp, float] | None:
@@ -183,6 +230,13 @@ class SampleSource(SourceBase):
             return None
         p = self.parameters(sym)
         return p["anchor_session"], p["anchor_price"]
+
+    def anchors(self, symbol: str) -> list[tuple[pd.Timestamp, float]]:
+        """All (session, price) anchors of a priced symbol in session order; [] if not priced."""
+        sym = symbol.strip().upper()
+        if self.anchor(sym) is None:
+            return []
+        return list(self.parameters(sym)["anchors"])
 
     def _returns(self, sym: str, params: dict) -> np.ndarray:
         f = factor_paths(self.seed)
@@ -216,8 +270,7 @@ class SampleSource(SourceBase):
         else:
             params = self.parameters(sym)
             log_path = np.cumsum(np.log1p(self._returns(sym, params)))
-            i = grid().get_loc(params["anchor_session"])
-            prices = params["anchor_price"] * np.exp(log_path - log_path[i])
+            prices = np.exp(bridge(log_path, params["anchors"]))
             out = pd.Series(np.round(prices, 4), index=grid(), name=sym)
         self._cache[sym] = out
         return out

@@ -13,7 +13,6 @@ from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -89,18 +88,15 @@ def _records(table: sa.Table, frame: pd.DataFrame) -> list[dict]:
             out[col.name] = pd.to_numeric(values).astype("float64").round(col.type.scale)
         elif isinstance(col.type, sa.Float):
             out[col.name] = pd.to_numeric(values).astype("float64")
-        elif isinstance(col.type, sa.Integer) and not isinstance(col.type, sa.Boolean):
-            out[col.name] = values
+        elif isinstance(col.type, sa.Integer):
+            out[col.name] = pd.to_numeric(values).round().astype("Int64")  # NaN -> NULL, never 30.0
+        elif isinstance(col.type, sa.Boolean):
+            out[col.name] = values.astype("boolean")
         else:
             out[col.name] = values
     out = out.astype(object).where(out.notna(), None)
-    records = out.to_dict("records")
-    # numpy scalars -> Python scalars (psycopg does not adapt numpy types).
-    for rec in records:
-        for k, v in rec.items():
-            if isinstance(v, np.generic):
-                rec[k] = v.item()
-    return records
+    # astype(object) yields Python scalars (psycopg does not adapt numpy types) and None for NULL.
+    return out.to_dict("records")
 
 
 def _partition_filter(table: sa.Table, dates: Sequence | None, portfolio_ids: Sequence[str] | None):
@@ -219,11 +215,15 @@ def read_table(
     return read_frame(engine, q)
 
 
-def read_wide(engine: Engine, table: sa.Table, value: str, *, symbols: Iterable[str] | None = None, start=None, end=None) -> pd.DataFrame:
-    """A (date x symbol) frame of one value column of ``market_prices`` or ``security_returns``."""
-    long = read_table(engine, table, start=start, end=end, symbols=symbols)
+def pivot_wide(long: pd.DataFrame, value: str, symbols: Sequence[str] | None = None) -> pd.DataFrame:
+    """A long ``date, symbol, <value>`` frame as (date x symbol) float64, columns in ``symbols`` order if given."""
     if long.empty:
-        return pd.DataFrame(dtype="float64", index=pd.DatetimeIndex([], name="date"))
+        return pd.DataFrame(index=pd.DatetimeIndex([], name="date"), columns=list(symbols or []), dtype="float64")
     wide = long.pivot(index="date", columns="symbol", values=value).astype("float64").sort_index()
     wide.columns.name = None
-    return wide
+    return wide.reindex(columns=list(symbols)) if symbols is not None else wide
+
+
+def read_wide(engine: Engine, table: sa.Table, value: str, *, symbols: Iterable[str] | None = None, start=None, end=None) -> pd.DataFrame:
+    """A (date x symbol) frame of one value column of ``market_prices`` or ``security_returns``."""
+    return pivot_wide(read_table(engine, table, start=start, end=end, symbols=symbols), value)

@@ -224,6 +224,8 @@ position_factor_exposures = _date_portfolio_position(
     sa.Column("t_stat", Ratio),
     sa.Column("r_squared", Ratio),
     sa.Column("n_obs", sa.Integer, nullable=False),
+    sa.Column("window_start", sa.Date),  # first and last session of the regression window
+    sa.Column("window_end", sa.Date),
     sa.Column("flag", sa.String(24), nullable=False),
     sa.Column("dollar_exposure", Money),
     name="position_factor_exposures",
@@ -346,7 +348,8 @@ stress_results = sa.Table(
     sa.Column("direct_pnl", Money, nullable=False),
     sa.Column("correlated_pnl", Money, nullable=False),
     sa.Column("correlation_effect", Money, nullable=False),
-    sa.Column("pct_of_equity", Ratio),
+    sa.Column("pct_of_equity", Ratio),  # correlated P&L / gross exposure
+    sa.Column("gross_exposure", Money),
     sa.Column("loss_cap_applied", sa.Boolean, nullable=False),
     sa.Column("flag", sa.String(40), nullable=False),
     sa.PrimaryKeyConstraint("date", "portfolio_id", "scenario_id"),
@@ -385,7 +388,10 @@ portfolio_snapshots = sa.Table(
             "daily_pnl", "cumulative_pnl",
         )
     ],
-    *[sa.Column(c, sa.Integer, nullable=False) for c in ("position_count", "long_count", "short_count", "option_count", "stock_count")],
+    *[
+        sa.Column(c, sa.Integer, nullable=False)
+        for c in ("position_count", "long_count", "short_count", "option_count", "stock_count", "missing_price_count")
+    ],
     *[sa.Column(f"portfolio_{c}", Ratio) for c in ("delta", "gamma", "theta", "vega", "rho")],
     sa.Column("daily_return", Ratio),
     sa.Column("is_first_snapshot", sa.Boolean, nullable=False),

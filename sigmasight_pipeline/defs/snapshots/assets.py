@@ -1,0 +1,91 @@
+"""Daily portfolio snapshots with P&L from position price changes (date x portfolio)."""
+
+import dagster as dg
+import pandas as pd
+
+from sigmasight_pipeline.defs.partitions import date_portfolio, single_run
+from sigmasight_pipeline.defs.resources import WarehouseResource
+from sigmasight_pipeline.defs.risk.common import add_rows, last_date_rows, md_table, portfolio_batches, run_metadata, write_tables
+from sigmasight_pipeline.defs.risk.valuation_assets import position_greeks, position_valuations
+from sigmasight_pipeline.engines.snapshots import daily_position_pnl, portfolio_snapshots as snapshot_engine
+from sigmasight_pipeline.marketdata import calendar as xcal
+from sigmasight_pipeline.warehouse import schema
+from sigmasight_pipeline.warehouse.io import read_table
+
+
+@dg.asset(
+    partitions_def=date_portfolio,
+    backfill_policy=single_run,
+    group_name="snapshots",
+    kinds={"python", "sql"},
+    deps=[position_valuations, position_greeks],
+    description=(
+        "One snapshot per portfolio and session: value, exposures, counts, Greeks totals and daily P&L = sum of "
+        "quantity x (price_t - price_t-1) x multiplier over positions (a position opened that day counts from "
+        "its entry price), daily return on the previous day's gross exposure, and cumulative P&L. The first "
+        "snapshot's P&L is measured from entry prices and flagged."
+    ),
+    check_specs=[
+        dg.AssetCheckSpec(
+            "snapshot_sums",
+            asset="portfolio_snapshots",
+            blocking=True,
+            description="Snapshot value equals the sum of position values, and daily P&L the sum of position P&L.",
+        )
+    ],
+)
+def portfolio_snapshots(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+    engine = warehouse.engine
+    batches, rows, problems, snaps = [], {}, [], []
+    for batch in portfolio_batches(context, engine):
+        batches.append(batch)
+        snap = pnl = pd.DataFrame()
+        if len(batch.sessions):
+            pid, sessions = batch.portfolio_id, batch.sessions
+            vals = read_table(engine, schema.position_valuations, dates=sessions, portfolio_id=pid)
+            expo = read_table(engine, schema.portfolio_exposures, dates=sessions, portfolio_id=pid)
+            greeks = read_table(engine, schema.position_greeks, dates=sessions, portfolio_id=pid)
+            if vals.empty:
+                raise dg.Failure(f"no position_valuations rows for {pid}: materialize position_valuations first")
+            prev_day = xcal.previous_session(sessions[0])
+            prev_vals = read_table(engine, schema.position_valuations, dates=[prev_day], portfolio_id=pid)
+            prev_snap = read_table(engine, schema.portfolio_snapshots, dates=[prev_day], portfolio_id=pid)
+            pnl = daily_position_pnl(batch.positions, vals, prev_vals.set_index("position_id").price if len(prev_vals) else None)
+            snap = snapshot_engine(vals, expo, greeks, pnl, prev_snap.iloc[0].to_dict() if len(prev_snap) else None)
+        add_rows(rows, write_tables(engine, batch, {schema.portfolio_snapshots: snap, schema.position_daily_pnl: pnl}))
+        stored = read_table(engine, schema.portfolio_snapshots, dates=batch.sessions, portfolio_id=batch.portfolio_id)
+        stored_pnl = read_table(engine, schema.position_daily_pnl, dates=batch.sessions, portfolio_id=batch.portfolio_id)
+        stored_vals = read_table(engine, schema.position_valuations, dates=batch.sessions, portfolio_id=batch.portfolio_id)
+        problems += snapshot_problems(stored, stored_vals, stored_pnl, batch.portfolio_id)
+        snaps.append(stored)
+    allsnap = pd.concat(snaps) if snaps else pd.DataFrame()
+    latest = last_date_rows(allsnap)
+    cols = ["portfolio_id", "date", "total_value", "daily_pnl", "daily_return", "cumulative_pnl", "gross_exposure", "net_exposure", "is_first_snapshot"]
+    first = allsnap[allsnap.is_first_snapshot.astype(bool)] if len(allsnap) else allsnap
+    yield dg.MaterializeResult(
+        metadata=run_metadata(
+            batches, rows,
+            latest_snapshot=md_table(latest[cols] if len(latest) else latest),
+            first_snapshots=", ".join(f"{r.portfolio_id} {r.date:%Y-%m-%d}" for r in first.itertuples()) or "none",
+        )
+    )
+    yield dg.AssetCheckResult(
+        check_name="snapshot_sums",
+        passed=not problems,
+        metadata={"problems": "\n".join(problems[:20]) or "none", "snapshots_checked": len(allsnap)},
+    )
+
+
+def snapshot_problems(snaps: pd.DataFrame, vals: pd.DataFrame, pnl: pd.DataFrame, portfolio_id: str) -> list[str]:
+    """Snapshots whose value or P&L differ from the sums of their stored position rows (by more than a cent per position)."""
+    if snaps.empty:
+        return []
+    s = snaps.set_index("date")
+    value = vals.groupby("date").market_value.sum().reindex(s.index).fillna(0)
+    daily = pnl.groupby("date").daily_pnl.sum().reindex(s.index).fillna(0)
+    n = vals.groupby("date").position_id.count().reindex(s.index).fillna(1).clip(lower=1)
+    out = [f"{portfolio_id} {d:%Y-%m-%d}: total_value {s.total_value[d]:,.2f} != sum of positions {value[d]:,.2f}"
+           for d in s.index[((s.total_value - value).abs() > 0.01 * n).to_numpy()]]
+    out += [f"{portfolio_id} {d:%Y-%m-%d}: daily_pnl {s.daily_pnl[d]:,.2f} != sum of position P&L {daily[d]:,.2f}"
+            for d in s.index[((s.daily_pnl - daily).abs() > 0.01 * n).to_numpy()]]
+    return out

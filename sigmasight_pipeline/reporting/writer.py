@@ -1,0 +1,157 @@
+"""Where a report goes and how it is written.
+
+``{output_root}/{slug}_{YYYY-MM-DD}/portfolio_report.md|.json|.csv`` plus the chart PNGs. The slug can never
+leave the output root (checked after resolving symlinks). Each file is written to a temporary file in the
+same directory, flushed and fsynced, then moved over the old one with ``os.replace`` (atomic on POSIX and
+Windows): a reader sees the old file or the new one, never half of one. Files of a previous run that are
+not part of this report (a chart no longer produced, a temporary file left by a crash) are removed AFTER
+the new files are in place. Only files a report can produce are touched; anything else in the directory
+is left alone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .builders import RenderedReport
+from .data import as_date
+
+__all__ = ["REPORT_FILES", "WriteResult", "report_slug", "report_dir", "write_report", "report_json_text"]
+
+REPORT_BASENAME = "portfolio_report"
+REPORT_FILES = (f"{REPORT_BASENAME}.md", f"{REPORT_BASENAME}.json", f"{REPORT_BASENAME}.csv")
+_CHART_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*\.png$")
+_TMP_PREFIX = ".sigmasight-tmp-"
+
+
+def report_slug(name: str) -> str:
+    """Lower-cased ``name`` with every run of characters other than ``[a-z0-9]`` replaced by "-", stripped.
+
+    ``"Demo Hedge Fund Style"`` -> ``"demo-hedge-fund-style"``; ``"../../etc"`` -> ``"etc"``. An empty
+    result raises ``ValueError``.
+    """
+    slug = re.sub(r"[^a-z0-9]+", "-", str(name).lower()).strip("-")
+    if not slug:
+        raise ValueError(f"portfolio name {name!r} gives an empty report slug")
+    return slug
+
+
+def report_dir(output_root, name: str, anchor_date) -> Path:
+    """``output_root / f"{slug}_{YYYY-MM-DD}"``, resolved; ``ValueError`` if it is not inside the output root."""
+    root = Path(output_root).resolve()
+    day = as_date(anchor_date).isoformat()
+    candidate = (root / f"{report_slug(name)}_{day}").resolve()
+    if candidate == root or not candidate.is_relative_to(root):
+        raise ValueError(f"report directory {candidate} is not inside the output root {root}")
+    return candidate
+
+
+@dataclass
+class WriteResult:
+    """What :func:`write_report` did. ``overwrote``: a report already existed there (the caller logs it)."""
+
+    directory: Path
+    paths: dict[str, Path]
+    overwrote: bool
+    removed: list[Path] = field(default_factory=list)
+
+    @property
+    def markdown(self) -> Path:
+        return self.paths[REPORT_FILES[0]]
+
+    @property
+    def json(self) -> Path:
+        return self.paths[REPORT_FILES[1]]
+
+    @property
+    def csv(self) -> Path:
+        return self.paths[REPORT_FILES[2]]
+
+
+def report_json_text(rendered: RenderedReport) -> str:
+    """The JSON file's text: 2-space indent, UTF-8, keys in layout order, trailing newline."""
+    return json.dumps(rendered.json, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # pragma: no cover - e.g. Windows cannot open a directory
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
+def _atomic_write(target: Path, payload: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f"{_TMP_PREFIX}{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(payload)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def _is_report_artifact(path: Path) -> bool:
+    name = path.name
+    return name in REPORT_FILES or bool(_CHART_NAME.match(name)) or name.startswith(_TMP_PREFIX)
+
+
+def write_report(rendered: RenderedReport, charts: dict[str, bytes], directory) -> WriteResult:
+    """Write the report's three files and its charts into ``directory`` atomically; remove stale ones.
+
+    ``charts`` must hold exactly the chart files the Markdown links to (``rendered.chart_files``), so a
+    report never links a missing picture nor ships one it does not mention. Charts are written first and
+    the Markdown last, so the links resolve as soon as the Markdown appears.
+    """
+    directory = Path(directory)
+    expected = set(rendered.chart_files)
+    given = set(charts)
+    if given != expected:
+        raise ValueError(
+            f"charts {sorted(given)} do not match the charts the report links to {sorted(expected)}"
+        )
+    for name in given:
+        if not _CHART_NAME.match(name):
+            raise ValueError(f"invalid chart file name {name!r}")
+    directory.mkdir(parents=True, exist_ok=True)
+    overwrote = any((directory / f).exists() for f in REPORT_FILES)
+
+    payloads: list[tuple[str, bytes]] = [(name, charts[name]) for name in sorted(given)]
+    payloads += [
+        (REPORT_FILES[2], rendered.csv.encode("utf-8")),
+        (REPORT_FILES[1], report_json_text(rendered).encode("utf-8")),
+        (REPORT_FILES[0], rendered.markdown.encode("utf-8")),
+    ]
+    paths: dict[str, Path] = {}
+    for name, payload in payloads:
+        target = directory / name
+        _atomic_write(target, payload)
+        paths[name] = target
+
+    removed: list[Path] = []
+    keep = set(paths)
+    for entry in sorted(directory.iterdir()):
+        if entry.name in keep or not _is_report_artifact(entry):
+            continue
+        if entry.is_symlink() or entry.is_file():  # never a directory; a symlink itself, not its target
+            entry.unlink()
+            removed.append(entry)
+    _fsync_dir(directory)
+    return WriteResult(directory=directory, paths=paths, overwrote=overwrote, removed=removed)

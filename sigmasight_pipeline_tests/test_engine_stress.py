@@ -1,0 +1,384 @@
+"""Stress engine: exact P&L on simple books, conditional factor moves, full option revaluation, invariants."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sigmasight_pipeline.engines.options import bs_price, position_greeks
+from sigmasight_pipeline.engines.stress import (
+    BREAKDOWN_COLUMNS,
+    CONVEXITY_ROW,
+    POSITION_PNL_COLUMNS,
+    RATE_FACTOR,
+    RESULT_COLUMNS,
+    conditional_factor_moves,
+    loss_cap_violations,
+    stress_test,
+    stress_test_range,
+)
+from sigmasight_pipeline.engines.valuation import portfolio_exposures, value_positions
+
+AS_OF = pd.Timestamp("2025-03-03")
+FACTORS = ["Market", "Value", "Growth", "Momentum", "Quality", "Size", "Low Volatility"]
+RATE_PCT = 4.0  # ^IRX level, percent
+
+# the scenario file (spec/stress_scenarios.md) as data
+SCENARIO_SHOCKS = {
+    "market_up_10": {"Market": 0.10},
+    "market_down_10": {"Market": -0.10},
+    "market_rally_25": {"Market": 0.25},
+    "market_crash_35": {"Market": -0.35},
+    "rates_up_25bp": {RATE_FACTOR: 0.0025},
+    "rates_down_25bp": {RATE_FACTOR: -0.0025},
+    "rates_up_100bp": {RATE_FACTOR: 0.01},
+    "rates_down_100bp": {RATE_FACTOR: -0.01},
+    "rate_spike_300bp": {RATE_FACTOR: 0.03},
+    "value_rotation_20": {"Value": 0.20, "Growth": -0.10},
+    "growth_rally_15": {"Growth": 0.15, "Momentum": 0.10},
+    "small_cap_outperformance_10": {"Size": 0.10},
+    "quality_flight_12": {"Quality": 0.12, "Market": -0.05},
+    "vix_spike_150": {"Low Volatility": -0.25, "Market": -0.15},
+    "liquidity_crisis": {"Market": -0.20, "Low Volatility": -0.30, "Quality": 0.15, "Size": -0.10},
+    "financial_crisis_2008": {"Market": -0.45, "Value": -0.30, "Size": -0.25, "Quality": 0.20, "Low Volatility": -0.35},
+    "covid_crash_2020": {"Market": -0.35, "Growth": 0.15, "Value": -0.40, "Size": -0.30, "Quality": 0.10},
+    "dotcom_crash_2000": {"Market": -0.45, "Growth": -0.60, "Value": 0.20, "Momentum": -0.50, "Quality": 0.15},
+}
+
+
+def scenario_frames(spec: dict[str, dict[str, float]]):
+    scenarios = pd.DataFrame(
+        {"scenario_id": list(spec), "name": list(spec), "category": "test", "severity": "moderate"}
+    )
+    shocks = pd.DataFrame(
+        [(sid, f, s) for sid, fs in spec.items() for f, s in fs.items()],
+        columns=["scenario_id", "factor_name", "shock"],
+    )
+    return scenarios, shocks
+
+
+def realistic_cov() -> pd.DataFrame:
+    """Daily covariance of the 7 factors: ETF-like, highly correlated with the market."""
+    vols = np.array([0.011, 0.010, 0.013, 0.012, 0.0105, 0.012, 0.008])
+    corr = np.full((7, 7), 0.85)
+    np.fill_diagonal(corr, 1.0)
+    corr[0, 1:] = corr[1:, 0] = [0.9, 0.95, 0.88, 0.97, 0.9, 0.85]
+    return pd.DataFrame(corr * np.outer(vols, vols), index=FACTORS, columns=FACTORS)
+
+
+def diagonal_cov() -> pd.DataFrame:
+    return pd.DataFrame(np.diag(np.full(7, 1e-4)), index=FACTORS, columns=FACTORS)
+
+
+def make_positions(rows) -> pd.DataFrame:
+    """rows: (id, symbol, qty, underlying, option_type, strike, expiry, iv)."""
+    out = []
+    for pid, sym, qty, und, ot, k, exp, iv in rows:
+        is_opt = ot is not None
+        out.append(
+            {
+                "position_id": pid,
+                "symbol": sym,
+                "position_type": ("L" if qty > 0 else "S") + ot if is_opt else ("LONG" if qty > 0 else "SHORT"),
+                "quantity": float(qty),
+                "entry_price": 1.0,
+                "entry_date": pd.Timestamp("2025-01-02"),
+                "underlying_symbol": und,
+                "option_type": ot,
+                "strike": k if is_opt else np.nan,
+                "expiration": pd.Timestamp(exp) if is_opt else pd.NaT,
+                "multiplier": 100.0 if is_opt else 1.0,
+                "is_option": is_opt,
+                "implied_vol": iv,
+            }
+        )
+    return pd.DataFrame(out)
+
+
+def run(positions, spot: dict, betas: dict, rate_betas: dict | None = None, cov=None, spec=None, **kw):
+    prices = pd.DataFrame(spot, index=pd.DatetimeIndex([AS_OF]))
+    greeks = position_greeks(positions, prices, [AS_OF], RATE_PCT, None)
+    vals = value_positions(positions, prices, [AS_OF], greeks)
+    b = pd.DataFrame.from_dict(betas, orient="index").reindex(columns=FACTORS).fillna(0.0)
+    rb = pd.Series(rate_betas or {pid: 0.0 for pid in positions["position_id"]}, dtype=float)
+    scenarios, shocks = scenario_frames(spec or SCENARIO_SHOCKS)
+    res = stress_test(
+        positions, vals, greeks, b, rb, realistic_cov() if cov is None else cov, scenarios, shocks, RATE_PCT, AS_OF, **kw
+    )
+    return res, vals, greeks
+
+
+def by_scen(frame):
+    return frame.set_index("scenario_id")
+
+
+# --- conditional expectation ---------------------------------------------------------------------------
+
+
+def three_factor_cov():
+    #            Market  Value  Growth
+    # Market     0.040   0.012  0.006
+    # Value      0.012   0.090  0.000
+    # Growth     0.006   0.000  0.010
+    f = ["Market", "Value", "Growth"]
+    return pd.DataFrame([[0.040, 0.012, 0.006], [0.012, 0.090, 0.0], [0.006, 0.0, 0.010]], index=f, columns=f)
+
+
+def test_conditional_moves_hand_computed_three_factors():
+    cov = three_factor_cov()
+    # one shock: E[f_u | Market = -0.10] = S_u,M / S_MM x -0.10
+    m = conditional_factor_moves(pd.Series({"Market": -0.10}), cov)
+    assert m["Market"] == -0.10
+    assert m["Value"] == pytest.approx(0.012 / 0.040 * -0.10, abs=1e-15)  # -0.030
+    assert m["Growth"] == pytest.approx(0.006 / 0.040 * -0.10, abs=1e-15)  # -0.015
+    # two shocks, Market -0.10 and Value +0.05:
+    #   S_ss = [[0.040, 0.012], [0.012, 0.090]], det = 0.003456
+    #   S_ss^-1 f_s = [(-0.009 - 0.0006), (0.0012 + 0.002)] / 0.003456 = [-25/9, 25/27]
+    #   E[Growth] = 0.006 x (-25/9) + 0.0 x 25/27 = -1/60
+    m = conditional_factor_moves(pd.Series({"Market": -0.10, "Value": 0.05, RATE_FACTOR: 0.01}), cov)
+    assert m["Growth"] == pytest.approx(-1 / 60, abs=1e-14)
+    assert m["Market"] == -0.10 and m["Value"] == 0.05
+    assert m[RATE_FACTOR] == 0.01  # not in the equity covariance: moves only as shocked
+    assert m.attrs["method"] == "solve"
+    # nothing shocked among the equity factors: nothing moves
+    m = conditional_factor_moves(pd.Series({RATE_FACTOR: 0.01}), cov)
+    assert (m[["Market", "Value", "Growth"]] == 0).all() and m[RATE_FACTOR] == 0.01
+
+
+def test_conditional_moves_singular_block_uses_least_squares():
+    # Value is a perfect copy of Market: S_ss singular when both are shocked together
+    f = ["Market", "Value", "Growth"]
+    cov = pd.DataFrame([[0.04, 0.04, 0.006], [0.04, 0.04, 0.006], [0.006, 0.006, 0.01]], index=f, columns=f)
+    m = conditional_factor_moves(pd.Series({"Market": -0.10, "Value": -0.10}), cov)
+    assert m.attrs["method"] == "lstsq"
+    assert m["Growth"] == pytest.approx(0.006 / 0.04 * -0.10, abs=1e-12)  # as if one of them was shocked
+
+
+# --- exact books ---------------------------------------------------------------------------------------
+
+
+def spy_book(shares=1_000.0):
+    pos = make_positions([(1, "SPY", shares, "SPY", None, None, None, np.nan)])
+    return pos, {"SPY": [500.0]}, {1: {"Market": 1.0}}
+
+
+def test_spy_book_loses_exactly_ten_percent():
+    pos, spot, betas = spy_book()
+    res, vals, _ = run(pos, spot, betas)
+    r = by_scen(res.results)
+    assert list(res.results.columns) == RESULT_COLUMNS
+    assert list(res.factor_breakdown.columns) == BREAKDOWN_COLUMNS
+    assert list(res.position_pnl.columns) == POSITION_PNL_COLUMNS
+    assert r.loc["market_down_10", "direct_pnl"] == -50_000.0  # 10% of 500,000
+    assert r.loc["market_down_10", "correlated_pnl"] == -50_000.0  # zero betas to the co-moving factors
+    assert r.loc["market_down_10", "pct_of_equity"] == pytest.approx(-0.10, abs=1e-15)
+    assert r.loc["market_down_10", "gross_exposure"] == 500_000.0
+    assert r.loc["market_crash_35", "direct_pnl"] == pytest.approx(-175_000.0, abs=1e-9)
+    assert r.loc["rates_up_100bp", "direct_pnl"] == 0.0
+    assert (res.results["flag"] == "ok").all()
+
+
+def mixed_book():
+    pos = make_positions(
+        [
+            (1, "AAPL", 300.0, "AAPL", None, None, None, np.nan),
+            (2, "XLU", -400.0, "XLU", None, None, None, np.nan),
+            (3, "TLT", 500.0, "TLT", None, None, None, np.nan),
+            (4, "AAPLC", 5.0, "AAPL", "C", 200.0, "2025-06-20", 0.30),
+            (5, "AAPLP", -4.0, "AAPL", "P", 170.0, "2025-04-17", 0.35),
+            (6, "SPYP", 3.0, "SPY", "P", 480.0, "2025-05-16", 0.22),
+        ]
+    )
+    spot = {"AAPL": [190.0], "XLU": [70.0], "TLT": [92.0], "SPY": [500.0]}
+    betas = {
+        1: {"Market": 1.2, "Growth": 0.4, "Momentum": 0.2, "Quality": 0.1},
+        2: {"Market": 0.6, "Value": 0.3, "Low Volatility": 0.5},
+        3: {"Market": -0.1, "Quality": 0.05},
+        4: {"Market": 1.2, "Growth": 0.4, "Momentum": 0.2, "Quality": 0.1},
+        5: {"Market": 1.2, "Growth": 0.4, "Momentum": 0.2, "Quality": 0.1},
+        6: {"Market": 1.0},
+    }
+    rate_betas = {1: -0.0001, 2: -0.0002, 3: -0.0006, 4: -0.0001, 5: -0.0001, 6: 0.0}
+    return pos, spot, betas, rate_betas
+
+
+def test_parts_sum_to_totals_and_positions_sum_to_totals():
+    pos, spot, betas, rb = mixed_book()
+    res, _, _ = run(pos, spot, betas, rb)
+    totals = by_scen(res.results)
+    parts = res.factor_breakdown.groupby("scenario_id")[["direct_pnl", "correlated_pnl"]].sum()
+    by_pos = res.position_pnl.groupby("scenario_id")[["direct_pnl", "correlated_pnl"]].sum()
+    for col in ["direct_pnl", "correlated_pnl"]:
+        np.testing.assert_allclose(parts.loc[totals.index, col], totals[col], rtol=1e-12, atol=1e-8)
+        np.testing.assert_allclose(by_pos.loc[totals.index, col], totals[col], rtol=1e-12, atol=1e-8)
+    np.testing.assert_allclose(totals["correlation_effect"], totals["correlated_pnl"] - totals["direct_pnl"], atol=1e-9)
+    # every scenario has one row per factor plus Interest Rate and Option convexity
+    assert res.factor_breakdown.groupby("scenario_id").size().eq(len(FACTORS) + 2).all()
+    bd = res.factor_breakdown.set_index(["scenario_id", "factor_name"])
+    assert bd.loc[("value_rotation_20", "Value"), "shock"] == 0.20
+    assert bd.loc[("value_rotation_20", "Market"), "shock"] == 0.0
+    assert bd.loc[("value_rotation_20", "Market"), "implied_move"] != 0.0  # co-moves in the correlated run
+    assert bd.loc[("rates_up_100bp", RATE_FACTOR), "implied_move"] == 0.01
+
+
+def test_correlated_equals_direct_with_diagonal_covariance():
+    pos, spot, betas, rb = mixed_book()
+    res, _, _ = run(pos, spot, betas, rb, cov=diagonal_cov())
+    r = res.results
+    np.testing.assert_array_equal(r["correlated_pnl"].to_numpy(), r["direct_pnl"].to_numpy())
+    assert (r["correlation_effect"] == 0.0).all()
+    # with the realistic (ETF-like) covariance a market-only shock also moves the style factors
+    res2, _, _ = run(pos, spot, betas, rb)
+    assert by_scen(res2.results).loc["market_down_10", "correlation_effect"] != 0.0
+
+
+def test_long_call_crash_loss_bounded_by_premium():
+    pos = make_positions([(1, "SPYC", 1.0, "SPY", "C", 500.0, "2025-04-02", 0.20)])  # 30 days, ATM
+    res, vals, greeks = run(pos, {"SPY": [500.0]}, {1: {"Market": 1.0}}, spec={"crash": {"Market": -0.35}})
+    premium = vals["market_value"].iloc[0]  # 1 contract x 100 x model price
+    assert premium == pytest.approx(100 * float(bs_price(500.0, 500.0, 30 / 365, 0.04, 0.20, True)))
+    loss = res.results["direct_pnl"].iloc[0]
+    assert -premium <= loss < -0.99 * premium  # loses (almost) the whole premium, never more
+    bd = res.factor_breakdown.set_index("factor_name")
+    delta_only = bd.loc["Market", "direct_pnl"]  # delta x contracts x 100 x S x -35%
+    assert delta_only < -5 * premium  # a delta-only approximation would lose several premiums
+    assert bd.loc[CONVEXITY_ROW, "direct_pnl"] > 0  # the convexity row brings it back to the full revaluation
+    # put the other way: a long put gains, a short put loses more than delta says
+    pos = make_positions([(1, "SPYP", -1.0, "SPY", "P", 500.0, "2025-04-02", 0.20)])
+    res, _, _ = run(pos, {"SPY": [500.0]}, {1: {"Market": 1.0}}, spec={"crash": {"Market": -0.35}})
+    expected = -(float(bs_price(325.0, 500.0, 30 / 365, 0.04, 0.2, False)) - float(bs_price(500.0, 500.0, 30 / 365, 0.04, 0.2, False))) * 100
+    assert res.results["direct_pnl"].iloc[0] == pytest.approx(expected, rel=1e-12)
+
+
+def test_linear_pnl_is_antisymmetric():
+    pos, spot, betas, rb = mixed_book()
+    linear = pos[~pos["is_option"]]
+    spec = {"up": {"Market": 0.1, "Value": 0.05, RATE_FACTOR: 0.01}, "down": {"Market": -0.1, "Value": -0.05, RATE_FACTOR: -0.01}}
+    res, _, _ = run(linear, spot, {k: betas[k] for k in (1, 2, 3)}, {k: rb[k] for k in (1, 2, 3)}, spec=spec)
+    r = by_scen(res.results)
+    for col in ["direct_pnl", "correlated_pnl"]:
+        assert r.loc["up", col] == pytest.approx(-r.loc["down", col], rel=1e-14)
+        assert r.loc["up", col] != 0.0
+    p = res.position_pnl.pivot(index="position_id", columns="scenario_id", values="direct_pnl")
+    np.testing.assert_allclose(p["up"], -p["down"], rtol=1e-14)
+
+
+def test_scaling_the_book_scales_pnl():
+    pos, spot, betas, rb = mixed_book()
+    res1, _, _ = run(pos, spot, betas, rb)
+    big = pos.assign(quantity=pos["quantity"] * 3.0)
+    res3, _, _ = run(big, spot, betas, rb)
+    for col in ["direct_pnl", "correlated_pnl"]:
+        np.testing.assert_allclose(res3.results[col], 3.0 * res1.results[col], rtol=1e-12)
+    np.testing.assert_allclose(res3.factor_breakdown["correlated_pnl"], 3.0 * res1.factor_breakdown["correlated_pnl"], rtol=1e-9, atol=1e-9)
+
+
+def test_zero_shock_gives_exactly_zero():
+    pos, spot, betas, rb = mixed_book()
+    spec = {"zero": {"Market": 0.0, RATE_FACTOR: 0.0}, "empty": {}}
+    res, _, _ = run(pos, spot, betas, rb, spec=spec)
+    assert (res.results[["direct_pnl", "correlated_pnl"]] == 0.0).all().all()
+    assert (res.position_pnl[["direct_pnl", "correlated_pnl"]] == 0.0).all().all()
+
+
+def test_rate_scenario_bond_like_position():
+    pos = make_positions([(1, "TLT", 1_000.0, "TLT", None, None, None, np.nan)])
+    res, _, _ = run(pos, {"TLT": [90.0]}, {1: {"Market": -0.1}}, {1: -0.0006})
+    r = by_scen(res.results)
+    assert r.loc["rates_up_100bp", "pct_of_equity"] == pytest.approx(-0.06, rel=1e-12)  # -0.0006/bp x 100 bp
+    assert r.loc["rates_up_100bp", "direct_pnl"] == pytest.approx(-0.06 * 90_000.0, rel=1e-12)
+    assert r.loc["rates_down_25bp", "direct_pnl"] == pytest.approx(0.015 * 90_000.0, rel=1e-12)
+    bd = res.factor_breakdown.set_index(["scenario_id", "factor_name"])
+    assert bd.loc[("rates_up_100bp", RATE_FACTOR), "direct_pnl"] == pytest.approx(-5_400.0, rel=1e-12)
+
+
+def test_rate_shock_revalues_options_at_shifted_rate():
+    pos = make_positions([(1, "SPYC", 2.0, "SPY", "C", 520.0, "2025-09-19", 0.18)])
+    res, _, greeks = run(pos, {"SPY": [500.0]}, {1: {"Market": 1.0}}, {1: 0.0}, spec={"up": {RATE_FACTOR: 0.01}})
+    T = greeks["days_to_expiry"].iloc[0] / 365
+    expected = (float(bs_price(500.0, 520.0, T, 0.05, 0.18, True)) - float(bs_price(500.0, 520.0, T, 0.04, 0.18, True))) * 200
+    assert res.results["direct_pnl"].iloc[0] == pytest.approx(expected, rel=1e-12)
+    bd = res.factor_breakdown.set_index("factor_name")
+    assert bd.loc[RATE_FACTOR, "direct_pnl"] == pytest.approx(greeks["position_rho"].iloc[0], rel=1e-12)  # rho per 1%
+    assert abs(bd.loc[CONVEXITY_ROW, "direct_pnl"]) < 0.02 * abs(expected)
+
+
+def test_unknown_factor_name_raises():
+    pos, spot, betas = spy_book()
+    with pytest.raises(ValueError, match="Market Beta"):
+        run(pos, spot, betas, spec={"bad": {"Market Beta": -0.1}})
+
+
+def test_missing_price_and_beta_are_flagged():
+    pos, spot, betas, rb = mixed_book()
+    spot = dict(spot, XLU=[np.nan])
+    betas = {k: v for k, v in betas.items() if k != 3}
+    res, _, _ = run(pos, spot, betas, rb, spec={"down": {"Market": -0.1}})
+    flag = res.results["flag"].iloc[0]
+    assert "missing_price=1" in flag and "missing_beta=1" in flag
+    pp = res.position_pnl.set_index("position_id")
+    assert np.isnan(pp.loc[2, "direct_pnl"])
+    assert res.results["direct_pnl"].iloc[0] == pytest.approx(np.nansum(pp["direct_pnl"]))
+
+
+def test_loss_cap_violation_detected_and_display_cap_scales_parts():
+    # a long-only book whose betas (3x) make a 45% fall lose 135% of its value: a model error
+    pos = make_positions([(1, "TQQQ", 1_000.0, "TQQQ", None, None, None, np.nan)])
+    spec = {"crash": {"Market": -0.45}, "mild": {"Market": -0.05}}
+    res, vals, _ = run(pos, {"TQQQ": [50.0]}, {1: {"Market": 3.0}}, spec=spec)
+    r = by_scen(res.results)
+    assert r.loc["crash", "direct_pnl"] == pytest.approx(-67_500.0)  # not clipped silently
+    assert not r["loss_cap_applied"].any()
+    assert "loss_exceeds_gross" in r.loc["crash", "flag"]
+    ex = portfolio_exposures(vals, pos)
+    bad = loss_cap_violations(res.results, ex)
+    assert bad["scenario_id"].tolist() == ["crash"] and bad["violation"].tolist() == ["model_error"]
+
+    capped, _, _ = run(pos, {"TQQQ": [50.0]}, {1: {"Market": 3.0}}, spec=spec, cap_losses=True)
+    c = by_scen(capped.results)
+    assert c.loc["crash", "direct_pnl"] == pytest.approx(-50_000.0)
+    assert c.loc["crash", "correlated_pnl"] == pytest.approx(-50_000.0)
+    assert c.loc["crash", "loss_cap_applied"] and "loss_capped" in c.loc["crash", "flag"]
+    assert c.loc["mild", "direct_pnl"] == pytest.approx(-7_500.0) and not c.loc["mild", "loss_cap_applied"]
+    parts = capped.factor_breakdown.groupby("scenario_id")["direct_pnl"].sum()
+    assert parts["crash"] == pytest.approx(-50_000.0)
+    assert capped.position_pnl.groupby("scenario_id")["direct_pnl"].sum()["crash"] == pytest.approx(-50_000.0)
+    assert loss_cap_violations(capped.results, ex)["scenario_id"].tolist() == ["crash"]  # still reported
+
+
+def test_stress_test_range_and_scenario_data_need_no_code():
+    pos, spot, betas = spy_book()
+    dates = pd.DatetimeIndex([AS_OF, AS_OF + pd.Timedelta(days=1)])
+    prices = pd.DataFrame({"SPY": [500.0, 510.0]}, index=dates)
+    greeks = position_greeks(pos, prices, dates, RATE_PCT, None)
+    vals = value_positions(pos, prices, dates, greeks)
+    spec = dict(SCENARIO_SHOCKS, new_one={"Market": -0.2, "Size": 0.05})
+    scenarios, shocks = scenario_frames(spec)
+    b = pd.DataFrame({"Market": [1.0]}, index=[1])
+    out = stress_test_range(pos, vals, greeks, b, pd.Series({1: 0.0}), realistic_cov(), scenarios, shocks, RATE_PCT, dates)
+    assert len(out.results) == 2 * len(spec)
+    r = out.results.set_index(["date", "scenario_id"])
+    assert r.loc[(dates[1], "market_down_10"), "direct_pnl"] == pytest.approx(-51_000.0)
+    assert r.loc[(dates[0], "new_one"), "direct_pnl"] == pytest.approx(-100_000.0)
+
+
+def test_long_format_betas_from_the_factor_and_rate_engines():
+    """Betas arrive as long rows per (date, position, factor); other dates are ignored."""
+    pos, spot, betas, rb = mixed_book()
+    wide_res, _, _ = run(pos, spot, betas, rb)
+    other = AS_OF - pd.Timedelta(days=1)
+    long_betas = pd.DataFrame(
+        [(d, pid, f, b * (1.0 if d == AS_OF else 9.0)) for d in (other, AS_OF) for pid, fs in betas.items() for f, b in fs.items()],
+        columns=["date", "position_id", "factor_name", "beta"],
+    )
+    long_rates = pd.DataFrame(
+        [(d, pid, b * (1.0 if d == AS_OF else 9.0)) for d in (other, AS_OF) for pid, b in rb.items()],
+        columns=["date", "position_id", "rate_beta"],
+    )
+    prices = pd.DataFrame(spot, index=pd.DatetimeIndex([AS_OF]))
+    greeks = position_greeks(pos, prices, [AS_OF], RATE_PCT, None)
+    vals = value_positions(pos, prices, [AS_OF], greeks)
+    scenarios, shocks = scenario_frames(SCENARIO_SHOCKS)
+    res = stress_test(pos, vals, greeks, long_betas, long_rates, realistic_cov(), scenarios, shocks, RATE_PCT, AS_OF)
+    pd.testing.assert_frame_equal(res.results, wide_res.results)

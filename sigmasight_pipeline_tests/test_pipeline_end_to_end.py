@@ -1,0 +1,167 @@
+"""The whole graph on the demo books, for a 20-session range, on SQLite and on PostgreSQL.
+
+One module-scoped build per dialect (the expensive part) feeds the assertions below: every check passes,
+the numbers are the same on both dialects (to 1e-9), a single-date run gives the same rows as that date of
+the range run, and reruns replace rather than duplicate.
+"""
+
+from __future__ import annotations
+
+import json
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from sigmasight_pipeline import orchestration as orch
+from sigmasight_pipeline.onboarding import DEMO_BOOKS, demo_csv_text
+from sigmasight_pipeline.reporting import load_report_schema
+from sigmasight_pipeline.warehouse import schema
+from sigmasight_pipeline.warehouse.io import get_engine, read_table
+from sigmasight_pipeline_tests.conftest import throwaway_postgres_database
+
+START, END = "2025-06-02", "2025-06-30"  # 21 weekdays, 20 sessions (2025-06-19, Juneteenth, is closed)
+ONE_DATE = "2025-06-13"
+PORTFOLIOS = [b.portfolio_id for b in DEMO_BOOKS]
+COMPARED = [
+    schema.position_valuations, schema.portfolio_exposures, schema.group_exposures, schema.position_greeks,
+    schema.position_factor_exposures, schema.portfolio_factor_exposures, schema.factor_regression_windows,
+    schema.factor_correlations, schema.position_rate_sensitivity, schema.portfolio_rate_sensitivity,
+    schema.position_correlations, schema.correlation_summaries, schema.correlation_clusters,
+    schema.stress_results, schema.stress_factor_breakdown, schema.portfolio_snapshots, schema.position_daily_pnl,
+]
+
+
+def _build(url: str, reports_dir) -> dict:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SIGMASIGHT_DATABASE_URL", url)
+        mp.setenv("SIGMASIGHT_REPORTS_DIR", str(reports_dir))
+        mp.setenv("SIGMASIGHT_MARKET_DATA", "sample")
+        instance = dg.DagsterInstance.ephemeral()
+        defs = orch.load_definitions()
+        for book in DEMO_BOOKS:
+            orch.import_portfolio(instance, demo_csv_text(book), name=book.name, owner=book.owner,
+                                  portfolio_id=book.portfolio_id, defs=defs)
+        summary = orch.run_window(instance, PORTFOLIOS, START, END, defs=defs, progress=lambda _: None)
+        engine = get_engine(url)
+        tables = {t.name: read_table(engine, t) for t in COMPARED}
+        # Rerun one date of one portfolio on its own: it must reproduce the range run's rows exactly.
+        orch.materialize_portfolio(instance, "demo-hedge-fund", ONE_DATE, ONE_DATE, defs=defs)
+        rerun = {t.name: read_table(engine, t) for t in COMPARED}
+        return {"engine": engine, "summary": summary, "tables": tables, "rerun": rerun, "reports": reports_dir}
+
+
+@pytest.fixture(scope="module")
+def sqlite_build(tmp_path_factory):
+    url = f"sqlite:///{tmp_path_factory.mktemp('e2e') / 'warehouse.db'}"
+    yield _build(url, tmp_path_factory.mktemp("reports_sqlite"))
+    get_engine.cache_clear()
+
+
+@pytest.fixture(scope="module")
+def postgres_build(tmp_path_factory):
+    with throwaway_postgres_database() as url:
+        yield _build(url, tmp_path_factory.mktemp("reports_pg"))
+
+
+def test_every_check_passes(sqlite_build, postgres_build):
+    for build in (sqlite_build, postgres_build):
+        failed = [name for name, ok in build["summary"]["checks"].items() if not ok]
+        assert failed == []
+        names = set(build["summary"]["checks"])
+        assert {"factor_exposures.history_window", "factor_exposures.no_duplicate_factors",
+                "position_valuations.exposures_consistent", "position_greeks.greeks_sane",
+                "stress_results.loss_cap", "stress_results.scenario_count",
+                "portfolio_snapshots.snapshot_sums", "portfolio_reports.prepublish_validation"} <= names
+
+
+def test_one_run_for_the_market_and_one_per_portfolio(sqlite_build):
+    assert len(sqlite_build["summary"]["runs"]) == 1 + len(PORTFOLIOS)
+
+
+def _sorted(frame: pd.DataFrame) -> pd.DataFrame:
+    keys = [c for c in frame.columns if frame[c].dtype == object or "date" in c or c.endswith("_id") or c in ("position_a", "position_b")]
+    return frame.sort_values(keys).reset_index(drop=True)
+
+
+@pytest.mark.parametrize("table", [t.name for t in COMPARED])
+def test_same_numbers_on_sqlite_and_postgresql(sqlite_build, postgres_build, table):
+    a, b = _sorted(sqlite_build["tables"][table]), _sorted(postgres_build["tables"][table])
+    assert len(a) == len(b) > 0
+    assert list(a.columns) == list(b.columns)
+    for col in a.columns:
+        if pd.api.types.is_numeric_dtype(a[col]) and not pd.api.types.is_bool_dtype(a[col]):
+            np.testing.assert_allclose(a[col].astype(float), b[col].astype(float), rtol=1e-9, atol=1e-9, err_msg=f"{table}.{col}")
+        else:
+            assert a[col].astype(str).tolist() == b[col].astype(str).tolist(), f"{table}.{col}"
+
+
+@pytest.mark.parametrize("table", [t.name for t in COMPARED if t.name != "portfolio_snapshots" and t.name != "position_daily_pnl"])
+def test_single_date_rerun_equals_the_range_run(sqlite_build, table):
+    before, after = sqlite_build["tables"][table], sqlite_build["rerun"][table]
+    assert len(before) == len(after)  # no duplicates, nothing lost
+    pd.testing.assert_frame_equal(_sorted(before), _sorted(after))
+
+
+def test_snapshots_continue_after_a_single_date_rerun(sqlite_build):
+    before = _sorted(sqlite_build["tables"]["portfolio_snapshots"])
+    after = _sorted(sqlite_build["rerun"]["portfolio_snapshots"])
+    assert len(before) == len(after)
+    one = pd.Timestamp(ONE_DATE)
+    row_b = before[(before.date == one) & (before.portfolio_id == "demo-hedge-fund")].iloc[0]
+    row_a = after[(after.date == one) & (after.portfolio_id == "demo-hedge-fund")].iloc[0]
+    # Rerun in the middle: P&L from the previous close, cumulative continued from the stored previous snapshot.
+    assert row_a.daily_pnl == pytest.approx(row_b.daily_pnl, abs=0.01)
+    assert row_a.cumulative_pnl == pytest.approx(row_b.cumulative_pnl, abs=0.01)
+    assert not row_a.is_first_snapshot
+
+
+def test_partition_coverage(sqlite_build):
+    t = sqlite_build["tables"]
+    dates = set(t["portfolio_snapshots"].date.dt.strftime("%Y-%m-%d"))
+    assert len(dates) == 20 and "2025-06-19" not in dates
+    counts = t["position_valuations"].groupby("portfolio_id").position_id.nunique().to_dict()
+    assert counts == {"demo-individual": 16, "demo-hnw": 17, "demo-hedge-fund": 30}
+    # Seven factors per position and date, never duplicated.
+    f = t["position_factor_exposures"]
+    assert not f.duplicated(["date", "portfolio_id", "position_id", "factor_name"]).any()
+    assert f.groupby(["date", "portfolio_id", "position_id"]).factor_name.count().eq(7).all()
+    assert (t["stress_results"].groupby(["date", "portfolio_id"]).scenario_id.count() == 18).all()
+
+
+def test_first_snapshot_is_flagged_and_measured_from_entry(sqlite_build):
+    s = sqlite_build["tables"]["portfolio_snapshots"]
+    first = s[s.date == s.date.min()]
+    assert first.is_first_snapshot.all()
+    v = sqlite_build["tables"]["position_valuations"]
+    v0 = v[v.date == s.date.min()].groupby("portfolio_id").unrealized_pnl.sum()
+    for r in first.itertuples():
+        assert r.daily_pnl == pytest.approx(v0[r.portfolio_id], abs=0.01 * 30)
+    assert not s[s.date > s.date.min()].is_first_snapshot.any()
+
+
+def test_individual_book_exposures(sqlite_build):
+    e = sqlite_build["tables"]["portfolio_exposures"]
+    ind = e[e.portfolio_id == "demo-individual"]
+    assert (ind.short_exposure == 0).all() and (ind.long_count == 16).all()
+    assert (ind.gross_exposure == ind.net_exposure).all()
+    assert (ind.total_cost_basis == 485_000.00).all()
+
+
+def test_reports_written_and_valid(sqlite_build):
+    import jsonschema
+
+    root = sqlite_build["reports"]
+    folders = sorted(p.name for p in root.iterdir() if p.is_dir())
+    assert len(folders) == 3 * 20
+    assert "demo-individual-investor-portfolio_2025-06-30" in folders
+    validator = jsonschema.Draft202012Validator(load_report_schema())
+    for folder in root.glob("*_2025-06-30"):
+        report = json.loads((folder / "portfolio_report.json").read_text())
+        validator.validate(report)
+        assert report["metadata"]["anchor_date"] == "2025-06-30"
+        csv = pd.read_csv(folder / "portfolio_report.csv")
+        assert len(csv.columns) == 34
+        assert (folder / "portfolio_report.md").read_text().startswith("#")
