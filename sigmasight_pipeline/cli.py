@@ -66,6 +66,117 @@ def cmd_onboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    import dagster as dg
+    import pandas as pd
+
+    from sigmasight_pipeline import orchestration as orch
+    from sigmasight_pipeline.defs.resources import ReportsResource
+    from sigmasight_pipeline.reporting import build_report, load_report_input, report_dir
+    from sigmasight_pipeline.warehouse import schema
+    from sigmasight_pipeline.warehouse.io import get_engine
+    from sigmasight_pipeline.warehouse.portfolios import UnknownPortfolioError, get_portfolio
+    from sigmasight_pipeline.warehouse.reads import stored_dates
+
+    formats = [f.strip() for f in args.format.split(",") if f.strip()]
+    bad = sorted(set(formats) - {"md", "json", "csv"})
+    if bad:
+        print(f"error: unknown format(s) {', '.join(bad)}; choose from md, json, csv", file=sys.stderr)
+        return 2
+    engine = get_engine()
+    try:
+        book = get_portfolio(engine, args.portfolio)
+    except UnknownPortfolioError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    pid = book["portfolio_id"]
+    have = stored_dates(engine, schema.portfolio_snapshots)
+    have = pd.DatetimeIndex(have.loc[have.portfolio_id == pid, "date"])
+    if have.empty:
+        print(f"error: portfolio {pid!r} has no computed data yet; run `sigmasight backfill --portfolio {pid} --from ... --to ...`", file=sys.stderr)
+        return 1
+    as_of = pd.Timestamp(args.as_of) if args.as_of else have.max()
+    if as_of not in have:
+        print(
+            f"error: no data for portfolio {pid!r} on {as_of:%Y-%m-%d} (computed dates: {have.min():%Y-%m-%d} .. "
+            f"{have.max():%Y-%m-%d}, {len(have)} sessions)",
+            file=sys.stderr,
+        )
+        return 1
+    if args.no_write:
+        rendered = build_report(load_report_input(engine, pid, as_of), generated_at=dt.datetime.now(dt.timezone.utc))
+        sys.stdout.write(rendered.markdown)
+        return 0
+    resources = None
+    if args.output_dir:
+        defs = orch.load_definitions()
+        resources = {**dict(defs.resources or {}), "reports": ReportsResource(output_root=str(Path(args.output_dir).resolve()))}
+    orch.materialize_portfolio(_instance(), pid, as_of, as_of, selection=[dg.AssetKey("portfolio_reports")], resources=resources)
+    root = Path(args.output_dir).resolve() if args.output_dir else ReportsResource().root
+    folder = report_dir(root, book["name"], as_of)
+    for fmt in formats:
+        print(folder / f"portfolio_report.{fmt}")
+    return 0
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from sigmasight_pipeline import orchestration as orch
+    from sigmasight_pipeline.warehouse.io import get_engine
+    from sigmasight_pipeline.warehouse.portfolios import UnknownPortfolioError, get_portfolio, list_portfolios
+
+    engine = get_engine()
+    try:
+        ids = [get_portfolio(engine, p)["portfolio_id"] for p in args.portfolio] if args.portfolio else list(list_portfolios(engine).portfolio_id)
+    except UnknownPortfolioError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not ids:
+        print("error: no portfolio imported; run `sigmasight onboard FILE.csv --name NAME` first", file=sys.stderr)
+        return 2
+    instance = _instance()
+    if args.submit:
+        backfill_id = orch.submit_asset_backfill(instance, ids, args.start, args.end, with_history=not args.no_history)
+        print(f"submitted asset backfill {backfill_id}: the Dagster daemon runs it (`make dev`), Backfills tab in the UI")
+        return 0
+    steps = 1 + len(ids) + (0 if args.no_sql else 1)
+    started = []
+
+    with tqdm(total=steps, unit="run", desc="backfill") as bar:
+
+        def progress(message: str) -> None:
+            # Called before each run: every call after the first means the previous run finished.
+            if started:
+                bar.update(1)
+            started.append(message)
+            bar.set_postfix_str(message)
+
+        try:
+            summary = orch.run_window(
+                instance, ids, args.start, args.end, with_history=not args.no_history, with_sql_models=not args.no_sql,
+                progress=progress, tags={orch.BACKFILL_TAG: orch.new_backfill_id()},
+            )
+        except orch.RunFailedError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        bar.update(steps - bar.n)
+    failed = [k for k, ok in summary["checks"].items() if not ok]
+    print(f"{len(summary['runs'])} runs: {', '.join(summary['runs'])}")
+    print("failed checks: " + (", ".join(failed) if failed else "none"))
+    return 1 if failed else 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from sigmasight_pipeline.status import portfolio_status, render_status
+
+    table = portfolio_status(_instance(), start=args.start, end=args.end)
+    print(render_status(table))
+    return 1 if (table["gaps"].gt(0) | table["failed_checks"].astype(bool)).any() else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sigmasight", description="SigmaSight Pipeline: portfolio risk on Dagster.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -81,6 +192,28 @@ def build_parser() -> argparse.ArgumentParser:
     onboard.add_argument("--owner", help="owner e-mail")
     onboard.add_argument("--id", help="portfolio id (default: slug of the name)")
     onboard.set_defaults(func=cmd_onboard)
+
+    report = sub.add_parser("report", help="write (or print) a portfolio report through Dagster")
+    report.add_argument("--portfolio", required=True, help="portfolio id or exact name")
+    report.add_argument("--as-of", help="report date YYYY-MM-DD (default: the latest computed date)")
+    report.add_argument("--format", default="md,json,csv", help="files to list: md,json,csv (all three are written)")
+    report.add_argument("--output-dir", help="report root (default $SIGMASIGHT_REPORTS_DIR or .sigmasight/reports)")
+    report.add_argument("--no-write", action="store_true", help="print the Markdown to stdout; write nothing")
+    report.set_defaults(func=cmd_report)
+
+    backfill = sub.add_parser("backfill", help="compute a date range for one or all portfolios")
+    backfill.add_argument("--from", dest="start", required=True, help="first date YYYY-MM-DD")
+    backfill.add_argument("--to", dest="end", required=True, help="last date YYYY-MM-DD")
+    backfill.add_argument("--portfolio", action="append", help="portfolio id or name (repeatable; default all)")
+    backfill.add_argument("--no-history", action="store_true", help="do not (re)load the 150-session market history first")
+    backfill.add_argument("--no-sql", action="store_true", help="do not rebuild the SQL models afterwards")
+    backfill.add_argument("--submit", action="store_true", help="submit an asset backfill for the Dagster daemon instead of running here")
+    backfill.set_defaults(func=cmd_backfill)
+
+    status = sub.add_parser("status", help="latest date, coverage and failed checks per portfolio and engine")
+    status.add_argument("--from", dest="start", help="coverage window start (default: each portfolio's first computed date)")
+    status.add_argument("--to", dest="end", help="coverage window end (default: its latest computed date)")
+    status.set_defaults(func=cmd_status)
     return parser
 
 

@@ -25,6 +25,9 @@ HISTORY_SESSIONS = 160
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 
+#: Tag carried by every run of one CLI backfill, so the UI's Runs page can filter them together.
+BACKFILL_TAG = "sigmasight/backfill"
+
 # The CLI prints its own progress; Dagster's per-event DEBUG lines stay in the run log the UI shows.
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
@@ -33,15 +36,6 @@ def load_definitions() -> dg.Definitions:
     from sigmasight_pipeline.definitions import defs
 
     return defs()
-
-
-def _assets_by_group(defs: dg.Definitions) -> dict[str, list[dg.AssetKey]]:
-    groups: dict[str, list[dg.AssetKey]] = {}
-    graph = defs.resolve_asset_graph()
-    for key in graph.get_all_asset_keys():
-        node = graph.get(key)
-        groups.setdefault(node.group_name, []).append(key)
-    return groups
 
 
 def portfolio_asset_keys(defs: dg.Definitions) -> list[dg.AssetKey]:
@@ -53,6 +47,19 @@ def portfolio_asset_keys(defs: dg.Definitions) -> list[dg.AssetKey]:
         if isinstance(graph.get(k).partitions_def, dg.MultiPartitionsDefinition)
     ]
     return keys
+
+
+def sql_model_keys(defs: dg.Definitions) -> list[dg.AssetKey]:
+    """The dbt_like_sql model assets (unpartitioned; rebuilt over the whole warehouse)."""
+    graph = defs.resolve_asset_graph()
+    return [k for k in graph.toposorted_asset_keys if graph.get(k).group_name == "sql_models"]
+
+
+def materialize_sql_models(instance, *, defs=None, resources=None, tags=None) -> dg.ExecuteInProcessResult | None:
+    """One run rebuilding every SQL model (staging views, marts) and running their model tests."""
+    defs = defs or load_definitions()
+    keys = sql_model_keys(defs)
+    return _run(defs, instance, keys, dict(tags or {}), resources) if keys else None
 
 
 def _run(defs, instance, selection, tags, resources=None) -> dg.ExecuteInProcessResult:
@@ -131,7 +138,14 @@ def weekday_keys(start, end) -> tuple[str, str]:
     return days[0].strftime("%Y-%m-%d"), days[-1].strftime("%Y-%m-%d")
 
 
-def materialize_market(instance, start, end, *, defs=None, resources=None) -> dg.ExecuteInProcessResult:
+def new_backfill_id() -> str:
+    """A backfill id in Dagster's own format (8 lowercase letters)."""
+    from dagster._core.utils import make_new_backfill_id
+
+    return make_new_backfill_id()
+
+
+def materialize_market(instance, start, end, *, defs=None, resources=None, tags=None) -> dg.ExecuteInProcessResult:
     """One run materializing ``market_prices`` and ``security_returns`` for every weekday in [start, end]."""
     defs = defs or load_definitions()
     first, last = weekday_keys(start, end)
@@ -139,13 +153,14 @@ def materialize_market(instance, start, end, *, defs=None, resources=None) -> dg
         defs,
         instance,
         [dg.AssetKey("market_prices"), dg.AssetKey("security_returns")],
-        {RANGE_START_TAG: first, RANGE_END_TAG: last},
+        {**(tags or {}), RANGE_START_TAG: first, RANGE_END_TAG: last},
         resources,
     )
 
 
 def materialize_portfolio(
-    instance, portfolio_id: str, start, end, *, defs=None, selection: Sequence[dg.AssetKey] | None = None, resources=None
+    instance, portfolio_id: str, start, end, *, defs=None, selection: Sequence[dg.AssetKey] | None = None,
+    resources=None, tags=None,
 ) -> dg.ExecuteInProcessResult | None:
     """One run materializing the date x portfolio assets of one portfolio over [start, end]."""
     defs = defs or load_definitions()
@@ -157,7 +172,11 @@ def materialize_portfolio(
         defs,
         instance,
         selection,
-        {RANGE_START_TAG: str(multi_key(first, portfolio_id)), RANGE_END_TAG: str(multi_key(last, portfolio_id))},
+        {
+            **(tags or {}),
+            RANGE_START_TAG: str(multi_key(first, portfolio_id)),
+            RANGE_END_TAG: str(multi_key(last, portfolio_id)),
+        },
         resources,
     )
 
@@ -170,21 +189,26 @@ def run_window(
     *,
     defs: dg.Definitions | None = None,
     with_history: bool = True,
+    with_sql_models: bool = True,
     progress: Callable[[str], None] = print,
+    tags: dict[str, str] | None = None,
 ) -> dict:
     """Market data (with the history behind it) then every portfolio's assets for [start, end].
 
-    One run for the market (a single-run range) and one run per portfolio: the runs a single-run
-    backfill policy would create.
+    One run for the market (a single-run range), one run per portfolio (the runs a single-run backfill
+    policy would create), then one run rebuilding the SQL models.
     """
     defs = defs or load_definitions()
     summary = {"runs": [], "checks": {}}
     market_start = history_start(start) if with_history else pd.Timestamp(start)
     progress(f"market data {market_start:%Y-%m-%d} .. {pd.Timestamp(end):%Y-%m-%d}")
-    results = [materialize_market(instance, market_start, end, defs=defs)]
+    results = [materialize_market(instance, market_start, end, defs=defs, tags=tags)]
     for pid in portfolio_ids:
         progress(f"portfolio {pid}: {pd.Timestamp(start):%Y-%m-%d} .. {pd.Timestamp(end):%Y-%m-%d}")
-        results.append(materialize_portfolio(instance, pid, start, end, defs=defs))
+        results.append(materialize_portfolio(instance, pid, start, end, defs=defs, tags=tags))
+    if with_sql_models:
+        progress("SQL models (staging views, marts)")
+        results.append(materialize_sql_models(instance, defs=defs, tags=tags))
     for result in filter(None, results):
         summary["runs"].append(result.run_id)
         for ev in result.get_asset_check_evaluations():
@@ -192,3 +216,48 @@ def run_window(
             summary["checks"][name] = summary["checks"].get(name, True) and ev.passed
     return summary
 
+
+
+def submit_asset_backfill(
+    instance: dg.DagsterInstance, portfolio_ids: Sequence[str], start, end, *, with_history: bool = True, defs=None
+) -> str:
+    """Register an asset backfill for the Dagster daemon: market data (with its history) and every date x
+    portfolio asset of ``portfolio_ids`` over [start, end], plus the SQL models.
+
+    The daemon orders the runs by dependency and applies the single-run backfill policies: one run for the
+    market range, then one run per portfolio (or per date, whichever dimension is smaller). The backfill
+    shows in the UI's Backfills tab.
+    """
+    from dagster._core.definitions.asset_graph_subset import AssetGraphSubset
+    from dagster._core.execution.backfill import PartitionBackfill
+
+    defs = defs or load_definitions()
+    graph = defs.resolve_asset_graph()
+    market_start = history_start(start) if with_history else pd.Timestamp(start)
+    market_keys = pd.bdate_range(market_start, pd.Timestamp(end)).strftime("%Y-%m-%d").tolist()
+    portfolio_keys = [str(multi_key(d, p)) for p in portfolio_ids for d in pd.bdate_range(pd.Timestamp(start), pd.Timestamp(end))]
+    subsets = {}
+    for key in graph.get_all_asset_keys():
+        pdef = graph.get(key).partitions_def
+        if pdef is None:
+            continue
+        wanted = portfolio_keys if isinstance(pdef, dg.MultiPartitionsDefinition) else market_keys if key.path[0] in ("market_prices", "security_returns") else None
+        if wanted:
+            subsets[key] = pdef.subset_with_partition_keys(wanted)
+    subset = AssetGraphSubset(
+        partitions_subsets_by_asset_key=subsets,
+        non_partitioned_asset_keys=set(sql_model_keys(defs)),
+    )
+    backfill_id = new_backfill_id()
+    backfill = PartitionBackfill.from_asset_graph_subset(
+        backfill_id=backfill_id,
+        backfill_timestamp=pd.Timestamp.now("UTC").timestamp(),
+        tags={BACKFILL_TAG: backfill_id},
+        dynamic_partitions_store=instance,
+        asset_graph_subset=subset,
+        title=f"sigmasight backfill {pd.Timestamp(start):%Y-%m-%d}..{pd.Timestamp(end):%Y-%m-%d} ({', '.join(portfolio_ids)})",
+        description=None,
+        run_config=None,
+    )
+    instance.add_backfill(backfill)
+    return backfill_id

@@ -259,11 +259,14 @@ class TestSampleSource:
         assert src.anchor("GLD") == (pd.Timestamp("2024-02-01"), 219.23)
         assert 465 <= sample_2024.at[pd.Timestamp("2024-01-02"), "SPY"] <= 475
 
-    @pytest.mark.parametrize("window", [("2024-01-02", "2024-12-31"), ("2025-01-02", "2025-06-30")])
-    def test_betas_on_spy_are_plausible(self, sample_demo, window):
+    @pytest.mark.parametrize(
+        "window, low", [(("2024-01-02", "2024-12-31"), 0.0), (("2025-01-02", "2025-06-30"), -0.15)]
+    )
+    def test_betas_on_spy_are_plausible(self, sample_demo, window, low):
+        """2024 and the demo window (125 sessions: low-beta GLD / BND estimates are noisier)."""
         fits = spy_fits(sample_demo.loc[window[0] : window[1]])
         for sym, (beta, _) in fits.items():
-            assert 0.0 <= beta <= 2.5, (sym, beta)
+            assert low <= beta <= 2.5, (sym, beta)
         for sym in ("AAPL", "MSFT", "GOOGL", "AMZN", "META", "NVDA", "JPM", "V", "BRK-B", "QQQ"):
             assert fits[sym][1] > 0.2, (sym, fits[sym])
         assert fits["NVDA"][0] > 1.3 and fits["BND"][0] < 0.2 and fits["JNJ"][0] < 0.7
@@ -322,16 +325,18 @@ class TestSampleSource:
         src = SampleSource()
         index = grid()
         for sym in ("SPY", "VUG", "NVDA", "AMD", "BND", "F", "FXNAX"):
-            (s1, _), (s2, _) = src.anchors(sym)
+            (s1, p1), (s2, p2) = src.anchors(sym)
             got = np.diff(np.log(src.series(sym).to_numpy()))
-            model = np.log1p(src._returns(sym, src.parameters(sym)))[1:]
-            excess = pd.Series(got - model, index=index[1:])
-            inside = excess.loc[s1 + pd.Timedelta(days=1) : s2]
-            outside = pd.concat([excess.loc[: s1], excess.loc[s2 + pd.Timedelta(days=1) :]])
-            tol = 2e-5  # closes are rounded to 4 decimals
+            model = pd.Series(np.log1p(src._returns(sym, src.parameters(sym)))[1:], index=index[1:])
+            excess = got - model
+            after_s1 = s1 + pd.Timedelta(days=1)
+            inside = excess.loc[after_s1:s2]
+            outside = pd.concat([excess.loc[:s1], excess.loc[s2 + pd.Timedelta(days=1) :]])
+            tol = 1e-4 / src.series(sym).min()  # closes are rounded to 4 decimals
             assert outside.abs().max() < tol, sym
             assert inside.max() - inside.min() < 2 * tol, sym  # one constant per day
-            assert len(inside) > 200 and abs(inside.mean()) < 0.005, sym  # no jump at an anchor
+            drift = (np.log(p2 / p1) - model.loc[after_s1:s2].sum()) / len(inside)
+            assert len(inside) > 200 and abs(inside.mean() - drift) < 1e-6, sym  # the bridge's drift
 
     def test_demo_window_is_realistic(self, sample_demo):
         spy = sample_demo.loc["2025-01-02":"2025-06-30", "SPY"]
@@ -351,10 +356,15 @@ class TestSampleSource:
 
     def test_values_do_not_depend_on_range_across_the_anchors(self):
         long = SampleSource().fetch_closes(["NVDA", "SPY", "BND"], D(2023, 6, 1), D(2025, 12, 31))
-        ranges = ((D(2024, 6, 3), D(2024, 6, 28)), (D(2025, 1, 2), D(2025, 1, 2)), (D(2025, 9, 1), D(2025, 9, 30)))
+        ranges = (
+            (D(2024, 6, 3), D(2024, 6, 28)),  # between the anchors
+            (D(2025, 1, 2), D(2025, 1, 2)),  # the second anchor alone
+            (D(2025, 9, 1), D(2025, 9, 30)),  # after it
+        )
         for lo, hi in ranges:
             short = SampleSource().fetch_closes(["BND", "NVDA", "SPY"], lo, hi)
-            pd.testing.assert_frame_equal(short, long.loc[str(lo) : str(hi), ["BND", "NVDA", "SPY"]])
+            expected = long.loc[str(lo) : str(hi), ["BND", "NVDA", "SPY"]]
+            pd.testing.assert_frame_equal(short, expected, check_freq=False)
 
     def test_options_are_missing(self):
         src = SampleSource()

@@ -26,6 +26,8 @@ from types import MappingProxyType
 import numpy as np
 import pandas as pd
 
+from sigmasight_pipeline.data import factor_proxies
+
 from .regression import as_of_index, rolling_ols, trailing_window_view, window_positions
 
 __all__ = [
@@ -47,15 +49,7 @@ __all__ = [
 MARKET = "Market"
 
 #: The seven factors and their proxy ETFs, Market first (engines.md, "Factor exposures").
-DEFAULT_FACTOR_PROXIES: Mapping[str, str] = MappingProxyType({
-    "Market": "SPY",
-    "Value": "VTV",
-    "Growth": "VUG",
-    "Momentum": "MTUM",
-    "Quality": "QUAL",
-    "Size": "SIZE",
-    "Low Volatility": "USMV",
-})
+DEFAULT_FACTOR_PROXIES: Mapping[str, str] = MappingProxyType(factor_proxies())  # data/factors.yaml
 
 #: Flag of a position whose market-data symbol was not regressed at all (no returns for it).
 FLAG_NO_RETURNS = "no_return_history"

@@ -39,6 +39,8 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+from sigmasight_pipeline.data import factor_proxies
+
 from .options import _as_bool, _rate_decimal, bs_greeks, bs_price
 
 __all__ = [
@@ -57,7 +59,7 @@ __all__ = [
 
 RATE_FACTOR = "Interest Rate"
 CONVEXITY_ROW = "Option convexity"
-EQUITY_FACTORS = ["Market", "Value", "Growth", "Momentum", "Quality", "Size", "Low Volatility"]
+EQUITY_FACTORS = list(factor_proxies())  # data/factors.yaml
 SINGULAR_COND = 1e12  # above this condition number S_ss is treated as singular (lstsq / pseudo-inverse)
 
 RESULT_COLUMNS = [

@@ -30,6 +30,8 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import pandas as pd
 
+from sigmasight_pipeline.data import factor_proxies
+
 from . import calendar as xcal
 
 
@@ -42,15 +44,7 @@ class SYMBOLS:
 
 
 #: The seven factors and their ETF proxies, in this order. Size is SIZE everywhere (never SLY).
-FACTOR_PROXIES: dict[str, str] = {
-    "Market": "SPY",
-    "Value": "VTV",
-    "Growth": "VUG",
-    "Momentum": "MTUM",
-    "Quality": "QUAL",
-    "Size": "SIZE",
-    "Low Volatility": "USMV",
-}
+FACTOR_PROXIES: dict[str, str] = factor_proxies()
 
 RATE_SYMBOLS: tuple[str, str] = (SYMBOLS.TREASURY_10Y, SYMBOLS.TREASURY_13W)
 

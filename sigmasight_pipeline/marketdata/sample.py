@@ -12,7 +12,7 @@ Model (daily, simple returns; all numpy-vectorised, AR(1) processes by convoluti
   SPY return): ``c_k m + sd_k x (correlated normal)``, sd_k 0.3-0.6 % scaled with the vol state. A
   style ETF returns market + spread, so it correlates ~0.88-0.96 with SPY.
 * ^TNX = 4.2 % + AR(1) (phi 0.993, 6 bp/day shocks, +0.2 correlated with the market); ``dy_bp`` is
-  its daily change in basis points. ^IRX = 5.0 % + AR(1) (phi 0.98, 3 bp/day: half-life ~5 weeks,
+  its daily change in basis points. ^IRX = 5.0 % + AR(1) (phi 0.98, 3 bp/day: half-life ~7 weeks,
   stationary sd ~0.15 pp, so it stays near 5 %). Both floored > 0.
 * Any other symbol: r = alpha/252 + b_mkt m + sum_k b_k spread_k + b_rate dy_bp + e, e Student-t
   (4 dof) with the symbol's idiosyncratic sd x sqrt(vol state). Loadings of the demo universe come
@@ -52,10 +52,10 @@ GRID_START = "2015-01-02"
 GRID_END = "2027-12-31"
 #: The model's draws are free; this is the first seed from 20_240_102 up whose draw looks like a
 #: real 2024 and H1 2025: SPY within 440..630 in 2024 and 500..680 in H1 2025, -8 %..+9 % by
-#: 2025-06-30; each demo symbol within 0.6x..1.6x of its 2025-01-02 close on 2025-06-30 and
-#: 0.45x..2.5x of its entry price; ^TNX within 3.4..5.2 % and ^IRX within 3.8..5.4 % over
-#: 2024-2025. (20_240_102 drew SPY +24 % and TSLA +190 % in H1 2025, where the returns are the
-#: model's own after the last anchor.)
+#: 2025-06-30; each demo symbol within 0.6x..1.6x of its 2025-01-02 close on 2025-06-30, within
+#: 0.45x..2.5x of its entry price, and within 0.55x..1.75x of its anchors during 2024; ^TNX within
+#: 3.4..5.2 % and ^IRX within 3.8..5.4 % over 2024-2025. (20_240_102 drew SPY +24 % and TSLA +190 %
+#: in H1 2025, where the returns are the model's own after the last anchor.)
 DEFAULT_SEED = 20_240_128
 DATA_FILE = "sample_market.csv"
 

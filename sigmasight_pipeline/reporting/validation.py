@@ -26,6 +26,7 @@ from importlib import resources
 
 import pandas as pd
 
+from ._schema_check import UnsupportedSchema, compile_schema
 from .builders import ENGINES, OPTION_TYPES, RenderedReport, engine_availability
 from .data import DATED_SECTIONS, SECTION_TABLES, ReportInput
 
@@ -33,6 +34,7 @@ __all__ = [
     "prepublish_problems",
     "schema_problems",
     "load_report_schema",
+    "report_validator",
     "markdown_availability",
     "markdown_engine_table",
 ]
@@ -49,13 +51,36 @@ def load_report_schema() -> dict:
     return json.loads(text)
 
 
-def schema_problems(report: dict) -> list[str]:
-    """Schema violations of a report JSON (Draft 2020-12), one line each."""
+@lru_cache(maxsize=1)
+def report_validator():
+    """The Draft 2020-12 validator of the report schema, built (and the schema checked) once per process."""
     from jsonschema import Draft202012Validator
 
-    validator = Draft202012Validator(load_report_schema())
+    schema = load_report_schema()
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema)
+
+
+@lru_cache(maxsize=1)
+def _report_check():
+    """The report schema compiled to a yes/no check (see ``_schema_check``); None if it cannot be compiled."""
+    try:
+        return compile_schema(load_report_schema())
+    except UnsupportedSchema:
+        return None
+
+
+def schema_problems(report: dict) -> list[str]:
+    """Schema violations of a report JSON (Draft 2020-12), one line each.
+
+    A valid report (the usual case) is recognised by the compiled check alone; any other report is
+    validated by jsonschema, whose errors are the ones reported.
+    """
+    check = _report_check()
+    if check is not None and check(report):
+        return []
     out = []
-    for err in sorted(validator.iter_errors(report), key=lambda e: list(map(str, e.absolute_path))):
+    for err in sorted(report_validator().iter_errors(report), key=lambda e: list(map(str, e.absolute_path))):
         where = "/".join(str(p) for p in err.absolute_path) or "(root)"
         out.append(f"JSON schema: {where}: {err.message}")
     return out

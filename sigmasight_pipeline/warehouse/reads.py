@@ -43,3 +43,13 @@ def market_window(engine: Engine, symbols: Iterable[str], dates: pd.DatetimeInde
         start=start,
         end=end,
     )
+
+
+def stored_dates(engine: Engine, table) -> pd.DataFrame:
+    """Distinct ``portfolio_id, date`` pairs that have rows in ``table`` (for coverage reports)."""
+    import sqlalchemy as sa
+
+    from sigmasight_pipeline.warehouse.io import read_frame
+
+    q = sa.select(table.c.portfolio_id, table.c.date).distinct().order_by(table.c.portfolio_id, table.c.date)
+    return read_frame(engine, q)

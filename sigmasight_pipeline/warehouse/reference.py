@@ -6,20 +6,15 @@ editing a file and reloading never leaves a stale or duplicated row (adding a sc
 
 from __future__ import annotations
 
-from importlib import resources
-
 import pandas as pd
 import sqlalchemy as sa
 import yaml
 from sqlalchemy.engine import Engine
 
+from sigmasight_pipeline.data import factor_rows, read_text
 from sigmasight_pipeline.warehouse import schema
 
 INTEREST_RATE_FACTOR = "Interest Rate"
-
-
-def _data_text(name: str) -> str:
-    return (resources.files("sigmasight_pipeline.data") / name).read_text(encoding="utf-8")
 
 
 def factor_definitions() -> pd.DataFrame:
@@ -27,7 +22,7 @@ def factor_definitions() -> pd.DataFrame:
 
     Raises ``ValueError`` on a duplicated factor or proxy, or a missing Market factor.
     """
-    rows = yaml.safe_load(_data_text("factors.yaml"))["factors"]
+    rows = factor_rows()
     frame = pd.DataFrame(
         [
             {"factor_name": r["name"], "proxy_symbol": r["proxy"], "description": r.get("description"), "display_order": i}
@@ -56,7 +51,7 @@ def stress_scenarios() -> tuple[pd.DataFrame, pd.DataFrame]:
     ``shocks``: ``scenario_id, factor_name, shock``. Every shocked factor must be a defined factor or
     ``Interest Rate``; anything else is refused (the earlier system silently dropped misnamed factors).
     """
-    rows = yaml.safe_load(_data_text("stress_scenarios.yaml"))["scenarios"]
+    rows = yaml.safe_load(read_text("stress_scenarios.yaml"))["scenarios"]
     known = set(factor_definitions().factor_name) | {INTEREST_RATE_FACTOR}
     scen, shocks = [], []
     for i, r in enumerate(rows):

@@ -10,7 +10,7 @@ from sigmasight_pipeline.engines.returns import daily_returns
 from sigmasight_pipeline.marketdata import calendar as xcal
 from sigmasight_pipeline.marketdata.base import universe
 from sigmasight_pipeline.warehouse import schema
-from sigmasight_pipeline.warehouse.io import read_table, read_wide, write_partition
+from sigmasight_pipeline.warehouse.io import read_wide, write_partition
 from sigmasight_pipeline.warehouse.portfolios import held_symbols
 
 
@@ -153,8 +153,3 @@ def security_returns(context: dg.AssetExecutionContext, warehouse: WarehouseReso
         },
     )
 
-
-def stored_price_dates(engine, start, end) -> pd.DatetimeIndex:
-    """Sessions in [start, end] that have at least one stored close (for gap filling before a backfill)."""
-    rows = read_table(engine, schema.market_prices, start=start, end=end)
-    return pd.DatetimeIndex(sorted(rows.date.unique())) if len(rows) else pd.DatetimeIndex([])
