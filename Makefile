@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export SIGMASIGHT_HOME ?= $(CURDIR)/.sigmasight
 
-.PHONY: install demo test dev check benchmark clean
+.PHONY: install instance demo test dev check benchmark clean up down compose-config
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,20 +17,24 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 install: $(VENV)/.installed
 
-$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+# The instance config copied into $(DAGSTER_HOME): SQLite under DAGSTER_HOME by default; DAGSTER_INSTANCE=dagster.yaml
+# for PostgreSQL (the DAGSTER_PG_* variables must then be set; README, "PostgreSQL deployment").
+DAGSTER_INSTANCE ?= deploy/dagster-local.yaml
+
+instance:
 	mkdir -p $(DAGSTER_HOME)
-	cp dagster.yaml $@
+	cp $(DAGSTER_INSTANCE) $(DAGSTER_HOME)/dagster.yaml
 
 ## demo: import the demo books and materialize the demo window (2025-01-02..2025-06-30)
-demo: install $(DAGSTER_HOME)/dagster.yaml
+demo: install instance
 	$(BIN)/sigmasight demo
 
 ## test: the whole test suite (PostgreSQL tests need 127.0.0.1:5432)
 test: install
-	$(BIN)/python -m pytest -q -n 2 sigmasight_pipeline_tests
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile sigmasight_pipeline_tests
 
 ## dev: the Dagster UI and daemon on http://127.0.0.1:3000
-dev: install $(DAGSTER_HOME)/dagster.yaml
+dev: install instance
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 ## check: definitions load (dagster and dg)
@@ -38,8 +42,20 @@ check: install
 	$(BIN)/dagster definitions validate -w workspace.yaml
 	$(BIN)/dg check defs
 
+## up / down: the PostgreSQL deployment in Docker (PostgreSQL, code location, webserver, daemon); UI on :3000
+up:
+	docker compose up --build -d
+
+down:
+	docker compose down
+
+## compose-config: validate docker-compose.yml (no Docker engine needed)
+compose-config:
+	docker compose config --quiet
+
+## benchmark: engine speed figures (factor regression vs statsmodels, Greeks vs mibian)
 benchmark: install
 	$(BIN)/python benchmarks/engines.py
 
 clean:
-	rm -rf $(VENV) .sigmasight .dagster_home reports
+	rm -rf $(VENV) .sigmasight .dagster_home .dagster_home_pg reports

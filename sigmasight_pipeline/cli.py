@@ -63,7 +63,32 @@ def cmd_onboard(args: argparse.Namespace) -> int:
         print(f"error: {path}: {exc}", file=sys.stderr)
         return 1
     print(f"imported {args.name!r} as portfolio {pid}")
-    return 0
+    if args.no_backfill:
+        return 0
+    return _backfill_new_portfolio(pid)
+
+
+def _backfill_new_portfolio(portfolio_id: str) -> int:
+    """Compute a newly imported portfolio's history (the same window the inbox sensor requests)."""
+    from sigmasight_pipeline import orchestration as orch
+    from sigmasight_pipeline.defs.operations.requests import backfill_window
+    from sigmasight_pipeline.warehouse.io import get_engine
+    from sigmasight_pipeline.warehouse.portfolios import read_positions
+
+    window = backfill_window(read_positions(get_engine(), portfolio_id).entry_date.min())
+    if window is None:
+        print("no completed session since its entry dates yet: nothing to backfill")
+        return 0
+    start, end = window
+    print(f"backfilling {portfolio_id} {start:%Y-%m-%d} .. {end:%Y-%m-%d} (SIGMASIGHT_BACKFILL_START / _END change the window)")
+    try:
+        summary = orch.run_window(_instance(), [portfolio_id], start, end, tags={orch.BACKFILL_TAG: orch.new_backfill_id()})
+    except orch.RunFailedError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    failed = [k for k, ok in summary["checks"].items() if not ok]
+    print("failed checks: " + (", ".join(failed) if failed else "none"))
+    return 1 if failed else 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -191,6 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     onboard.add_argument("--name", required=True, help="portfolio name (unique)")
     onboard.add_argument("--owner", help="owner e-mail")
     onboard.add_argument("--id", help="portfolio id (default: slug of the name)")
+    onboard.add_argument("--no-backfill", action="store_true", help="import only; do not compute its history")
     onboard.set_defaults(func=cmd_onboard)
 
     report = sub.add_parser("report", help="write (or print) a portfolio report through Dagster")

@@ -11,7 +11,8 @@ from collections.abc import Callable, Sequence
 import dagster as dg
 import pandas as pd
 
-from sigmasight_pipeline.defs.partitions import PORTFOLIO_DIMENSION, multi_key
+from sigmasight_pipeline.defs.partitions import PORTFOLIO_DIMENSION, multi_key, trading_days
+from sigmasight_pipeline.defs.resources import WarehouseResource
 from sigmasight_pipeline.marketdata import calendar as xcal
 from sigmasight_pipeline.onboarding import parse_portfolio_csv, slugify
 from sigmasight_pipeline.warehouse.io import get_engine
@@ -114,20 +115,24 @@ def import_portfolio(
     load_reference_data(engine)
     save_portfolio_source(engine, portfolio_id=portfolio_id, name=name, owner=owner, csv_text=csv_text, filename=filename)
     instance.add_dynamic_partitions(PORTFOLIO_DIMENSION, [portfolio_id])
+    resources = dict(defs.resources or {})
+    if database_url:  # the run must write where the upload was stored
+        resources["warehouse"] = WarehouseResource(database_url=database_url)
     dg.materialize(
         assets=list(defs.assets or []),
         selection=[dg.AssetKey("portfolio_positions")],
         instance=instance,
         partition_key=portfolio_id,
-        resources=dict(defs.resources or {}),
+        resources=resources,
         run_config=QUIET,
     )
     return portfolio_id
 
 
 def history_start(first_date) -> pd.Timestamp:
-    """First session of the market history needed to compute ``first_date``."""
-    return xcal.sessions_window(xcal.previous_session(first_date), HISTORY_SESSIONS)[0]
+    """First session of the market history needed to compute ``first_date`` (never before the first partition)."""
+    first_partition = pd.Timestamp(trading_days.get_first_partition_key())
+    return max(xcal.sessions_window(xcal.previous_session(first_date), HISTORY_SESSIONS)[0], first_partition)
 
 
 def weekday_keys(start, end) -> tuple[str, str]:

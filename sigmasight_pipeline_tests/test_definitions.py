@@ -31,19 +31,19 @@ def test_every_asset_has_a_description_and_a_group():
         assert node.group_name != "default", f"{key} has no group"
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "DAGSTER_HOME": "", "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
-    env.pop("DAGSTER_HOME")
+def _cli(tmp_path, *args: str) -> subprocess.CompletedProcess:
+    # An empty DAGSTER_HOME: the repo's dagster.yaml is the PostgreSQL deployment config, not for this test.
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path), "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
     return subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
 
 
-def test_dagster_definitions_validate_cli():
+def test_dagster_definitions_validate_cli(tmp_path):
     exe = shutil.which("dagster", path=str(BIN)) or "dagster"
-    res = _cli(exe, "definitions", "validate", "-w", "workspace.yaml")
+    res = _cli(tmp_path, exe, "definitions", "validate", "-w", "workspace.yaml")
     assert res.returncode == 0, res.stdout + res.stderr
 
 
-def test_dg_check_defs_cli():
+def test_dg_check_defs_cli(tmp_path):
     exe = shutil.which("dg", path=str(BIN)) or "dg"
-    res = _cli(exe, "check", "defs")
+    res = _cli(tmp_path, exe, "check", "defs")
     assert res.returncode == 0, res.stdout + res.stderr

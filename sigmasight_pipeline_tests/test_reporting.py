@@ -558,6 +558,57 @@ def test_charts_are_pngs_and_deterministic():
         assert f"]({name})" in rendered.markdown
 
 
+def _png_size(data: bytes) -> tuple[int, int]:
+    assert data.startswith(PNG_SIGNATURE) and data[12:16] == b"IHDR"
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+def test_charts_carry_no_metadata_and_keep_every_fixture_scenario_name_whole():
+    from sigmasight_pipeline.reporting import charts
+
+    rendered = build()
+    for name, data in render_charts(rendered).items():
+        for chunk in (b"tEXt", b"zTXt", b"iTXt", b"tIME"):  # no software version, no timestamp
+            assert chunk not in data, (name, chunk)
+        width, height = _png_size(data)
+        assert 700 <= width <= 1000 and 400 <= height <= 1000, (name, width, height)
+    # the stress chart's label margin holds every scenario name of the fixture in full (legibility)
+    room = 900 * 0.42
+    for _, scenario, _, _, _ in SCENARIOS:
+        assert charts._fit(scenario, charts._TEXT_PX, room) == scenario
+    long_name = "An Extremely Long Hypothetical Stress Scenario Name That Would Not Fit In The Margin"
+    short = charts._fit(long_name, charts._TEXT_PX, room)
+    assert short.endswith("…") and long_name.startswith(short[:-1].rstrip())
+    assert charts._Canvas.text_width(short, charts._TEXT_PX) <= room
+
+
+def test_charts_draw_odd_data():
+    from sigmasight_pipeline.reporting.charts import cumulative_pnl_chart, factor_exposure_chart, stress_chart
+
+    many = pd.DataFrame({"factor_name": [f"Custom factor number {i}" for i in range(15)],
+                         "dollar_exposure": [(-1) ** i * 1000.0 * i for i in range(15)]})
+    empty_factors = pd.DataFrame({"factor_name": [], "dollar_exposure": []})
+    zero = pd.DataFrame({"factor_name": ["Market"], "dollar_exposure": [0.0]})
+    stress = pd.DataFrame({"name": ["A | B", "x" * 200, "Missing"], "direct_pnl": [1.0, -2.5e7, None],
+                           "correlated_pnl": [None, -3e7, float("nan")]})
+    one_day = pd.DataFrame({"date": [pd.Timestamp(ANCHOR)], "cumulative_pnl": [1234.5]})
+    gaps = pd.DataFrame({"date": pd.bdate_range(end=ANCHOR, periods=150),
+                         "cumulative_pnl": [float("nan") if i % 17 == 0 else 1e5 * (i - 40) for i in range(150)]})
+    tz = pd.DataFrame({"date": pd.date_range("2025-03-10 23:00", periods=5, freq="D", tz="America/New_York"),
+                       "cumulative_pnl": [1.0, 2.0, None, 4.0, 5.0]})
+    nothing = pd.DataFrame({"date": [pd.NaT, pd.Timestamp(ANCHOR)], "cumulative_pnl": [None, None]})
+    calls = [(factor_exposure_chart, many), (factor_exposure_chart, empty_factors), (factor_exposure_chart, zero),
+             (stress_chart, stress), (stress_chart, stress.iloc[:0]), (cumulative_pnl_chart, one_day),
+             (cumulative_pnl_chart, gaps), (cumulative_pnl_chart, tz), (cumulative_pnl_chart, nothing)]
+    for draw, data in calls:
+        png = draw(data, "Book - as of 2025-03-14")
+        assert png.startswith(PNG_SIGNATURE) and png == draw(data, "Book - as of 2025-03-14")
+        assert png != draw(data, None)
+    # the stress chart grows with the number of scenarios: every name keeps a readable row
+    (_, h3), (_, h18) = _png_size(stress_chart(stress)), _png_size(render_charts(build())["stress_pnl.png"])
+    assert h18 - h3 >= 15 * 25
+
+
 def test_rerun_overwrites_atomically_without_leftovers(tmp_path):
     root = tmp_path / "reports"
     directory = report_dir(root, NAME, ANCHOR)
@@ -695,6 +746,144 @@ def test_prepublish_reports_schema_violations():
     js["positions"][0]["market_value"] = "16000.0"
     problems = prepublish_problems(replace(rendered, json=js), make_input(), 18)
     assert problems and problems[0].startswith("JSON schema: positions/0/market_value")
+
+
+def test_schema_validator_and_compiled_check_are_built_once():
+    from sigmasight_pipeline.reporting.validation import _report_check, report_validator
+
+    validator = report_validator()  # also checks the shipped schema against the 2020-12 metaschema
+    assert report_validator() is validator
+    assert isinstance(validator, Draft202012Validator) and validator.schema == load_report_schema()
+    check = _report_check()
+    assert check is not None, "the report schema no longer compiles to the fast check"
+    assert _report_check() is check
+
+
+def _json_paths(node, path=()):
+    """Every path of a JSON document."""
+    yield path
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _json_paths(value, path + (key,))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _json_paths(value, path + (i,))
+
+
+def _first_items(node):
+    """The document with every list cut to its first item (the same schema paths, a fraction of the size)."""
+    if isinstance(node, dict):
+        return {key: _first_items(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_first_items(value) for value in node[:1]]
+    return node
+
+
+def test_compiled_schema_check_agrees_with_jsonschema():
+    """The fast check says "valid" exactly when jsonschema does, on mutations of every part of a report.
+
+    schema_problems trusts the fast check's "valid" without asking jsonschema, so every mutation the fast
+    check accepts is confirmed by jsonschema; the reverse is checked on a sample (jsonschema is slow, so
+    the documents are cut to the first item of each list).
+    """
+    import copy
+    import random
+
+    from sigmasight_pipeline.reporting.validation import _report_check, report_validator, schema_problems
+
+    check, validator = _report_check(), report_validator()
+    empty = pd.DataFrame()
+    full = build().json
+    missing = build(make_input(greeks=empty, stress_results=empty, snapshot=empty, exposures=empty)).json
+    assert check(full) and check(missing) and schema_problems(full) == [] and schema_problems(missing) == []
+    values = [None, True, 0, -1, 1.5, "", "x", "1.00", "-1.0000", "0.100000", "2025-03-14", "LONG", [], {}, ["x"]]
+    rng = random.Random(20250314)
+    compared = accepted = 0
+    for doc in (_first_items(full), _first_items(missing)):
+        assert check(doc) and validator.is_valid(doc)
+        for path in list(_json_paths(doc))[1:]:
+            for how in ("set", "delete", "extra"):
+                mutated = copy.deepcopy(doc)
+                parent = mutated
+                for key in path[:-1]:
+                    parent = parent[key]
+                last = path[-1]
+                if how == "set":
+                    parent[last] = rng.choice(values)
+                elif how == "delete":
+                    del parent[last]
+                elif isinstance(parent[last], dict):
+                    parent[last]["unexpected_key"] = 1
+                elif isinstance(parent[last], list):
+                    parent[last].append(copy.deepcopy(parent[last][0]) if parent[last] else "x")
+                else:
+                    continue
+                fast = check(mutated)
+                accepted += fast
+                if fast or rng.random() < 0.1:
+                    compared += 1
+                    assert validator.is_valid(mutated) == fast, (path, how, mutated)
+    assert accepted > 50 and compared - accepted > 20  # both directions were exercised
+
+
+def test_anchor_day_matching_equals_pandas_dates():
+    from sigmasight_pipeline.reporting.builders import _anchor_rows, day_values, on_date
+
+    cases = [
+        pd.Series([pd.Timestamp("2025-03-14"), pd.Timestamp("2025-03-14 23:59:59"), pd.Timestamp("2025-03-13"), pd.NaT]),
+        pd.Series(pd.to_datetime(["2025-03-14 01:00", "2025-03-15 02:00"]).tz_localize("UTC").tz_convert("America/New_York")),
+        pd.Series(["2025-03-14", "not a date", None, "2025-03-15"]),
+        pd.Series([dt.date(2025, 3, 14), dt.datetime(2025, 3, 14, 12), None, dt.date(2024, 3, 14)], dtype=object),
+        pd.Series(pd.to_datetime(["2025-03-14"]).as_unit("s")),
+        pd.Series([], dtype="datetime64[ns]"),
+    ]
+    for values in cases:
+        expected = pd.to_datetime(values, errors="coerce").dt.date
+        assert on_date(values, ANCHOR).tolist() == (expected == ANCHOR).tolist(), values
+        days = day_values(values)
+        assert [None if pd.isna(d) else str(d) for d in days] == [None if pd.isna(d) else str(d) for d in expected]
+    frame = pd.DataFrame({"date": cases[0], "portfolio_id": [PID, 7, PID, PID], "x": range(4)})
+    rows, ignored = _anchor_rows(frame, ANCHOR, PID)
+    assert rows["x"].tolist() == [0] and ignored == 3
+    rows, ignored = _anchor_rows(frame.assign(portfolio_id=[7, 7, 7, 7]), ANCHOR, "7")
+    assert rows["x"].tolist() == [0, 1] and ignored == 2
+
+
+def test_records_are_exactly_to_dict_records():
+    import math
+
+    import numpy as np
+
+    from sigmasight_pipeline.reporting.builders import _records
+
+    inp = make_input()
+    frames = [inp.section(name) for name in (
+        "valuations", "exposures", "greeks", "position_factors", "portfolio_factors", "factor_window",
+        "position_rates", "portfolio_rates", "correlation_summary", "correlation_clusters", "stress_results",
+        "stress_breakdown", "snapshot", "position_pnl")] + [inp.positions, inp.scenarios, inp.snapshot_history]
+    frames.append(pd.DataFrame({
+        "string": pd.array(["a", None, "c"], dtype="string"), "str": pd.Series(["a", None, "c"], dtype="str"),
+        "object": [np.float64(1.5), None, "x"], "Int64": pd.array([1, None, 3], dtype="Int64"),
+        "boolean": pd.array([True, None, False], dtype="boolean"), "bool": [True, False, True],
+        "datetime": pd.to_datetime(["2025-01-01", None, "2025-01-03"]),
+        "tz": pd.to_datetime(["2025-01-01", None, "2025-01-03"]).tz_localize("UTC"),
+        "category": pd.Categorical(["x", "y", None]), "float": [1.0, float("nan"), 3.0],
+        "uint8": np.array([1, 2, 3], dtype=np.uint8), "timedelta": pd.to_timedelta([1, 2, None], unit="D"),
+    }))
+
+    def same(a, b):
+        if type(a) is not type(b):
+            return False
+        if isinstance(a, float) and math.isnan(a):
+            return math.isnan(b)
+        return a is b if a is pd.NaT or a is pd.NA else a == b
+
+    for frame in frames:
+        expected = frame.to_dict("records")
+        got = _records(frame)
+        assert [list(r) for r in got] == [list(r) for r in expected]
+        for g, e in zip(got, expected):
+            assert all(same(g[k], e[k]) for k in e), (g, e)
 
 
 # ---------------------------------------------------------------------------------------------------

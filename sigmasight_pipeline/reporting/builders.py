@@ -26,12 +26,20 @@ import io
 import math
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
+from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from .data import SECTION_TABLES, ReportInput, as_date
+
+try:  # what DataFrame.to_dict applies to object / extension columns
+    from pandas.api.extensions import ExtensionDtype
+    from pandas.core.dtypes.cast import maybe_box_native as _box_native
+except ImportError:  # pragma: no cover - _records falls back to DataFrame.to_dict
+    _box_native = None
 
 __all__ = [
     "REPORT_VERSION",
@@ -160,7 +168,15 @@ def not_available_marker(engine: str, reason: str) -> str:
 # ---------------------------------------------------------------------------------------------------
 # Value helpers
 # ---------------------------------------------------------------------------------------------------
+_INFINITIES = (math.inf, -math.inf)
+
+
 def _missing(value) -> bool:
+    kind = type(value)  # fast paths for the common exact types; the general rule below gives the same answer
+    if kind is float:
+        return value != value or value in _INFINITIES
+    if kind is int or kind is str:
+        return False
     if value is None:
         return True
     try:
@@ -174,6 +190,9 @@ def _missing(value) -> bool:
 
 
 def _to_decimal(value) -> Decimal | None:
+    kind = type(value)
+    if kind is float:  # fast path (the general rule below gives the same answer)
+        return None if value != value or value in _INFINITIES else Decimal(repr(value))
     if _missing(value):
         return None
     if isinstance(value, Decimal):
@@ -191,13 +210,18 @@ def _to_decimal(value) -> Decimal | None:
     return Decimal(repr(number))  # shortest decimal repr: the stored NUMERIC value, no binary noise
 
 
+@lru_cache(maxsize=None)
+def _quantum(places: int) -> Decimal:
+    return Decimal(1).scaleb(-places)
+
+
 def format_decimal(value, places: int) -> str | None:
     """``value`` with exactly ``places`` decimals (ROUND_HALF_UP, no negative zero); None when missing."""
     d = _to_decimal(value)
     if d is None:
         return None
     try:
-        q = d.quantize(Decimal(1).scaleb(-places), rounding=ROUNDING, context=_CTX)
+        q = d.quantize(_quantum(places), rounding=ROUNDING, context=_CTX)
     except InvalidOperation as exc:  # pragma: no cover - beyond 60 significant digits
         raise ValueError(f"cannot quantize {value!r} to {places} decimals") from exc
     if q.is_zero():
@@ -321,16 +345,43 @@ class _Sections:
     ignored: dict[str, int]  # section -> rows of another date/portfolio that were left out
 
 
+def day_values(values) -> np.ndarray:
+    """``values`` (dates, datetimes, timestamps or strings) as a ``datetime64[D]`` array; unparsable -> NaT.
+
+    Day ``i`` is ``pd.to_datetime(values, errors="coerce").dt.date[i]`` (a time-zone-aware timestamp
+    counts by its wall-clock date), computed on the datetime64 values without a ``date`` object per row.
+    """
+    dates = values if isinstance(values, pd.Series) else pd.Series(values)
+    if not pd.api.types.is_datetime64_dtype(dates.dtype):  # tz-aware, object, strings, ...
+        dates = pd.to_datetime(dates, errors="coerce")
+        if isinstance(dates.dtype, pd.DatetimeTZDtype):
+            dates = dates.dt.tz_localize(None)  # wall-clock time in its own zone
+    return dates.to_numpy().astype("datetime64[D]")
+
+
+def on_date(values, anchor: dt.date) -> np.ndarray:
+    """Which of ``values`` fall on ``anchor`` (see :func:`day_values`); NaT never does."""
+    return day_values(values) == np.datetime64(anchor, "D")
+
+
+def _anchor_mask(frame: pd.DataFrame, anchor: dt.date, portfolio_id: str) -> np.ndarray:
+    """Rows dated ``anchor`` (when the frame has a date) of ``portfolio_id`` (when it has a portfolio id)."""
+    keep = np.ones(len(frame), dtype=bool)
+    if "date" in frame.columns:
+        keep &= on_date(frame["date"], anchor)
+    if "portfolio_id" in frame.columns:  # compared as text, as ``astype(str)`` would
+        keep &= np.fromiter(
+            ((v if type(v) is str else str(v)) == portfolio_id for v in frame["portfolio_id"].tolist()),
+            dtype=bool, count=len(frame),
+        )
+    return keep
+
+
 def _anchor_rows(frame: pd.DataFrame, anchor: dt.date, portfolio_id: str) -> tuple[pd.DataFrame, int]:
     if frame is None or len(frame) == 0:
         return pd.DataFrame(columns=list(frame.columns) if frame is not None else []), 0
-    keep = pd.Series(True, index=frame.index)
-    if "date" in frame.columns:
-        dates = pd.to_datetime(frame["date"], errors="coerce")
-        keep &= dates.dt.date == anchor
-    if "portfolio_id" in frame.columns:
-        keep &= frame["portfolio_id"].astype(str) == portfolio_id
-    out = frame.loc[keep].reset_index(drop=True)
+    keep = _anchor_mask(frame, anchor, portfolio_id)
+    out = frame.reset_index(drop=True) if keep.all() else frame.loc[keep].reset_index(drop=True)
     return out, int((~keep).sum())
 
 
@@ -343,13 +394,19 @@ def _sections(inp: ReportInput) -> _Sections:
 
 def engine_availability(inp: ReportInput) -> dict[str, tuple[bool, str | None]]:
     """engine -> (available, reason): available when every required table has rows for the anchor date."""
-    return _availability(_sections(inp), inp.anchor_date)
+    counts = {}
+    for name in SECTION_TABLES:
+        frame = inp.section(name)
+        counts[name] = int(_anchor_mask(frame, inp.anchor_date, inp.portfolio_id).sum()) if len(frame) else 0
+    return _availability(counts, inp.anchor_date)
 
 
-def _availability(sec: _Sections, anchor: dt.date) -> dict[str, tuple[bool, str | None]]:
+def _availability(sec: _Sections | dict[str, int], anchor: dt.date) -> dict[str, tuple[bool, str | None]]:
+    """engine -> (available, reason) from the anchor-date sections (or their row counts)."""
+    counts = {name: len(frame) for name, frame in sec.frames.items()} if isinstance(sec, _Sections) else sec
     out: dict[str, tuple[bool, str | None]] = {}
     for engine in ENGINES:
-        missing = [s for s in _REQUIRED[engine] if len(sec.frames[s]) == 0]
+        missing = [s for s in _REQUIRED[engine] if counts[s] == 0]
         if missing:
             reason = "; ".join(f"no rows in {SECTION_TABLES[s]} for {anchor.isoformat()}" for s in missing)
             out[engine] = (False, reason)
@@ -396,12 +453,40 @@ class RenderedReport:
 # Building blocks
 # ---------------------------------------------------------------------------------------------------
 def _records(frame: pd.DataFrame) -> list[dict]:
-    return frame.to_dict("records") if len(frame) else []
+    """``frame.to_dict("records")``, built column by column (pandas' own path indexes every column per call).
+
+    The values are the ones ``to_dict`` gives: a column is iterated as pandas iterates it (Python scalars,
+    ``Timestamp`` for datetimes) and object / extension columns are boxed to native types the same way.
+    """
+    if not len(frame):
+        return []
+    if _box_native is None or not frame.columns.is_unique:  # pragma: no cover - other pandas / odd frames
+        return frame.to_dict("records")
+    columns = frame.columns.tolist()
+    values = []
+    for _, column in frame.items():
+        values.append(_column_values(column))
+    return [dict(zip(columns, row)) for row in zip(*values)]
 
 
-def _by_position(frame: pd.DataFrame) -> dict[int, dict]:
+def _column_values(column: pd.Series) -> list:
+    """The values ``to_dict("records")`` gives for one column, in row order."""
+    dtype = column.dtype
+    if isinstance(dtype, np.dtype) and dtype.kind in "biuf":
+        return column.to_numpy().tolist()  # Python scalars, as iterating the Series gives
+    if dtype == object:
+        return [_box_native(v) for v in column.to_numpy().tolist()]
+    if isinstance(dtype, pd.StringDtype) and dtype.storage == "python":  # str, or the dtype's missing marker
+        return [_box_native(v) for v in column.to_numpy(dtype=object).tolist()]
+    if isinstance(dtype, ExtensionDtype):
+        return [_box_native(v) for v in column]
+    return list(column)  # datetimes (Timestamp / NaT), timedeltas, ...
+
+
+def _by_position(frame: pd.DataFrame | list[dict]) -> dict[int, dict]:
+    """First record per position id, from a frame or from its records."""
     out: dict[int, dict] = {}
-    for rec in _records(frame):
+    for rec in (frame if isinstance(frame, list) else _records(frame)):
         pid = _int(rec.get("position_id"))
         if pid is not None and pid not in out:
             out[pid] = rec
@@ -477,6 +562,7 @@ class _Builder:
         self.availability = _availability(self.sec, self.anchor)
         self.held, self.not_yet_entered = _held_positions(inp)
         self.pos_by_id = _by_position(self.held)
+        self._memo: dict = {}
         self.flags_other: list[str] = []
         self.limited: list[str] = []
         self.missing_prices: list[str] = []
@@ -488,8 +574,21 @@ class _Builder:
     def ok(self, engine: str) -> bool:
         return self.availability[engine][0]
 
+    def records(self, section: str, by_position: bool = False) -> list[dict]:
+        """The anchor-date rows of ``section`` as dicts (sorted by position id if asked); computed once.
+
+        The list and its dicts are shared between callers: read them, never change them.
+        """
+        key = ("records", section, by_position)
+        if key not in self._memo:
+            frame = self.f[section]
+            if by_position and len(frame):
+                frame = frame.sort_values("position_id", kind="stable")
+            self._memo[key] = _records(frame)
+        return self._memo[key]
+
     def one_row(self, section: str) -> dict | None:
-        recs = _records(self.f[section])
+        recs = self.records(section)
         return recs[0] if recs else None
 
     def as_of(self, engine: str) -> list[str]:
@@ -498,8 +597,9 @@ class _Builder:
         dates: set[str] = set()
         for s in _REQUIRED[engine]:
             frame = self.f[s]
-            if "date" in frame.columns:
-                dates.update(_date(v) for v in frame["date"] if not _missing(v))
+            if "date" in frame.columns and len(frame):
+                days = np.unique(day_values(frame["date"]))
+                dates.update(str(d) for d in days if not np.isnat(d))  # str(datetime64[D]) is ISO
         return sorted(dates)
 
     def envelope(self, engine: str, data) -> dict:
@@ -529,7 +629,7 @@ class _Builder:
                 "delta_adjusted_exposure": format_field("delta_adjusted_exposure", r.get("delta_adjusted_exposure")),
                 "is_long": _bool(r.get("is_long")),
             }
-            for r in _records(self.f["valuations"].sort_values("position_id", kind="stable"))
+            for r in self.records("valuations", by_position=True)
         ]
         return data
 
@@ -548,7 +648,7 @@ class _Builder:
             return None
         totals, reason = self.portfolio_greeks()
         positions = []
-        for r in _records(self.f["greeks"].sort_values("position_id", kind="stable")):
+        for r in self.records("greeks", by_position=True):
             item = {
                 "position_id": _int(r.get("position_id")),
                 "symbol": _symbol_of(self.pos_by_id, r.get("position_id")),
@@ -574,9 +674,7 @@ class _Builder:
         }
 
     def factor_rows(self) -> list[dict]:
-        rows = _records(self.f["portfolio_factors"])
-        rows.sort(key=lambda r: _factor_key(str(r.get("factor_name"))))
-        return rows
+        return sorted(self.records("portfolio_factors"), key=lambda r: _factor_key(str(r.get("factor_name"))))
 
     def factor_exposures(self) -> dict | None:
         if not self.ok("factor_exposures"):
@@ -602,9 +700,10 @@ class _Builder:
                 "condition_number": format_field("condition_number", win.get("condition_number")),
                 "max_vif": format_field("max_vif", win.get("max_vif")),
             }
-        pf = self.f["position_factors"]
-        recs = _records(pf)
-        recs.sort(key=lambda r: (_int(r.get("position_id")) or 0, _factor_key(str(r.get("factor_name")))))
+        recs = sorted(
+            self.records("position_factors"),
+            key=lambda r: (_int(r.get("position_id")) or 0, _factor_key(str(r.get("factor_name")))),
+        )
         positions = [
             {
                 "position_id": _int(r.get("position_id")),
@@ -645,7 +744,7 @@ class _Builder:
                 "flag": _str(r.get("flag")),
                 "dollar_per_bp": format_field("dollar_per_bp", r.get("dollar_per_bp")),
             }
-            for r in _records(self.f["position_rates"].sort_values("position_id", kind="stable"))
+            for r in self.records("position_rates", by_position=True)
         ]
         return {"portfolio": _money_obj(row, _RATE_MONEY), "positions": positions}
 
@@ -697,10 +796,10 @@ class _Builder:
                 meta.setdefault(sid, rec)
                 order.setdefault(sid, i)
         breakdown: dict[str, list[dict]] = {}
-        for rec in _records(self.f["stress_breakdown"]):
+        for rec in self.records("stress_breakdown"):
             breakdown.setdefault(str(rec.get("scenario_id")), []).append(rec)
         rows = []
-        for rec in _records(res):
+        for rec in self.records("stress_results"):
             sid = str(rec.get("scenario_id"))
             m = meta.get(sid, {})
             parts = sorted(breakdown.get(sid, []), key=lambda r: _factor_key(str(r.get("factor_name"))))
@@ -795,9 +894,9 @@ class _Builder:
 
     # ---- positions (CSV rows) -----------------------------------------------------------------
     def position_rows(self) -> list[dict]:
-        vals = _by_position(self.f["valuations"])
-        greeks = _by_position(self.f["greeks"])
-        pnl = _by_position(self.f["position_pnl"])
+        vals = _by_position(self.records("valuations"))
+        greeks = _by_position(self.records("greeks"))
+        pnl = _by_position(self.records("position_pnl"))
         expo = self.one_row("exposures") if self.ok("exposures") else None
         gross = _float(expo.get("gross_exposure")) if expo else None
         rows = []
@@ -875,6 +974,11 @@ class _Builder:
 
     # ---- history / charts ---------------------------------------------------------------------
     def history(self) -> pd.DataFrame:
+        if "history" not in self._memo:
+            self._memo["history"] = self._history()
+        return self._memo["history"]
+
+    def _history(self) -> pd.DataFrame:
         h = self.inp.section("snapshot_history")
         cols = ["date", "cumulative_pnl"]
         if len(h) == 0 or not set(cols) <= set(h.columns):
@@ -939,7 +1043,7 @@ class _Builder:
                 other.append(f"factor betas of {sym(pid)}: singular_design (no beta)")
         pr = self.f["position_rates"]
         if len(pr) and "flag" in pr.columns:
-            for rec in _records(pr.sort_values("position_id", kind="stable")):
+            for rec in self.records("position_rates", by_position=True):
                 flag = str(rec.get("flag") or "")
                 parts = flag.split(";")
                 if parts[0] in _LIMITED_FLAGS:
@@ -948,7 +1052,7 @@ class _Builder:
                     other.append(f"rate sensitivity of {sym(rec.get('position_id'))}: no rho, its rho term counts 0")
         val = self.f["valuations"]
         if len(val) and "price_source" in val.columns:
-            for rec in _records(val.sort_values("position_id", kind="stable")):
+            for rec in self.records("valuations", by_position=True):
                 src = str(rec.get("price_source"))
                 if src == "missing":
                     miss.append(f"{sym(rec.get('position_id'))}: no price for {self.anchor_iso}; left out of money totals")

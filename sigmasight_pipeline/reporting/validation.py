@@ -24,10 +24,11 @@ from collections import Counter
 from functools import lru_cache
 from importlib import resources
 
+import numpy as np
 import pandas as pd
 
 from ._schema_check import UnsupportedSchema, compile_schema
-from .builders import ENGINES, OPTION_TYPES, RenderedReport, engine_availability
+from .builders import ENGINES, OPTION_TYPES, RenderedReport, day_values, engine_availability, on_date
 from .data import DATED_SECTIONS, SECTION_TABLES, ReportInput
 
 __all__ = [
@@ -263,11 +264,11 @@ def prepublish_problems(rendered: RenderedReport, inp: ReportInput, expected_sce
         if "date" not in frame.columns:
             problems.append(f"{SECTION_TABLES[name]}: rows without a date column")
             continue
-        dates = _dates_of(frame)
-        wrong = sorted({str(d) for d in dates[dates != anchor]})
-        if wrong:
+        off = ~on_date(frame["date"], anchor)
+        if off.any():
+            wrong = sorted({str(d) for d in _dates_of(frame[off])})
             problems.append(
-                f"{SECTION_TABLES[name]}: {int((dates != anchor).sum())} row(s) dated {', '.join(wrong)}, "
+                f"{SECTION_TABLES[name]}: {int(off.sum())} row(s) dated {', '.join(wrong)}, "
                 f"not the anchor date {anchor_iso}"
             )
         if "portfolio_id" in frame.columns:
@@ -276,8 +277,8 @@ def prepublish_problems(rendered: RenderedReport, inp: ReportInput, expected_sce
                 problems.append(f"{SECTION_TABLES[name]}: rows of other portfolios ({', '.join(others)})")
     hist = inp.section("snapshot_history")
     if len(hist) and "date" in hist.columns:
-        dates = _dates_of(hist)
-        later = sorted({str(d) for d in dates[dates > anchor]})
+        after = day_values(hist["date"]) > np.datetime64(anchor, "D")  # NaT is never after
+        later = sorted({str(d) for d in _dates_of(hist[after])})
         if later:
             problems.append(f"snapshot history has rows after the anchor date {anchor_iso}: {', '.join(later)}")
     bad_csv = sorted({r.get("report_date") for r in csv_rows if r.get("report_date") != anchor_iso})

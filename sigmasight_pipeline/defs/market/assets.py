@@ -68,7 +68,7 @@ def market_prices(
     source = market_data.get_source()
     closes, report = source.fetch(symbols, sessions.min().date(), sessions.max().date())
     closes = closes.loc[closes.index.isin(sessions)]
-    long = closes.stack().rename("close").reset_index()
+    long = closes.stack().dropna().rename("close").reset_index()  # pandas 3 stack() keeps NaN: no close, no row
     long.columns = ["date", "symbol", "close"]
     long["source"] = source.name
     rows = write_partition(engine, schema.market_prices, long, dates=dates)
