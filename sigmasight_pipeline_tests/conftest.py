@@ -16,7 +16,7 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from sigmasight_pipeline.warehouse.io import get_engine
+from sigmasight_pipeline.warehouse.io import dispose_engines, get_engine
 
 PG_ADMIN_URL = os.environ.get("SIGMASIGHT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
@@ -40,7 +40,7 @@ def sqlite_engine(sqlite_url):
     engine = get_engine(sqlite_url)
     yield engine
     engine.dispose()
-    get_engine.cache_clear()
+    dispose_engines()
 
 
 @contextlib.contextmanager
@@ -59,7 +59,7 @@ def throwaway_postgres_database():
     try:
         yield url
     finally:
-        get_engine.cache_clear()
+        dispose_engines()
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()

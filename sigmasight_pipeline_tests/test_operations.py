@@ -28,7 +28,7 @@ from sigmasight_pipeline.marketdata import calendar as xcal
 from sigmasight_pipeline.onboarding import DEMO_BOOKS, PortfolioValidationError, demo_csv_text, inbox, parse_portfolio_csv
 from sigmasight_pipeline.reporting.writer import report_dir
 from sigmasight_pipeline.warehouse import schema
-from sigmasight_pipeline.warehouse.io import get_engine, read_table, write_partition
+from sigmasight_pipeline.warehouse.io import dispose_engines, get_engine, read_table, write_partition
 from sigmasight_pipeline.warehouse.portfolios import get_portfolio, replace_positions, save_portfolio_source
 
 NY = ZoneInfo("America/New_York")
@@ -497,4 +497,4 @@ def test_inbox_file_runs_through_the_whole_chain(fast_instance, defs, inbox_dir,
     assert sorted(snapshots.loc[snapshots.portfolio_id == "individual", "date"].dt.strftime("%Y-%m-%d")) == [
         "2025-06-25", "2025-06-26", "2025-06-27"]
     get_engine(sqlite_url).dispose()
-    get_engine.cache_clear()
+    dispose_engines()

@@ -19,7 +19,7 @@ from sigmasight_pipeline import orchestration as orch
 from sigmasight_pipeline.onboarding import DEMO_BOOKS, demo_csv_text
 from sigmasight_pipeline.reporting import load_report_schema
 from sigmasight_pipeline.warehouse import schema
-from sigmasight_pipeline.warehouse.io import get_engine, read_table
+from sigmasight_pipeline.warehouse.io import dispose_engines, get_engine, read_table
 from sigmasight_pipeline_tests.conftest import throwaway_postgres_database
 
 START, END = "2025-06-02", "2025-06-30"  # 21 weekdays, 20 sessions (2025-06-19, Juneteenth, is closed)
@@ -57,7 +57,7 @@ def _build(url: str, reports_dir) -> dict:
 def sqlite_build(tmp_path_factory):
     url = f"sqlite:///{tmp_path_factory.mktemp('e2e') / 'warehouse.db'}"
     yield _build(url, tmp_path_factory.mktemp("reports_sqlite"))
-    get_engine.cache_clear()
+    dispose_engines()
 
 
 @pytest.fixture(scope="module")

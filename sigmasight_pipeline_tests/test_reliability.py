@@ -43,7 +43,7 @@ from sigmasight_pipeline.marketdata import base as marketdata_base
 from sigmasight_pipeline.marketdata.base import universe
 from sigmasight_pipeline.onboarding import DEMO_BOOKS, demo_csv_text
 from sigmasight_pipeline.warehouse import schema
-from sigmasight_pipeline.warehouse.io import DATABASE_URL_ENV, get_engine, read_table
+from sigmasight_pipeline.warehouse.io import dispose_engines, DATABASE_URL_ENV, get_engine, read_table
 from sigmasight_pipeline_tests.conftest import throwaway_postgres_database
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -195,7 +195,7 @@ def world(tmp_path_factory) -> World:
     yield World(defs, instance, base_url, pre_url, reference)
     if REPORT_LOG:
         print("\n" + "\n".join(REPORT_LOG))
-    get_engine.cache_clear()
+    dispose_engines()
 
 
 def test_reference_build_has_the_expected_rows(world):

@@ -607,6 +607,8 @@ def test_charts_draw_odd_data():
     # the stress chart grows with the number of scenarios: every name keeps a readable row
     (_, h3), (_, h18) = _png_size(stress_chart(stress)), _png_size(render_charts(build())["stress_pnl.png"])
     assert h18 - h3 >= 15 * 25
+    # names too long for their bars are written vertically (a taller chart), not cut to a few letters
+    assert _png_size(factor_exposure_chart(many))[1] - _png_size(factor_exposure_chart(zero))[1] >= 100
 
 
 def test_rerun_overwrites_atomically_without_leftovers(tmp_path):
@@ -779,8 +781,8 @@ def _first_items(node):
     return node
 
 
-def test_compiled_schema_check_agrees_with_jsonschema():
-    """The fast check says "valid" exactly when jsonschema does, on mutations of every part of a report.
+def test_fast_schema_check_agrees_with_jsonschema():
+    """fastjsonschema says "valid" exactly when jsonschema does, on mutations of every part of a report.
 
     schema_problems trusts the fast check's "valid" without asking jsonschema, so every mutation the fast
     check accepts is confirmed by jsonschema; the reverse is checked on a sample (jsonschema is slow, so

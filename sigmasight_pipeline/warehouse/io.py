@@ -48,10 +48,23 @@ def _normalise_url(url: str) -> str:
     return url
 
 
-@lru_cache(maxsize=8)
 def get_engine(url: str | None = None) -> Engine:
-    """The engine for ``url`` (default :func:`database_url`), created once per process, schema ensured."""
-    url = _normalise_url(url or database_url())
+    """The engine for ``url`` (default :func:`database_url`, read now), created once per URL, schema ensured."""
+    return _engine_for(_normalise_url(url or database_url()))
+
+
+def dispose_engines() -> None:
+    """Close every cached engine's connections and forget them (tests, before dropping a database)."""
+    while _ENGINES:
+        _ENGINES.pop().dispose()
+    _engine_for.cache_clear()
+
+
+_ENGINES: list[Engine] = []
+
+
+@lru_cache(maxsize=16)
+def _engine_for(url: str) -> Engine:
     if url.startswith("sqlite"):
         engine = sa.create_engine(url, connect_args={"timeout": 60})
 
@@ -66,6 +79,7 @@ def get_engine(url: str | None = None) -> Engine:
     else:
         engine = sa.create_engine(url, pool_pre_ping=True)
     schema.metadata.create_all(engine)
+    _ENGINES.append(engine)
     return engine
 
 
