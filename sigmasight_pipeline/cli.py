@@ -24,6 +24,7 @@ def _instance():
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from sigmasight_pipeline import orchestration as orch
+    from sigmasight_pipeline.defs.resources import ReportsResource
     from sigmasight_pipeline.onboarding import DEMO_BOOKS, demo_csv_text
     from sigmasight_pipeline.warehouse.io import database_url
 
@@ -38,8 +39,23 @@ def cmd_demo(args: argparse.Namespace) -> int:
         )
         print(f"imported {book.name!r} as portfolio {pid}")
         ids.append(pid)
-    orch.run_window(instance, ids, args.start, args.end, defs=defs)
-    print(f"\ndemo done in {time.monotonic() - started:.0f} s")
+
+    def progress(message: str) -> None:
+        print(f"  [{time.monotonic() - started:5.0f} s] {message}", flush=True)
+
+    try:
+        summary = orch.run_window(instance, ids, args.start, args.end, defs=defs, progress=progress)
+    except orch.RunFailedError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    failed = [name for name, ok in summary["checks"].items() if not ok]
+    reports = ReportsResource().root
+    latest = sorted(reports.glob(f"*_{args.end}"))
+    print(f"\ndemo done in {time.monotonic() - started:.0f} s: {len(summary['runs'])} runs, "
+          f"{len(summary['checks'])} checks, failed: {', '.join(failed) or 'none'}")
+    print(f"  reports:        {reports}")
+    for folder in latest:
+        print(f"                  {folder / 'portfolio_report.md'}")
     print(f"  warehouse:      {database_url()}")
     print(f"  dagster home:   {os.environ['DAGSTER_HOME']} (runs recorded there; `make dev` shows them)")
     print("  Dagster UI:     make dev, then open http://127.0.0.1:3000 (Assets, Runs)")
