@@ -17,17 +17,27 @@ written as upload CSV text and imported like any upload.
 It prints wall time per phase, the runs recorded by the instance, the rows in the warehouse afterwards
 (every table, SQL-model marts included), and seconds per (portfolio, session) partition of the portfolio
 phase, with the first and last tenth of the portfolio runs side by side (the cost should stay flat as
-portfolios are added). ``--profile`` runs cProfile around the last portfolio run of each case and prints
-the top cumulative entries and where the time goes (Dagster event writes, SQL, report rendering, ...).
+portfolios are added), the portfolio phase split by step (Dagster's step stats), and the CPU time of the
+process next to the wall time with the load average (on a shared machine wall time is inflated).
+``--profile`` reruns the last portfolio over the last ``--profile-sessions`` weekdays under cProfile (after
+the counts, outside the timings) and prints the top cumulative entries and where the time goes (Dagster
+event writes, SQL reads, stress engine, report rendering, ...).
+
+Dagster instance (``--instance``): ``ephemeral`` (in memory, the cheapest and the default), ``sqlite`` (a
+temp DAGSTER_HOME with SQLite run/event storage, as a local deployment records events) or ``postgresql``
+(dagster-postgres storage in a throwaway database, as ``dagster.yaml`` configures production). The instance
+is printed with the results: event writes cost real time per partition on a persistent instance.
 
     python benchmarks/backfill.py --quick
     python benchmarks/backfill.py --scenario demo
     python benchmarks/backfill.py --scenario generated --portfolios 100 --start 2025-06-02 --end 2025-06-30
     python benchmarks/backfill.py --dialect sqlite --instance sqlite --profile
+    python benchmarks/backfill.py --scenario demo --instance postgresql
 
 Environment: ``SIGMASIGHT_DATABASE_URL``, ``SIGMASIGHT_MARKET_DATA=sample``, ``SIGMASIGHT_REPORTS_DIR`` and
 ``SIGMASIGHT_HOME`` are set per case (to temp locations) before any run; the resources read them at run
-time. ``SIGMASIGHT_BENCH_POSTGRES_URL`` overrides the PostgreSQL server (default the local one, trust auth).
+time. ``SIGMASIGHT_BENCH_POSTGRES_URL`` overrides the PostgreSQL server (default the local one, trust auth);
+throwaway databases are named ``sigmasight_bench_<random>`` and dropped at the end, also on failure.
 """
 
 from __future__ import annotations
@@ -115,10 +125,27 @@ def _case_env(values: dict[str, str]):
 
 
 @contextlib.contextmanager
-def warehouse_url(dialect: str, workdir: str):
-    """A fresh, empty warehouse: a SQLite file in ``workdir`` or a throwaway PostgreSQL database."""
+def throwaway_postgres(prefix: str):
+    """Create a uniquely named PostgreSQL database, yield its SQLAlchemy URL, drop it at the end (also on failure)."""
     import sqlalchemy as sa
 
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        try:
+            yield sa.engine.make_url(PG_ADMIN_URL).set(database=name)
+        finally:
+            with admin.connect() as conn:
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
+
+@contextlib.contextmanager
+def warehouse_url(dialect: str, workdir: str):
+    """A fresh, empty warehouse: a SQLite file in ``workdir`` or a throwaway PostgreSQL database."""
     if dialect == "sqlite":
         url = f"sqlite:///{os.path.join(workdir, 'warehouse.db')}"
         try:
@@ -126,18 +153,12 @@ def warehouse_url(dialect: str, workdir: str):
         finally:
             _dispose(url)
         return
-    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"sigmasight_bench_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = sa.engine.make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    try:
-        yield url
-    finally:
-        _dispose(url)
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with throwaway_postgres("sigmasight_bench") as pg_url:
+        url = pg_url.render_as_string(hide_password=False)
+        try:
+            yield url
+        finally:
+            _dispose(url)
 
 
 def _dispose(url: str) -> None:
@@ -150,20 +171,34 @@ def _dispose(url: str) -> None:
 
 @contextlib.contextmanager
 def dagster_instance(kind: str, workdir: str):
-    """``ephemeral`` (in memory, cheapest) or ``sqlite`` (a DAGSTER_HOME-style instance with SQLite
-    run/event storage in ``workdir``, as a real deployment records events)."""
+    """A fresh Dagster instance: ``ephemeral`` (in memory, cheapest), ``sqlite`` (SQLite run/event storage in
+    a temp DAGSTER_HOME, as the local deployment records events) or ``postgresql`` (dagster-postgres run,
+    event and schedule storage in a throwaway database, as ``dagster.yaml`` configures production)."""
     import dagster as dg
 
     if kind == "ephemeral":
         instance = dg.DagsterInstance.ephemeral()
-    else:
-        home = os.path.join(workdir, "dagster_home")
-        os.makedirs(home, exist_ok=True)
+        try:
+            yield instance
+        finally:
+            instance.dispose()
+        return
+    home = os.path.join(workdir, "dagster_home")
+    os.makedirs(home, exist_ok=True)
+    if kind == "sqlite":
         instance = dg.DagsterInstance.local_temp(tempdir=home)
-    try:
-        yield instance
-    finally:
-        instance.dispose()
+        try:
+            yield instance
+        finally:
+            instance.dispose()
+        return
+    with throwaway_postgres("sigmasight_bench_dagster") as pg_url:
+        url = pg_url.set(drivername="postgresql").render_as_string(hide_password=False)
+        instance = dg.DagsterInstance.local_temp(tempdir=home, overrides={"storage": {"postgres": {"postgres_url": url}}})
+        try:
+            yield instance
+        finally:
+            instance.dispose()
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -693,8 +728,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--start", default=None, help=f"first date (default {DEMO_START}; {QUICK_START} with --quick)")
     p.add_argument("--end", default=None, help=f"last date (default {DEMO_END}; {QUICK_END} with --quick)")
     p.add_argument("--quick", action="store_true", help="smoke run: a two-week window and 10 generated portfolios")
-    p.add_argument("--instance", choices=("ephemeral", "sqlite"), default="ephemeral",
-                   help="Dagster instance: in-memory (cheapest) or SQLite storage in a temp DAGSTER_HOME")
+    p.add_argument("--instance", choices=("ephemeral", "sqlite", "postgresql"), default="ephemeral",
+                   help="Dagster instance: in-memory (cheapest), SQLite storage in a temp DAGSTER_HOME (local "
+                        "deployment), or dagster-postgres storage in a throwaway database (dagster.yaml, production)")
     p.add_argument("--seed", type=int, default=7, help="seed of the generated books")
     p.add_argument("--no-sql", action="store_true", help="skip the SQL-models run")
     p.add_argument("--profile", action="store_true",
