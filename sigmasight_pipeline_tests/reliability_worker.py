@@ -35,7 +35,10 @@ def _install_pause(table: str, marker: Path) -> None:
 
     def _after(conn, cursor, statement, parameters, context, executemany):
         if statement.lstrip().startswith(prefix):
-            marker.write_text(json.dumps({"pid": os.getpid(), "statement": statement.split(" WHERE")[0]}))
+            # Write then rename: the test polls for the marker and must never read it half-written.
+            tmp = marker.with_name(marker.name + ".tmp")
+            tmp.write_text(json.dumps({"pid": os.getpid(), "statement": statement.split(" WHERE")[0]}))
+            tmp.replace(marker)
             time.sleep(600)  # hold the open transaction until the test kills us
             os._exit(3)  # never killed: give up without committing
 
