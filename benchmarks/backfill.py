@@ -310,7 +310,8 @@ class CaseResult:
 
     @property
     def partitions(self) -> int:
-        return self.portfolios * self.sessions
+        """(portfolio, session) partitions computed: failed portfolio runs are left out."""
+        return (self.portfolios - len(self.failed_runs)) * self.sessions
 
     @property
     def wall(self) -> float:
@@ -347,7 +348,8 @@ def _short_error(exc: BaseException) -> str:
     cause = exc.__cause__ or exc.__context__
     if cause is not None and cause is not exc:
         clines = [ln for ln in str(cause).strip().splitlines() if ln.strip()]
-        text += f" (caused by {type(cause).__name__}: {clines[0] if clines else ''})"
+        if clines and clines[0] not in text:
+            text += f" (caused by {type(cause).__name__}: {clines[0]})"
     return text
 
 
@@ -454,9 +456,9 @@ def run_case(dialect: str, scenario: str, books: list[Book], args, defs) -> Case
                             tqdm.write(f"{label} error: portfolio {pid}: {_short_error(exc)}")
                             result = None
                         elapsed = time.perf_counter() - r0
-                        res.portfolio_run_seconds.append(elapsed)
-                        bar.set_postfix_str(f"{elapsed / max(res.sessions, 1):.3f} s/partition")
                         if result is not None:
+                            res.portfolio_run_seconds.append(elapsed)
+                            bar.set_postfix_str(f"{elapsed / max(res.sessions, 1):.3f} s/partition")
                             _collect_checks(result, res.failed_checks)
                             res.step_runs.append(_step_durations(instance, result.run_id))
 
@@ -674,7 +676,8 @@ def print_table(results: list[CaseResult], args) -> None:
     rows = []
     for r in results:
         first, last = _tenths(r.portfolio_run_seconds)
-        status = "ok" if not r.error and not r.failed_runs else ("FAILED " + (r.error or f"{len(r.failed_runs)} runs"))[:60]
+        problems = ([f"{len(r.failed_runs)} portfolio runs"] if r.failed_runs else []) + ([r.error] if r.error else [])
+        status = ("FAILED " + "; ".join(problems))[:70] if problems else "ok"
         if r.scenario == "demo" and not r.error and (args.start, args.end) == (DEMO_START, DEMO_END):
             status += f" ({'meets' if r.wall < DEMO_TARGET_SECONDS else 'MISSES'} the 3 min target)"
         rows.append((
@@ -706,8 +709,9 @@ def print_table(results: list[CaseResult], args) -> None:
     for row in rows:
         print(line(row))
     print(
-        "partitions = portfolios x XNYS sessions in the window; s/partition = portfolio-phase wall / partitions "
-        "(first/last 10% = the same over the first and the last tenth of the portfolio runs); CPU = CPU time of "
+        "partitions = portfolios x XNYS sessions in the window (failed portfolio runs left out); s/partition = "
+        "wall time of the portfolio runs / the partitions they computed (first/last 10% = the same over the first "
+        "and the last tenth of the portfolio runs); CPU = CPU time of "
         "this process (the PostgreSQL server's own CPU is not in it); load = mean 1-min load average (2 CPUs: "
         "above 2 means other processes shared the machine and wall times are inflated); runs = runs the instance "
         "recorded (imports, market, one per portfolio, SQL models); rows = rows in every warehouse table "

@@ -134,10 +134,11 @@ def history_window_problems(pos: pd.DataFrame, windows: pd.DataFrame, portfolio_
             continue
         after = frame[frame.window_end.notna() & (frame.window_end > frame.date)]
         out += [f"{portfolio_id} {r.date:%Y-%m-%d} {what}: window ends {r.window_end:%Y-%m-%d}, after the date" for r in after.itertuples()]
-        expected_end = frame.date.map(lambda d: xcal.session_on_or_before(d))
+        dates = frame.date.unique()  # the calendar once per date, not once per row
+        expected_end = frame.date.map({d: xcal.session_on_or_before(d) for d in dates})
         wrong_end = frame[frame.window_end.notna() & (frame.window_end != expected_end)]
         out += [f"{portfolio_id} {r.date:%Y-%m-%d} {what}: window ends {r.window_end:%Y-%m-%d}" for r in wrong_end.itertuples()]
-        expected_start = frame.date.map(lambda d: xcal.sessions_window(d, FACTOR_WINDOW)[0])
+        expected_start = frame.date.map({d: xcal.sessions_window(d, FACTOR_WINDOW)[0] for d in dates})
         early = frame[frame.window_start.notna() & (frame.window_start < expected_start)]
         out += [f"{portfolio_id} {r.date:%Y-%m-%d} {what}: window starts before the 150-session window" for r in early.itertuples()]
         out += [f"{portfolio_id} {r.date:%Y-%m-%d} {what}: {r.n_obs} observations > {FACTOR_WINDOW}" for r in frame[frame.n_obs > FACTOR_WINDOW].itertuples()]
