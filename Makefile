@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export SIGMASIGHT_HOME ?= $(CURDIR)/.sigmasight
 
-.PHONY: install instance demo test dev check benchmark clean up down compose-config
+.PHONY: install instance demo test dev check benchmark benchmark-backfill clean up down compose-config
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,10 @@ compose-config:
 ## benchmark: engine speed figures (factor regression vs statsmodels, Greeks vs mibian)
 benchmark: install
 	$(BIN)/python benchmarks/engines.py
+
+## benchmark-backfill: the demo window for the demo books through Dagster (SQLite warehouse and instance)
+benchmark-backfill: install
+	$(BIN)/python benchmarks/backfill.py --scenario demo --dialect sqlite
 
 clean:
 	rm -rf $(VENV) .sigmasight .dagster_home .dagster_home_pg reports

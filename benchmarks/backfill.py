@@ -6,7 +6,8 @@ through ``orchestration.import_portfolio`` (one ``portfolio_positions`` run each
 the way ``orchestration.run_window`` runs them:
 
 * market      one ranged run: ``market_prices`` + ``security_returns`` over the history and the window;
-* portfolios  one ranged run per portfolio over the window (what a single-run backfill policy creates);
+* portfolios  one ranged run per portfolio over the window (what a single-run backfill policy creates),
+              ``--workers`` at a time;
 * sql         one run rebuilding the SQL models (staging views, marts) and their tests.
 
 Scenarios: ``demo`` = the three demo books; ``generated`` = N deterministic random books of M positions
@@ -23,15 +24,19 @@ process next to the wall time with the load average (on a shared machine wall ti
 the counts, outside the timings) and prints the top cumulative entries and where the time goes (Dagster
 event writes, SQL reads, stress engine, report rendering, ...).
 
-Dagster instance (``--instance``): ``ephemeral`` (in memory, the cheapest and the default), ``sqlite`` (a
-temp DAGSTER_HOME with SQLite run/event storage, as a local deployment records events) or ``postgresql``
-(dagster-postgres storage in a throwaway database, as ``dagster.yaml`` configures production). The instance
-is printed with the results: event writes cost real time per partition on a persistent instance.
+Dagster instance (``--instance``): ``sqlite`` (the default: a temp DAGSTER_HOME with SQLite run/event
+storage, as ``make demo`` and a local deployment record events), ``postgresql`` (dagster-postgres storage in a
+throwaway database, as ``dagster.yaml`` configures production) or ``ephemeral`` (in memory: no event-storage
+cost). The instance is printed with the results: event writes cost real time per partition on a persistent
+instance. On a persistent instance the portfolio runs go ``--workers`` at a time in worker processes
+(``orchestration.materialize_portfolios``, as ``sigmasight demo`` / ``backfill`` run them); an in-memory
+instance cannot be shared between processes, so there they run one after another.
 
     python benchmarks/backfill.py --quick
     python benchmarks/backfill.py --scenario demo
     python benchmarks/backfill.py --scenario generated --portfolios 100 --start 2025-06-02 --end 2025-06-30
-    python benchmarks/backfill.py --dialect sqlite --instance sqlite --profile
+    python benchmarks/backfill.py --dialect sqlite --profile
+    python benchmarks/backfill.py --scenario demo --instance ephemeral --workers 1
     python benchmarks/backfill.py --scenario demo --instance postgresql
 
 Environment: ``SIGMASIGHT_DATABASE_URL``, ``SIGMASIGHT_MARKET_DATA=sample``, ``SIGMASIGHT_REPORTS_DIR`` and
@@ -186,7 +191,7 @@ def dagster_instance(kind: str, workdir: str):
     home = os.path.join(workdir, "dagster_home")
     os.makedirs(home, exist_ok=True)
     if kind == "sqlite":
-        instance = dg.DagsterInstance.local_temp(tempdir=home)
+        instance = dg.DagsterInstance.local_temp(tempdir=home, overrides={"telemetry": {"enabled": False}})
         try:
             yield instance
         finally:
@@ -194,7 +199,7 @@ def dagster_instance(kind: str, workdir: str):
         return
     with throwaway_postgres("sigmasight_bench_dagster") as pg_url:
         url = pg_url.set(drivername="postgresql").render_as_string(hide_password=False)
-        instance = dg.DagsterInstance.local_temp(tempdir=home, overrides={"storage": {"postgres": {"postgres_url": url}}})
+        instance = dg.DagsterInstance.local_temp(tempdir=home, overrides={"storage": {"postgres": {"postgres_url": url}}, "telemetry": {"enabled": False}})
         try:
             yield instance
         finally:
@@ -304,6 +309,7 @@ class CaseResult:
     portfolio_run_seconds: list[float] = field(default_factory=list)
     step_runs: list[dict[str, float]] = field(default_factory=list)  # per portfolio run: step -> seconds
     failed_runs: list[str] = field(default_factory=list)
+    workers: int = 1  # portfolio runs at once
     failed_checks: set[str] = field(default_factory=set)
     error: str | None = None
     profile: str | None = None
@@ -325,8 +331,14 @@ class CaseResult:
                 out[k] = out.get(k, 0.0) + v
         return out
 
-    def seconds_per_partition(self, runs: list[float] | None = None) -> float | None:
-        runs = self.portfolio_run_seconds if runs is None else runs
+    def seconds_per_partition(self) -> float | None:
+        """Throughput: wall time of the portfolio phase / the partitions it computed (runs may overlap)."""
+        if "portfolios" not in self.phases or not self.partitions:
+            return None
+        return self.phases["portfolios"] / self.partitions
+
+    def run_seconds_per_partition(self, runs: list[float]) -> float | None:
+        """Cost inside one run: its own wall time / its sessions, averaged over ``runs``."""
         if not runs or not self.sessions:
             return None
         return sum(runs) / (len(runs) * self.sessions)
@@ -354,9 +366,10 @@ def _short_error(exc: BaseException) -> str:
 
 
 def _collect_checks(result, into: set[str]) -> None:
-    for ev in result.get_asset_check_evaluations():
-        if not ev.passed:
-            into.add(f"{ev.asset_key.to_user_string()}.{ev.check_name}")
+    from sigmasight_pipeline.orchestration import check_results
+
+    checks = result if isinstance(result, dict) else check_results(result)
+    into.update(name for name, passed in checks.items() if not passed)
 
 
 def _count_rows(url: str) -> dict[str, int]:
@@ -387,13 +400,18 @@ class _Phase:
     def __init__(self, res: CaseResult, name: str):
         self.res, self.name = res, name
 
+    @staticmethod
+    def _cpu() -> float:
+        t = os.times()  # this process and its finished children (the worker processes of parallel runs)
+        return t.user + t.system + t.children_user + t.children_system
+
     def __enter__(self):
-        self.t0, self.c0 = time.perf_counter(), time.process_time()
+        self.t0, self.c0 = time.perf_counter(), self._cpu()
         return self
 
     def __exit__(self, *exc):
         self.res.phases[self.name] = time.perf_counter() - self.t0
-        self.res.cpu[self.name] = time.process_time() - self.c0
+        self.res.cpu[self.name] = self._cpu() - self.c0
         self.res.load.append(os.getloadavg()[0])
         return False
 
@@ -445,22 +463,21 @@ def run_case(dialect: str, scenario: str, books: list[Book], args, defs) -> Case
                 _collect_checks(result, res.failed_checks)
 
                 phase = "portfolios"
+                res.workers = 1 if args.instance == "ephemeral" else min(args.workers, len(ids))
                 with _Phase(res, "portfolios"):
-                    bar = tqdm(ids, desc=f"{label} portfolio runs", unit="run", leave=False)
-                    for pid in bar:
-                        r0 = time.perf_counter()
-                        try:
-                            result = orch.materialize_portfolio(instance, pid, args.start, args.end, defs=defs)
-                        except orch.RunFailedError as exc:
-                            res.failed_runs.append(pid)
-                            tqdm.write(f"{label} error: portfolio {pid}: {_short_error(exc)}")
-                            result = None
-                        elapsed = time.perf_counter() - r0
-                        if result is not None:
-                            res.portfolio_run_seconds.append(elapsed)
-                            bar.set_postfix_str(f"{elapsed / max(res.sessions, 1):.3f} s/partition")
-                            _collect_checks(result, res.failed_checks)
-                            res.step_runs.append(_step_durations(instance, result.run_id))
+                    bar = tqdm(total=len(ids), desc=f"{label} portfolio runs ({res.workers} at a time)", unit="run", leave=False)
+                    runs = orch.materialize_portfolios(instance, ids, args.start, args.end, defs=defs, workers=args.workers)
+                    for run in runs:  # in the order they finish
+                        bar.update(1)
+                        if run.error is not None:
+                            res.failed_runs.append(run.portfolio_id)
+                            tqdm.write(f"{label} error: portfolio {run.portfolio_id}: {_short_error(run.error)}")
+                            continue
+                        res.portfolio_run_seconds.append(run.seconds)
+                        bar.set_postfix_str(f"{run.seconds / max(res.sessions, 1):.3f} s/partition in its run")
+                        _collect_checks(run.checks, res.failed_checks)
+                        res.step_runs.append(_step_durations(instance, run.run_id))
+                    bar.close()
 
                 phase = "sql"
                 if not args.no_sql:
@@ -625,7 +642,7 @@ def _print_case(res: CaseResult, label: str) -> None:
     steps = res.step_seconds
     if steps:
         total_steps = sum(steps.values())
-        phase = res.phases.get("portfolios", 0.0)
+        phase = sum(res.portfolio_run_seconds)  # the runs' own wall times (parallel runs overlap in the phase)
         n = max(len(res.step_runs), 1)
         lines.append(f"  portfolio phase by step (s per partition: all runs | first 10% of runs | last 10%):")
         first, last = _tenths(res.step_runs)
@@ -669,7 +686,7 @@ def code_fingerprint() -> str:
 
 def print_table(results: list[CaseResult], args) -> None:
     head = (
-        "dialect", "scenario", "ports", "positions", "sessions", "partitions", "import s", "market s",
+        "dialect", "scenario", "ports", "workers", "positions", "sessions", "partitions", "import s", "market s",
         "ports s", "sql s", "total s", "total CPU s", "runs", "rows", "s/partition", "first 10%", "last 10%",
         "CPU s/partition", "load", "status",
     )
@@ -681,13 +698,13 @@ def print_table(results: list[CaseResult], args) -> None:
         if r.scenario == "demo" and not r.error and (args.start, args.end) == (DEMO_START, DEMO_END):
             status += f" ({'meets' if r.wall < DEMO_TARGET_SECONDS else 'MISSES'} the 3 min target)"
         rows.append((
-            r.dialect, r.scenario, str(r.portfolios), str(r.positions), str(r.sessions),
+            r.dialect, r.scenario, str(r.portfolios), str(r.workers), str(r.positions), str(r.sessions),
             f"{r.partitions:,}", _fmt(r.phases.get("import")), _fmt(r.phases.get("market")),
             _fmt(r.phases.get("portfolios")), _fmt(r.phases.get("sql")), _fmt(r.wall),
             _fmt(sum(r.cpu.values()) if r.cpu else None), str(r.runs), f"{r.rows:,}",
             _fmt(r.seconds_per_partition(), ".3f"),
-            _fmt(r.seconds_per_partition(first) if len(r.portfolio_run_seconds) >= 2 else None, ".3f"),
-            _fmt(r.seconds_per_partition(last) if len(r.portfolio_run_seconds) >= 2 else None, ".3f"),
+            _fmt(r.run_seconds_per_partition(first) if len(r.portfolio_run_seconds) >= 2 else None, ".3f"),
+            _fmt(r.run_seconds_per_partition(last) if len(r.portfolio_run_seconds) >= 2 else None, ".3f"),
             _fmt(r.cpu_per_partition(), ".3f"),
             _fmt(statistics.mean(r.load) if r.load else None),
             status,
@@ -701,6 +718,7 @@ def print_table(results: list[CaseResult], args) -> None:
     print()
     print(
         f"Backfill benchmark: window {args.start} .. {args.end}, Dagster instance: {args.instance}, "
+        f"{args.workers} worker(s), "
         f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}"
     )
     print(f"code under test ({args.fingerprint})")
@@ -709,10 +727,11 @@ def print_table(results: list[CaseResult], args) -> None:
     for row in rows:
         print(line(row))
     print(
-        "partitions = portfolios x XNYS sessions in the window (failed portfolio runs left out); s/partition = "
-        "wall time of the portfolio runs / the partitions they computed (first/last 10% = the same over the first "
-        "and the last tenth of the portfolio runs); CPU = CPU time of "
-        "this process (the PostgreSQL server's own CPU is not in it); load = mean 1-min load average (2 CPUs: "
+        "partitions = portfolios x XNYS sessions in the window (failed portfolio runs left out); workers = "
+        "portfolio runs at once (worker processes; 1 on an ephemeral instance); s/partition = wall time of the "
+        "portfolio phase / the partitions it computed (first/last 10% = each run's own wall time / its sessions, "
+        "over the first and the last tenth of the runs to finish: flat means no slowdown as portfolios are added); "
+        "CPU = CPU time of this process and its worker processes (the PostgreSQL server's own CPU is not in it); load = mean 1-min load average (2 CPUs: "
         "above 2 means other processes shared the machine and wall times are inflated); runs = runs the instance "
         "recorded (imports, market, one per portfolio, SQL models); rows = rows in every warehouse table "
         "afterwards (reference data and SQL-model marts included)."
@@ -732,9 +751,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--start", default=None, help=f"first date (default {DEMO_START}; {QUICK_START} with --quick)")
     p.add_argument("--end", default=None, help=f"last date (default {DEMO_END}; {QUICK_END} with --quick)")
     p.add_argument("--quick", action="store_true", help="smoke run: a two-week window and 10 generated portfolios")
-    p.add_argument("--instance", choices=("ephemeral", "sqlite", "postgresql"), default="ephemeral",
-                   help="Dagster instance: in-memory (cheapest), SQLite storage in a temp DAGSTER_HOME (local "
-                        "deployment), or dagster-postgres storage in a throwaway database (dagster.yaml, production)")
+    p.add_argument("--instance", choices=("ephemeral", "sqlite", "postgresql"), default="sqlite",
+                   help="Dagster instance: SQLite storage in a temp DAGSTER_HOME (the local deployment `make demo` "
+                        "records into; the default), dagster-postgres storage in a throwaway database (dagster.yaml, "
+                        "production), or in-memory (no event storage cost; runs one at a time)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="portfolio runs at once (default: SIGMASIGHT_WORKERS, else one per CPU up to 4)")
     p.add_argument("--seed", type=int, default=7, help="seed of the generated books")
     p.add_argument("--no-sql", action="store_true", help="skip the SQL-models run")
     p.add_argument("--profile", action="store_true",
@@ -751,6 +773,10 @@ def main(argv: list[str] | None = None) -> int:
     args.start = args.start or (QUICK_START if args.quick else DEMO_START)
     args.end = args.end or (QUICK_END if args.quick else DEMO_END)
     args.portfolios = args.portfolios if args.portfolios is not None else (QUICK_PORTFOLIOS if args.quick else 100)
+    if args.workers is None:
+        from sigmasight_pipeline.orchestration import default_workers
+
+        args.workers = default_workers()
     _prepare_process_env(args.start)
 
     from sigmasight_pipeline import orchestration as orch

@@ -44,7 +44,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"  [{time.monotonic() - started:5.0f} s] {message}", flush=True)
 
     try:
-        summary = orch.run_window(instance, ids, args.start, args.end, defs=defs, progress=progress)
+        summary = orch.run_window(
+            instance, ids, args.start, args.end, defs=defs, progress=progress,
+            on_run=lambda label: progress(f"done: {label}"), workers=args.workers,
+        )
     except orch.RunFailedError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -184,21 +187,18 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         print(f"submitted asset backfill {backfill_id}: the Dagster daemon runs it (`make dev`), Backfills tab in the UI")
         return 0
     steps = 1 + len(ids) + (0 if args.no_sql else 1)
-    started = []
 
     with tqdm(total=steps, unit="run", desc="backfill") as bar:
 
-        def progress(message: str) -> None:
-            # Called before each run: every call after the first means the previous run finished.
-            if started:
-                bar.update(1)
-            started.append(message)
-            bar.set_postfix_str(message)
+        def finished(label: str) -> None:
+            bar.update(1)
+            bar.set_postfix_str(f"done: {label}")
 
         try:
             summary = orch.run_window(
                 instance, ids, args.start, args.end, with_history=not args.no_history, with_sql_models=not args.no_sql,
-                progress=progress, tags={orch.BACKFILL_TAG: orch.new_backfill_id()},
+                progress=bar.set_postfix_str, on_run=finished, tags={orch.BACKFILL_TAG: orch.new_backfill_id()},
+                workers=args.workers,
             )
         except orch.RunFailedError as exc:
             print(f"error: {exc}", file=sys.stderr)
@@ -225,6 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="import the demo books and materialize the demo window")
     demo.add_argument("--start", default=DEMO_START, help=f"first date (default {DEMO_START})")
     demo.add_argument("--end", default=DEMO_END, help=f"last date (default {DEMO_END})")
+    demo.add_argument("--workers", type=int, help="portfolio runs at once (default $SIGMASIGHT_WORKERS, else one per CPU up to 4)")
     demo.set_defaults(func=cmd_demo)
 
     onboard = sub.add_parser("onboard", help="validate and import a portfolio CSV")
@@ -250,6 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     backfill.add_argument("--no-history", action="store_true", help="do not (re)load the 150-session market history first")
     backfill.add_argument("--no-sql", action="store_true", help="do not rebuild the SQL models afterwards")
     backfill.add_argument("--submit", action="store_true", help="submit an asset backfill for the Dagster daemon instead of running here")
+    backfill.add_argument("--workers", type=int, help="portfolio runs at once (default $SIGMASIGHT_WORKERS, else one per CPU up to 4)")
     backfill.set_defaults(func=cmd_backfill)
 
     status = sub.add_parser("status", help="latest date, coverage and failed checks per portfolio and engine")

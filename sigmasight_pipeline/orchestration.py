@@ -6,7 +6,12 @@ number the CLI produces has its run, lineage and check results recorded where th
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import multiprocessing
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from typing import NamedTuple
 
 import dagster as dg
 import pandas as pd
@@ -31,6 +36,12 @@ BACKFILL_TAG = "sigmasight/backfill"
 
 # The CLI prints its own progress; Dagster's per-event DEBUG lines stay in the run log the UI shows.
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# Parallel portfolio runs: concurrent runs of other partitions of the same assets make Dagster warn, once per
+# step, that the asset's latest materialization (another portfolio's) differs from the step's own ("Data
+# version mismatch"). That is expected with concurrent runs and says nothing about the data; the console shows
+# errors only, and every warning stays in the run's event log in the UI. Failures still raise RunFailedError.
+QUIET_PARALLEL = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+_run_config = QUIET  # the worker processes of materialize_portfolios switch to QUIET_PARALLEL
 
 
 def load_definitions() -> dg.Definitions:
@@ -70,7 +81,7 @@ def _run(defs, instance, selection, tags, resources=None) -> dg.ExecuteInProcess
         instance=instance,
         tags=tags,
         resources=resources or dict(defs.resources or {}),
-        run_config=QUIET,
+        run_config=_run_config,
         raise_on_error=False,
     )
     if not result.success:
@@ -88,6 +99,9 @@ class RunFailedError(RuntimeError):
         self.run_id = run_id
         self.failures = failures
         super().__init__(f"run {run_id} failed: " + ("; ".join(failures) or "see the run in the Dagster UI"))
+
+    def __reduce__(self):  # crosses process boundaries (parallel portfolio runs) with its fields
+        return (type(self), (self.run_id, self.failures))
 
 
 def import_portfolio(
@@ -186,6 +200,97 @@ def materialize_portfolio(
     )
 
 
+class PortfolioRun(NamedTuple):
+    """One finished portfolio run: its Dagster run id, wall seconds, check results, and the error if it failed."""
+
+    portfolio_id: str
+    run_id: str | None
+    seconds: float
+    checks: dict[str, bool]
+    error: RunFailedError | None = None
+
+
+def check_results(result: dg.ExecuteInProcessResult | None) -> dict[str, bool]:
+    """``asset.check -> passed`` for every check a run evaluated."""
+    out: dict[str, bool] = {}
+    for ev in result.get_asset_check_evaluations() if result is not None else []:
+        name = f"{ev.asset_key.to_user_string()}.{ev.check_name}"
+        out[name] = out.get(name, True) and ev.passed
+    return out
+
+
+def default_workers() -> int:
+    """How many portfolio runs go at once: ``SIGMASIGHT_WORKERS``, else one per CPU, at most 4 (each run is
+    one process doing vectorised work; more would only queue on the warehouse's writer lock)."""
+    configured = os.environ.get("SIGMASIGHT_WORKERS", "").strip()
+    if configured:
+        try:
+            workers = int(configured)
+        except ValueError:
+            raise ValueError(f"SIGMASIGHT_WORKERS must be a whole number, got {configured!r}") from None
+        if workers < 1:
+            raise ValueError(f"SIGMASIGHT_WORKERS must be at least 1, got {workers}")
+        return workers
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def _portfolio_run(instance, portfolio_id: str, start, end, defs, tags) -> PortfolioRun:
+    started = time.perf_counter()
+    try:
+        result = materialize_portfolio(instance, portfolio_id, start, end, defs=defs, tags=tags)
+    except RunFailedError as exc:
+        return PortfolioRun(portfolio_id, exc.run_id, time.perf_counter() - started, {}, exc)
+    run_id = result.run_id if result is not None else None
+    return PortfolioRun(portfolio_id, run_id, time.perf_counter() - started, check_results(result))
+
+
+_WORKER_DEFS: dg.Definitions | None = None  # loaded once per worker process
+
+
+def _portfolio_run_in_worker(instance_ref, portfolio_id: str, start, end, tags) -> PortfolioRun:
+    global _WORKER_DEFS, _run_config
+    _run_config = QUIET_PARALLEL
+    if _WORKER_DEFS is None:
+        _WORKER_DEFS = load_definitions()
+    with dg.DagsterInstance.from_ref(instance_ref) as instance:
+        return _portfolio_run(instance, portfolio_id, start, end, _WORKER_DEFS, tags)
+
+
+def materialize_portfolios(
+    instance: dg.DagsterInstance,
+    portfolio_ids: Sequence[str],
+    start,
+    end,
+    *,
+    defs: dg.Definitions | None = None,
+    tags: dict[str, str] | None = None,
+    workers: int | None = None,
+) -> Iterator[PortfolioRun]:
+    """One ranged run per portfolio over [start, end], ``workers`` at a time; yields each as it finishes.
+
+    Portfolio runs are independent (each writes only its own portfolio's partitions), so on a persistent
+    instance they run in parallel worker processes (``spawn``: no state is inherited but the environment),
+    each recording its run in the same instance as Dagster's own run launcher would. An ephemeral
+    (in-memory) instance cannot be shared between processes, so its runs go one after another. A failed
+    run does not stop the others: its ``PortfolioRun.error`` says what failed.
+    """
+    workers = default_workers() if workers is None else workers
+    ids = list(portfolio_ids)
+    if workers <= 1 or len(ids) <= 1 or instance.is_ephemeral:
+        defs = defs or load_definitions()
+        for pid in ids:
+            yield _portfolio_run(instance, pid, start, end, defs, tags)
+        return
+    pool = ProcessPoolExecutor(max_workers=min(workers, len(ids)), mp_context=multiprocessing.get_context("spawn"))
+    try:
+        ref = instance.get_ref()
+        futures = [pool.submit(_portfolio_run_in_worker, ref, pid, start, end, tags) for pid in ids]
+        for future in as_completed(futures):
+            yield future.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)  # on an error or Ctrl-C, nothing new starts
+
+
 def run_window(
     instance: dg.DagsterInstance,
     portfolio_ids: Sequence[str],
@@ -196,31 +301,56 @@ def run_window(
     with_history: bool = True,
     with_sql_models: bool = True,
     progress: Callable[[str], None] = print,
+    on_run: Callable[[str], None] | None = None,
     tags: dict[str, str] | None = None,
+    workers: int | None = None,
 ) -> dict:
     """Market data (with the history behind it) then every portfolio's assets for [start, end].
 
     One run for the market (a single-run range), one run per portfolio (the runs a single-run backfill
-    policy would create), then one run rebuilding the SQL models.
+    policy would create; ``workers`` of them at once on a persistent instance, see
+    :func:`materialize_portfolios`), then one run rebuilding the SQL models. ``progress`` gets a line
+    before each phase; ``on_run`` gets a label after each run finishes. If a portfolio run fails, the
+    other portfolios still finish, then :class:`RunFailedError` is raised (the SQL models are not rebuilt).
     """
     defs = defs or load_definitions()
     summary = {"runs": [], "checks": {}}
+    done = on_run or (lambda _label: None)
+
+    def record(run_id: str | None, checks: dict[str, bool]) -> None:
+        if run_id:
+            summary["runs"].append(run_id)
+        for name, ok in checks.items():
+            summary["checks"][name] = summary["checks"].get(name, True) and ok
+
     market_start = history_start(start) if with_history else pd.Timestamp(start)
     progress(f"market data {market_start:%Y-%m-%d} .. {pd.Timestamp(end):%Y-%m-%d}")
-    results = [materialize_market(instance, market_start, end, defs=defs, tags=tags)]
-    for pid in portfolio_ids:
-        progress(f"portfolio {pid}: {pd.Timestamp(start):%Y-%m-%d} .. {pd.Timestamp(end):%Y-%m-%d}")
-        results.append(materialize_portfolio(instance, pid, start, end, defs=defs, tags=tags))
+    result = materialize_market(instance, market_start, end, defs=defs, tags=tags)
+    record(result.run_id, check_results(result))
+    done("market data")
+    workers = default_workers() if workers is None else workers
+    parallel = min(workers, len(portfolio_ids)) if not instance.is_ephemeral else 1
+    progress(
+        f"{len(portfolio_ids)} portfolio run(s) {pd.Timestamp(start):%Y-%m-%d} .. {pd.Timestamp(end):%Y-%m-%d}"
+        + (f", {parallel} at a time" if parallel > 1 else "")
+    )
+    failed = []
+    for run in materialize_portfolios(instance, portfolio_ids, start, end, defs=defs, tags=tags, workers=workers):
+        record(run.run_id, run.checks)
+        if run.error is not None:
+            failed.append(run.error)
+        done(f"portfolio {run.portfolio_id} ({run.seconds:.0f} s{', FAILED' if run.error else ''})")
+    if failed:
+        if len(failed) == 1:
+            raise failed[0]
+        raise RunFailedError(", ".join(e.run_id for e in failed), [f for e in failed for f in e.failures])
     if with_sql_models:
         progress("SQL models (staging views, marts)")
-        results.append(materialize_sql_models(instance, defs=defs, tags=tags))
-    for result in filter(None, results):
-        summary["runs"].append(result.run_id)
-        for ev in result.get_asset_check_evaluations():
-            name = f"{ev.asset_key.to_user_string()}.{ev.check_name}"
-            summary["checks"][name] = summary["checks"].get(name, True) and ev.passed
+        result = materialize_sql_models(instance, defs=defs, tags=tags)
+        if result is not None:
+            record(result.run_id, check_results(result))
+        done("SQL models")
     return summary
-
 
 
 def submit_asset_backfill(

@@ -382,3 +382,81 @@ def test_long_format_betas_from_the_factor_and_rate_engines():
     scenarios, shocks = scenario_frames(SCENARIO_SHOCKS)
     res = stress_test(pos, vals, greeks, long_betas, long_rates, realistic_cov(), scenarios, shocks, RATE_PCT, AS_OF)
     pd.testing.assert_frame_equal(res.results, wide_res.results)
+
+
+def test_range_is_vectorised_date_by_date_stress_with_a_changing_book():
+    """The range run (long betas, stored covariance rows, a book that changes) equals one stress_test per date."""
+    from sigmasight_pipeline.engines.factors import factor_correlations
+
+    pos, spot, betas, rb = mixed_book()
+    dates = pd.DatetimeIndex([AS_OF, AS_OF + pd.Timedelta(days=1), AS_OF + pd.Timedelta(days=2)])
+    prices = pd.DataFrame({s: [p[0], p[0] * 1.01, p[0] * 0.97] for s, p in spot.items()}, index=dates)
+    greeks = position_greeks(pos, prices, dates, RATE_PCT, None)
+    vals = value_positions(pos, prices, dates, greeks)
+    first_id = pos["position_id"].iloc[0]
+    vals = vals[~((vals["date"] == dates[0]) & (vals["position_id"] == first_id))]  # bought on day 2
+    long_betas = pd.DataFrame(
+        [(d, pid, f, b * (1.0 + 0.1 * j)) for j, d in enumerate(dates) for pid, fs in betas.items() for f, b in fs.items()],
+        columns=["date", "position_id", "factor_name", "beta"],
+    )
+    long_rates = pd.DataFrame(
+        [(d, pid, b * (1.0 - 0.2 * j)) for j, d in enumerate(dates) for pid, b in rb.items()],
+        columns=["date", "position_id", "rate_beta"],
+    )
+    rng = np.random.default_rng(3)
+    history = pd.bdate_range(end=dates[-1], periods=200)
+    common = rng.normal(0, 0.01, (200, 1))
+    factor_returns = pd.DataFrame(common + rng.normal(0, 0.004, (200, 7)), index=history, columns=FACTORS)
+    corr_rows = factor_correlations(factor_returns, dates, window=150)
+    scenarios, shocks = scenario_frames(SCENARIO_SHOCKS)
+    short = pd.Series([4.0, 4.1, 3.9], index=dates)
+
+    ranged = stress_test_range(pos, vals, greeks, long_betas, long_rates, corr_rows, scenarios, shocks, short, dates)
+    from sigmasight_pipeline.engines.factors import covariance_matrix
+
+    singles = [
+        stress_test(pos, vals, greeks, long_betas, long_rates, covariance_matrix(corr_rows[corr_rows["date"] == d]),
+                    scenarios, shocks, short, d)
+        for d in dates
+    ]
+    for field in ranged._fields:
+        expected = pd.concat([getattr(s, field) for s in singles], ignore_index=True)
+        pd.testing.assert_frame_equal(getattr(ranged, field), expected, rtol=1e-12, atol=1e-9)
+    # the position bought on day 2 is not in day 1's book, and day 1's totals leave it out
+    pp = ranged.position_pnl
+    assert not ((pp["date"] == dates[0]) & (pp["position_id"] == first_id)).any()
+    assert ((pp["date"] == dates[1]) & (pp["position_id"] == first_id)).sum() == len(SCENARIO_SHOCKS)
+    day1 = ranged.results[ranged.results["date"] == dates[0]].set_index("scenario_id")["direct_pnl"]
+    day1_sum = pp[pp["date"] == dates[0]].groupby("scenario_id")["direct_pnl"].sum()
+    pd.testing.assert_series_equal(day1.sort_index(), day1_sum.sort_index(), check_names=False, rtol=1e-12)
+    # a date without covariance rows is an error, not an uncorrelated answer
+    with pytest.raises(ValueError, match="no factor covariance"):
+        stress_test_range(pos, vals, greeks, long_betas, long_rates, corr_rows[corr_rows["date"] != dates[1]],
+                          scenarios, shocks, short, dates)
+
+
+def test_conditional_moves_batched_over_dates_and_scenarios_match_one_by_one():
+    """The vectorised core groups scenarios by shocked set and dates by covariance: same moves as one call each."""
+    from sigmasight_pipeline.engines.stress import _conditional_moves
+
+    rng = np.random.default_rng(11)
+    covs = []
+    for _ in range(4):
+        a = rng.normal(size=(7, 7))
+        covs.append(a @ a.T * 1e-4 + np.eye(7) * 1e-6)
+    covs[2][1, :] = covs[2][:, 1] = np.nan  # one date without Value's covariance
+    named = np.full((len(SCENARIO_SHOCKS), 7), np.nan)
+    for i, fs in enumerate(SCENARIO_SHOCKS.values()):
+        for f, v in fs.items():
+            if f in FACTORS:
+                named[i, FACTORS.index(f)] = v
+    moves, lstsq = _conditional_moves(named, np.stack(covs))
+    assert not lstsq.any()
+    for t, c in enumerate(covs):
+        cov = pd.DataFrame(c, index=FACTORS, columns=FACTORS)
+        for i, fs in enumerate(SCENARIO_SHOCKS.values()):
+            one = conditional_factor_moves(pd.Series({f: v for f, v in fs.items() if f in FACTORS}, dtype=float), cov)
+            np.testing.assert_allclose(moves[t, i], one.reindex(FACTORS).to_numpy(), rtol=1e-12, atol=1e-15)
+    # Value left out of the conditioning on date 2: it moves only where a scenario names it
+    unnamed_value = np.isnan(named[:, 1])
+    assert (moves[2, unnamed_value, 1] == 0.0).all()

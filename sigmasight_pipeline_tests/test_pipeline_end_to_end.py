@@ -165,3 +165,29 @@ def test_reports_written_and_valid(sqlite_build):
         csv = pd.read_csv(folder / "portfolio_report.csv")
         assert len(csv.columns) == 34
         assert (folder / "portfolio_report.md").read_text().startswith("#")
+
+
+def test_ranged_report_reads_equal_one_date_reads(sqlite_build):
+    """The reports asset reads a run's range once; every date's input equals the one-date read, including
+    a date without rows (Juneteenth) and one before any data, which stay empty (never another date's rows)."""
+    import dataclasses
+    import datetime as dt
+
+    from sigmasight_pipeline.reporting import build_report, load_report_input, load_report_inputs
+
+    engine = sqlite_build["engine"]
+    dates = [dt.date(2025, 6, 2), dt.date(2025, 6, 18), dt.date(2025, 6, 19), dt.date(2025, 6, 30), dt.date(2024, 1, 2)]
+    ranged = list(load_report_inputs(engine, "demo-hedge-fund", dates))
+    assert [r.anchor_date for r in ranged] == dates
+    stamp = dt.datetime(2025, 7, 1, tzinfo=dt.timezone.utc)
+    for got in ranged:
+        want = load_report_input(engine, "demo-hedge-fund", got.anchor_date)
+        for f in dataclasses.fields(want):
+            a, b = getattr(got, f.name), getattr(want, f.name)
+            if isinstance(b, pd.DataFrame):
+                pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True), check_dtype=False)
+            else:
+                assert a == b, f.name
+        assert build_report(got, generated_at=stamp).markdown == build_report(want, generated_at=stamp).markdown
+    assert len(ranged[1].valuations) == 30 and ranged[2].valuations.empty and ranged[4].snapshot_history.empty
+    assert pd.DatetimeIndex(ranged[1].snapshot_history["date"]).max() == pd.Timestamp("2025-06-18")

@@ -41,6 +41,7 @@ __all__ = [
     "factor_diagnostics",
     "factor_correlations",
     "covariance_matrix",
+    "covariance_stack",
     "attach_symbol_stats",
     "position_factor_exposures",
     "portfolio_factor_exposures",
@@ -297,6 +298,24 @@ def factor_correlations(
     )
 
 
+def covariance_stack(factor_corr_rows: pd.DataFrame, dates, factors: list) -> np.ndarray:
+    """(dates x factors x factors) symmetric covariance from :func:`factor_correlations` rows (the upper
+    triangle with the diagonal). Entries no row covers (a date without rows, a factor outside ``factors``'
+    rows) are NaN. Vectorised: one scatter of every row, no per-date loop."""
+    dates = pd.DatetimeIndex(dates)
+    out = np.full((len(dates), len(factors), len(factors)), np.nan)
+    names = pd.Index(factors)
+    t = dates.get_indexer(pd.DatetimeIndex(factor_corr_rows["date"]))
+    ia = names.get_indexer(factor_corr_rows["factor_a"])
+    ib = names.get_indexer(factor_corr_rows["factor_b"])
+    keep = (t >= 0) & (ia >= 0) & (ib >= 0)
+    v = factor_corr_rows["covariance"].to_numpy(dtype=np.float64)[keep]
+    t, ia, ib = t[keep], ia[keep], ib[keep]
+    out[t, ia, ib] = v
+    out[t, ib, ia] = v
+    return out
+
+
 def covariance_matrix(factor_corr_rows: pd.DataFrame) -> pd.DataFrame:
     """Rebuild the symmetric factor covariance matrix from one date's :func:`factor_correlations` rows."""
     if factor_corr_rows.empty:
@@ -304,14 +323,8 @@ def covariance_matrix(factor_corr_rows: pd.DataFrame) -> pd.DataFrame:
     if factor_corr_rows["date"].nunique() != 1:
         raise ValueError("covariance_matrix takes the rows of exactly one date")
     names = list(dict.fromkeys(list(factor_corr_rows["factor_a"]) + list(factor_corr_rows["factor_b"])))
-    pos = {n: i for i, n in enumerate(names)}
-    m = np.full((len(names), len(names)), np.nan)
-    ia = factor_corr_rows["factor_a"].map(pos).to_numpy()
-    ib = factor_corr_rows["factor_b"].map(pos).to_numpy()
-    v = factor_corr_rows["covariance"].to_numpy(dtype=np.float64)
-    m[ia, ib] = v
-    m[ib, ia] = v
-    if np.isnan(m).any() and not np.isnan(v).any():
+    m = covariance_stack(factor_corr_rows, pd.DatetimeIndex(factor_corr_rows["date"].iloc[:1]), names)[0]
+    if np.isnan(m).any() and not np.isnan(factor_corr_rows["covariance"].to_numpy(dtype=np.float64)).any():
         raise ValueError("factor correlation rows do not cover the full upper triangle")
     return pd.DataFrame(m, index=pd.Index(names, name="factor_name"), columns=pd.Index(names, name="factor_name"))
 

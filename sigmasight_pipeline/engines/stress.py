@@ -83,6 +83,58 @@ class StressResult(NamedTuple):
     position_pnl: pd.DataFrame
 
 
+def _conditioning_factors(nan_pattern: np.ndarray) -> np.ndarray:
+    """Factors usable for conditioning, given the (K, K) NaN pattern of a covariance: repeatedly drop the
+    factor with the most NaN entries (the first such) until the kept block has none. Returns a bool mask."""
+    keep = np.ones(nan_pattern.shape[0], dtype=bool)
+    while keep.any():
+        idx = np.flatnonzero(keep)
+        counts = nan_pattern[np.ix_(idx, idx)].sum(axis=1)
+        if not counts.any():
+            break
+        keep[idx[np.argmax(counts)]] = False
+    return keep
+
+
+def _conditional_moves(named: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Vectorised core of :func:`conditional_factor_moves` over dates and scenarios.
+
+    ``named`` is (s, K): scenario shocks on K factors, NaN where a factor is not named; ``cov`` is (T, K, K),
+    NaN where unknown (a factor outside the covariance has an all-NaN row and column). Returns ``moves``
+    (T, s, K) and ``lstsq`` (T, s), True where the shocked block was singular and the minimum-norm
+    least-squares solution was used. Scenarios that shock the same factor set share one batched solve per
+    group of dates with the same NaN pattern, so the cost is a handful of LAPACK calls per range.
+    """
+    n_dates, (n_scen, k) = cov.shape[0], named.shape
+    moves = np.broadcast_to(np.nan_to_num(named, nan=0.0), (n_dates, n_scen, k)).copy()
+    lstsq = np.zeros((n_dates, n_scen), dtype=bool)
+    if n_dates == 0 or n_scen == 0:
+        return moves, lstsq
+    nan_patterns, date_group = np.unique(np.isnan(cov).reshape(n_dates, -1), axis=0, return_inverse=True)
+    shock_patterns, scen_group = np.unique(~np.isnan(named), axis=0, return_inverse=True)
+    for g, nan_pattern in enumerate(nan_patterns):
+        keep = _conditioning_factors(nan_pattern.reshape(k, k))
+        t_idx = np.flatnonzero(date_group.ravel() == g)
+        for h, shocked in enumerate(shock_patterns):
+            s_mask, u_mask = shocked & keep, ~shocked & keep
+            if not s_mask.any() or not u_mask.any():
+                continue
+            rows = np.flatnonzero(scen_group.ravel() == h)
+            block = cov[t_idx]
+            s_ss = block[:, s_mask][:, :, s_mask]  # (t, ks, ks)
+            s_us = block[:, u_mask][:, :, s_mask]  # (t, ku, ks)
+            f_s = named[np.ix_(rows, np.flatnonzero(s_mask))].T  # (ks, r)
+            x = np.empty((len(t_idx), int(s_mask.sum()), len(rows)))
+            regular = np.linalg.cond(s_ss) < SINGULAR_COND
+            if regular.any():
+                x[regular] = np.linalg.solve(s_ss[regular], np.broadcast_to(f_s, (int(regular.sum()), *f_s.shape)))
+            for j in np.flatnonzero(~regular):  # singular blocks are rare; lstsq has no batched form
+                x[j] = np.linalg.lstsq(s_ss[j], f_s, rcond=None)[0]
+            lstsq[np.ix_(t_idx[~regular], rows)] = True
+            moves[np.ix_(t_idx, rows, np.flatnonzero(u_mask))] = np.einsum("tus,tsr->tru", s_us, x)
+    return moves, lstsq
+
+
 def conditional_factor_moves(shocks: pd.Series, factor_cov: pd.DataFrame) -> pd.Series:
     """Shocked factors keep their shock; the unshocked factors of ``factor_cov`` move by
     E[f_u | f_s] = S_us S_ss^-1 f_s (zero-mean conditional normal).
@@ -98,55 +150,135 @@ def conditional_factor_moves(shocks: pd.Series, factor_cov: pd.DataFrame) -> pd.
     shocks = pd.Series(shocks, dtype=float)
     shocks = shocks[shocks.notna()]
     cov_factors = list(factor_cov.index)
-    square = factor_cov.reindex(index=cov_factors, columns=cov_factors)
-    keep = list(cov_factors)
-    while keep and square.loc[keep, keep].isna().to_numpy().any():  # drop the factor with most NaN first
-        keep.remove(square.loc[keep, keep].isna().sum(axis=1).idxmax())
-    cov = square.loc[keep, keep].to_numpy(dtype=float)
-    s_idx = [i for i, f in enumerate(keep) if f in shocks.index]
-    u_idx = [i for i, f in enumerate(keep) if f not in shocks.index]
-
     order = cov_factors + [f for f in shocks.index if f not in cov_factors]
-    out = pd.Series(0.0, index=pd.Index(order, dtype=object), dtype=float)
-    method = "solve"
-    if s_idx and u_idx:
-        f_s = shocks.reindex([keep[i] for i in s_idx]).to_numpy(dtype=float)
-        s_ss = cov[np.ix_(s_idx, s_idx)]
-        s_us = cov[np.ix_(u_idx, s_idx)]
-        if np.linalg.cond(s_ss) < SINGULAR_COND:
-            x = np.linalg.solve(s_ss, f_s)
-        else:
-            x = np.linalg.lstsq(s_ss, f_s, rcond=None)[0]
-            method = "lstsq"
-        out.loc[[keep[i] for i in u_idx]] = s_us @ x
-    out.loc[list(shocks.index)] = shocks.to_numpy()
-    out.attrs["method"] = method
+    cov = factor_cov.reindex(index=order, columns=order).to_numpy(dtype=float)
+    moves, lstsq = _conditional_moves(shocks.reindex(order).to_numpy(dtype=float)[None, :], cov[None])
+    out = pd.Series(moves[0, 0], index=pd.Index(order, dtype=object), dtype=float)
+    out.attrs["method"] = "lstsq" if lstsq[0, 0] else "solve"
     return out
 
 
-def _on_date(frame: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
+# --- inputs as (date x position [x factor]) grids ---------------------------------------------------------
+
+
+def _positions_of(frame: pd.DataFrame, dates: pd.DatetimeIndex, ids: pd.Index) -> tuple[np.ndarray, np.ndarray]:
+    """Row -> (date index, position index) for a frame with ``position_id`` (and optionally ``date``);
+    undated rows hold on every date (date index -1). Rows of other dates or positions are marked -2."""
+    pos = ids.get_indexer(frame["position_id"])
     if "date" in frame.columns:
-        frame = frame[pd.DatetimeIndex(frame["date"]) == as_of]
-    return frame
+        t = dates.get_indexer(pd.DatetimeIndex(frame["date"]))
+        bad = (t < 0) | (pos < 0)
+    else:
+        t = np.full(len(frame), -1)
+        bad = pos < 0
+    t = np.where(bad, -2, t)
+    return t, pos
 
 
-def _betas_wide(position_betas: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
-    """Accept (position_id x factor) wide betas or long rows ``[date,] position_id, factor_name, beta``
-    (e.g. ``factors.position_factor_exposures`` output; rows of other dates are ignored)."""
-    position_betas = _on_date(position_betas, as_of)
+def _scatter(grid: np.ndarray, t: np.ndarray, pos: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Write row values into a (T, n, ...) grid: dated rows on their date, undated rows on every date."""
+    dated, undated = t >= 0, t == -1
+    grid[:, pos[undated]] = values[undated]
+    grid[t[dated], pos[dated]] = values[dated]
+    return grid
+
+
+def _position_grid(frame: pd.DataFrame, dates: pd.DatetimeIndex, ids: pd.Index, column: str) -> np.ndarray:
+    t, pos = _positions_of(frame, dates, ids)
+    values = frame[column].to_numpy(dtype=float)
+    return _scatter(np.full((len(dates), len(ids)), np.nan), t, pos, values)
+
+
+def _beta_factor_names(position_betas) -> list:
+    if isinstance(position_betas, Mapping):
+        return list(dict.fromkeys(f for obj in position_betas.values() for f in _beta_factor_names(obj)))
     if {"position_id", "factor_name", "beta"}.issubset(position_betas.columns):
-        return position_betas.pivot_table(index="position_id", columns="factor_name", values="beta", aggfunc="last")
-    if "position_id" in position_betas.columns:
-        return position_betas.set_index("position_id")
-    return position_betas
+        return list(dict.fromkeys(position_betas["factor_name"]))
+    return [c for c in position_betas.columns if c not in ("date", "position_id")]
 
 
-def _rate_beta_series(rate_betas, as_of: pd.Timestamp) -> pd.Series:
-    """A Series position_id -> rate beta, or a frame ``[date,] position_id, rate_beta``
-    (e.g. ``rates.position_rate_sensitivity`` output; rows of other dates are ignored)."""
-    if isinstance(rate_betas, pd.DataFrame):
-        return _on_date(rate_betas, as_of).set_index("position_id")["rate_beta"]
-    return pd.Series(rate_betas, dtype=float)
+def _beta_grid(position_betas, dates: pd.DatetimeIndex, ids: pd.Index, factors: list) -> np.ndarray:
+    """(T, n, K) betas from long rows ``[date,] position_id, factor_name, beta``, wide (position x factor,
+    indexed or with a ``position_id`` column, optionally dated) or a mapping {date: either}."""
+    grid = np.full((len(dates), len(ids), len(factors)), np.nan)
+    if isinstance(position_betas, Mapping):
+        for j, d in enumerate(dates):  # one object per date: the loop is over dates, not rows
+            grid[j] = _beta_grid(_for_date(position_betas, d), dates[j : j + 1], ids, factors)[0]
+        return grid
+    if {"position_id", "factor_name", "beta"}.issubset(position_betas.columns):
+        t, pos = _positions_of(position_betas, dates, ids)
+        k = pd.Index(factors).get_indexer(position_betas["factor_name"])
+        t = np.where(k < 0, -2, t)
+        values = position_betas["beta"].to_numpy(dtype=float)
+        dated, undated = t >= 0, t == -1
+        grid[:, pos[undated], k[undated]] = values[undated]
+        grid[t[dated], pos[dated], k[dated]] = values[dated]
+        return grid
+    wide = position_betas if "position_id" in position_betas.columns else position_betas.rename_axis("position_id").reset_index()
+    t, pos = _positions_of(wide, dates, ids)
+    cols = [f for f in factors if f in wide.columns]
+    return _scatter(grid, t, pos, _values_on(wide, cols, factors))
+
+
+def _values_on(wide: pd.DataFrame, cols: list, factors: list) -> np.ndarray:
+    out = np.full((len(wide), len(factors)), np.nan)
+    out[:, [factors.index(c) for c in cols]] = wide[cols].to_numpy(dtype=float)
+    return out
+
+
+def _rate_beta_grid(rate_betas, dates: pd.DatetimeIndex, ids: pd.Index) -> np.ndarray:
+    """(T, n) rate betas from a Series position_id -> beta, a frame ``[date,] position_id, rate_beta`` or a
+    mapping {date: either}."""
+    if isinstance(rate_betas, Mapping):
+        return np.vstack([_rate_beta_grid(_for_date(rate_betas, d), dates[j : j + 1], ids) for j, d in enumerate(dates)]) \
+            if len(dates) else np.zeros((0, len(ids)))
+    if not isinstance(rate_betas, pd.DataFrame):
+        rate_betas = pd.Series(rate_betas, dtype=float).rename("rate_beta").rename_axis("position_id").reset_index()
+    return _position_grid(rate_betas, dates, ids, "rate_beta")
+
+
+def _cov_factor_names(factor_cov) -> list:
+    if isinstance(factor_cov, Mapping):
+        return list(dict.fromkeys(f for c in factor_cov.values() for f in _cov_factor_names(c)))
+    if {"factor_a", "factor_b", "covariance"}.issubset(factor_cov.columns):
+        return list(dict.fromkeys([*factor_cov["factor_a"], *factor_cov["factor_b"]]))
+    return list(factor_cov.index)
+
+
+def _cov_grid(factor_cov, dates: pd.DatetimeIndex, factors: list) -> np.ndarray:
+    """(T, K, K) covariance: a square frame for every date, a mapping {date: square frame}, or the long
+    ``factor_correlations`` rows (``date, factor_a, factor_b, covariance``, upper triangle) of every date.
+    A date with no covariance is an error, not a silent zero."""
+    if isinstance(factor_cov, Mapping):
+        missing = [d for d in dates if d not in factor_cov]
+        if missing:
+            raise ValueError(f"no factor covariance for {', '.join(f'{d:%Y-%m-%d}' for d in missing[:5])}")
+        stack = [factor_cov[d].reindex(index=factors, columns=factors).to_numpy(dtype=float) for d in dates]
+        return np.stack(stack) if stack else np.zeros((0, len(factors), len(factors)))
+    if {"factor_a", "factor_b", "covariance"}.issubset(factor_cov.columns):
+        from .factors import covariance_stack  # one place rebuilds the matrix from the stored triangle
+
+        stack = covariance_stack(factor_cov, dates, factors)
+        missing = dates[np.isnan(stack).all(axis=(1, 2))]
+        if len(missing):
+            raise ValueError(f"no factor covariance for {', '.join(f'{d:%Y-%m-%d}' for d in missing[:5])}")
+        return stack
+    square = factor_cov.reindex(index=factors, columns=factors).to_numpy(dtype=float)
+    return np.broadcast_to(square, (len(dates), len(factors), len(factors)))
+
+
+def _notes(*parts: np.ndarray) -> np.ndarray:
+    """Join per-cell note strings with ';' (empty parts skipped); a cell with no note is "ok"."""
+    out = np.asarray(parts[0], dtype=str)
+    for part in parts[1:]:
+        part = np.asarray(part, dtype=str)
+        sep = np.where((out != "") & (part != ""), ";", "")
+        out = np.strings.add(np.strings.add(out, sep), part)
+    return np.where(out == "", "ok", out)
+
+
+def _count_note(label: str, counts: np.ndarray) -> np.ndarray:
+    return np.where(counts > 0, np.strings.add(f"{label}=", counts.astype(str)), "")
 
 
 def stress_test(
@@ -180,180 +312,16 @@ def stress_test(
     Returns ``StressResult(results, factor_breakdown, position_pnl)`` with ``RESULT_COLUMNS``,
     ``BREAKDOWN_COLUMNS`` and ``POSITION_PNL_COLUMNS``.
     """
-    as_of = pd.Timestamp(as_of)
-    vals = _on_date(valuations_at_date, as_of)
-    greeks = _on_date(greeks_at_date, as_of)
-
-    # --- scenarios and shock matrices ---------------------------------------------------------------
-    scen_ids = list(scenarios["scenario_id"])
-    unknown_scen = set(shocks["scenario_id"]) - set(scen_ids)
-    if unknown_scen:
-        raise ValueError(f"shocks reference unknown scenarios: {sorted(unknown_scen)}")
-    betas = _betas_wide(position_betas, as_of)
-    known = list(dict.fromkeys([*factor_cov.index, *betas.columns, *EQUITY_FACTORS]))
-    unknown_f = set(shocks["factor_name"]) - set(known) - {RATE_FACTOR}
-    if unknown_f:
-        raise ValueError(f"shocks name unknown factors {sorted(unknown_f)}; known: {known + [RATE_FACTOR]}")
-    factors = known
-    wide = shocks.pivot_table(index="scenario_id", columns="factor_name", values="shock", aggfunc="sum")
-    wide = wide.reindex(index=scen_ids)
-    direct = wide.reindex(columns=factors).fillna(0.0)  # (s, K)
-    dy = (wide[RATE_FACTOR] if RATE_FACTOR in wide else pd.Series(0.0, index=scen_ids)).fillna(0.0).to_numpy()
-    bp = dy * 1e4
-    methods = []
-    corr_rows = []
-    for sid in scen_ids:
-        named = wide.loc[sid].dropna()
-        named = named[named.index != RATE_FACTOR]
-        moves = conditional_factor_moves(named, factor_cov)
-        methods.append(moves.attrs.get("method", "solve"))
-        corr_rows.append(moves.reindex(factors).fillna(0.0).to_numpy())
-    D = direct.to_numpy(dtype=float)
-    C = np.vstack(corr_rows) if corr_rows else np.zeros((0, len(factors)))
-
-    # --- positions ---------------------------------------------------------------------------------
-    book = vals[["position_id", "market_value"]].merge(
-        positions[["position_id", "quantity", "multiplier", "is_option", "option_type", "strike"]],
-        on="position_id",
-        how="left",
-        validate="one_to_one",
+    return stress_test_range(
+        positions, valuations_at_date, greeks_at_date, position_betas, rate_betas, factor_cov, scenarios, shocks,
+        short_rate, [as_of], cap_losses=cap_losses,
     )
-    book = book.merge(
-        greeks[["position_id", "underlying_price", "implied_vol", "days_to_expiry"]], on="position_id", how="left"
-    )
-    ids = book["position_id"].to_numpy()
-    n = len(book)
-    mv = book["market_value"].to_numpy(dtype=float)
-    scale = book["quantity"].to_numpy(dtype=float) * book["multiplier"].to_numpy(dtype=float)
-    is_opt = _as_bool(book["is_option"])
-    B_raw = betas.reindex(index=ids, columns=factors).to_numpy(dtype=float)
-    missing_beta = int(np.isnan(B_raw).all(axis=1).sum())
-    B = np.nan_to_num(B_raw, nan=0.0)
-    rb_raw = _rate_beta_series(rate_betas, as_of).reindex(ids).to_numpy(dtype=float)
-    missing_rate_beta = int(np.isnan(rb_raw).sum())
-    rb = np.nan_to_num(rb_raw, nan=0.0)
-
-    # option inputs and today's model value, delta, rho (one Black-Scholes call)
-    o = np.flatnonzero(is_opt)
-    S = book["underlying_price"].to_numpy(dtype=float)[o]
-    K = book["strike"].to_numpy(dtype=float)[o]
-    T = book["days_to_expiry"].to_numpy(dtype=float)[o] / 365.0
-    sig = book["implied_vol"].to_numpy(dtype=float)[o]
-    call = (book["option_type"].astype(object) == "C").to_numpy(dtype=bool)[o]
-    r = float(_rate_decimal(short_rate, pd.DatetimeIndex([as_of]))[0])
-    g0 = bs_greeks(S, K, T, r, sig, call)
-    v0 = g0["price"]
-    exposure = mv.copy()  # linear exposure E_i
-    exposure[o] = g0["delta"] * scale[o] * S
-    rho_pos = np.zeros(n)
-    rho_pos[o] = g0["rho"] * scale[o]
-    valid = ~np.isnan(mv)
-    valid[o] = ~np.isnan(v0)
-
-    def run(shock_matrix: np.ndarray):
-        ret = B @ shock_matrix.T + rb[:, None] * bp[None, :]  # (n, s)
-        pnl = mv[:, None] * ret
-        lin = exposure[:, None] * ret + rho_pos[:, None] * (dy * 100.0)[None, :]
-        if len(o):
-            s_new = np.maximum(S[:, None] * (1.0 + ret[o]), 0.0)
-            v1 = bs_price(s_new, K[:, None], T[:, None], r + dy[None, :], sig[:, None], call[:, None])
-            pnl[o] = (v1 - v0[:, None]) * scale[o][:, None]
-        pnl[~valid] = np.nan
-        lin = np.where(valid[:, None], lin, 0.0)
-        E = np.where(valid, exposure, 0.0)
-        factor_rows = (E @ B)[None, :] * shock_matrix  # (s, K) linear per factor
-        rate_row = (E * rb).sum() * bp + rho_pos[valid].sum() * dy * 100.0
-        convex = np.where(valid[o][:, None], pnl[o] - lin[o], 0.0).sum(axis=0) if len(o) else np.zeros(len(bp))
-        total = np.nansum(pnl, axis=0)
-        return pnl, total, factor_rows, rate_row, convex
-
-    pnl_d, tot_d, fac_d, rate_d, cvx_d = run(D)
-    pnl_c, tot_c, fac_c, rate_c, cvx_c = run(C)
-
-    gross = float(np.nansum(np.abs(mv)))
-    worst = np.minimum(tot_d, tot_c)
-    exceeds = worst < -gross
-    ratio_d = np.ones(len(scen_ids))
-    ratio_c = np.ones(len(scen_ids))
-    if cap_losses:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio_d = np.where(tot_d < -gross, -gross / tot_d, 1.0)
-            ratio_c = np.where(tot_c < -gross, -gross / tot_c, 1.0)
-    capped = (ratio_d < 1.0) | (ratio_c < 1.0)
-
-    # --- outputs -------------------------------------------------------------------------------------
-    notes_common = []
-    n_missing = int((~valid).sum())
-    if n_missing:
-        notes_common.append(f"missing_price={n_missing}")
-    if missing_beta:
-        notes_common.append(f"missing_beta={missing_beta}")
-    if missing_rate_beta:
-        notes_common.append(f"missing_rate_beta={missing_rate_beta}")
-    flags = []
-    for j in range(len(scen_ids)):
-        notes = list(notes_common)
-        if methods[j] == "lstsq":
-            notes.append("singular_cov_lstsq")
-        if exceeds[j]:
-            notes.append("loss_exceeds_gross")
-        if capped[j]:
-            notes.append("loss_capped")
-        flags.append(";".join(notes) if notes else "ok")
-
-    direct_total = tot_d * ratio_d
-    corr_total = tot_c * ratio_c
-    with np.errstate(divide="ignore", invalid="ignore"):
-        pct = corr_total / gross if gross > 0 else np.full(len(scen_ids), np.nan)
-    results = pd.DataFrame(
-        {
-            "date": as_of,
-            "scenario_id": scen_ids,
-            "direct_pnl": direct_total + 0.0,
-            "correlated_pnl": corr_total + 0.0,
-            "correlation_effect": corr_total - direct_total,
-            "pct_of_equity": pct,
-            "gross_exposure": gross,
-            "loss_cap_applied": capped,
-            "flag": flags,
-        },
-        columns=RESULT_COLUMNS,
-    )
-
-    row_names = [*factors, RATE_FACTOR, CONVEXITY_ROW]
-    n_rows = len(row_names)
-    shock_part = np.column_stack([D, dy, np.full(len(scen_ids), np.nan)]) if scen_ids else np.zeros((0, n_rows))
-    implied_part = np.column_stack([C, dy, np.full(len(scen_ids), np.nan)]) if scen_ids else np.zeros((0, n_rows))
-    bd_direct = np.column_stack([fac_d, rate_d, cvx_d]) * ratio_d[:, None] if scen_ids else shock_part
-    bd_corr = np.column_stack([fac_c, rate_c, cvx_c]) * ratio_c[:, None] if scen_ids else shock_part
-    breakdown = pd.DataFrame(
-        {
-            "date": as_of,
-            "scenario_id": np.repeat(np.asarray(scen_ids, dtype=object), n_rows),
-            "factor_name": np.tile(np.asarray(row_names, dtype=object), len(scen_ids)),
-            "shock": shock_part.ravel(),
-            "implied_move": implied_part.ravel(),
-            "direct_pnl": bd_direct.ravel() + 0.0,  # + 0.0 turns -0.0 into 0.0
-            "correlated_pnl": bd_corr.ravel() + 0.0,
-        },
-        columns=BREAKDOWN_COLUMNS,
-    )
-
-    position_pnl = pd.DataFrame(
-        {
-            "date": as_of,
-            "scenario_id": np.repeat(np.asarray(scen_ids, dtype=object), n),
-            "position_id": np.tile(ids, len(scen_ids)),
-            "direct_pnl": (pnl_d * ratio_d[None, :]).T.ravel() + 0.0,
-            "correlated_pnl": (pnl_c * ratio_c[None, :]).T.ravel() + 0.0,
-        },
-        columns=POSITION_PNL_COLUMNS,
-    )
-    return StressResult(results, breakdown, position_pnl)
 
 
 def _for_date(obj, as_of: pd.Timestamp):
     if isinstance(obj, Mapping):
+        if as_of not in obj:
+            raise ValueError(f"no input for {as_of:%Y-%m-%d}")
         return obj[as_of]
     return obj
 
@@ -371,31 +339,165 @@ def stress_test_range(
     dates,
     cap_losses: bool = False,
 ) -> StressResult:
-    """``stress_test`` for each as-of date (each date vectorised), concatenated.
+    """:func:`stress_test` for every as-of date, vectorised across dates, positions and scenarios.
 
-    ``position_betas``, ``rate_betas`` and ``factor_cov`` are either one object for every date or a
-    mapping ``{Timestamp: object}`` (betas and covariance are estimated per date over their own window).
+    The book on a date is the ``valuations`` rows of that date (rows without a ``date`` column hold on
+    every date). ``position_betas``, ``rate_betas`` and ``factor_cov`` are either one object for every
+    date, a mapping ``{Timestamp: object}``, or dated rows (betas and covariance are estimated per date
+    over their own window); ``factor_cov`` may also be the stored ``factor_correlations`` rows. Output rows
+    are ordered by date, then scenario (then factor row or position).
     """
-    parts = [
-        stress_test(
-            positions,
-            valuations,
-            greeks,
-            _for_date(position_betas, d),
-            _for_date(rate_betas, d),
-            _for_date(factor_cov, d),
-            scenarios,
-            shocks,
-            short_rate,
-            d,
-            cap_losses=cap_losses,
-        )
-        for d in pd.DatetimeIndex(dates)
-    ]
-    if not parts:
-        empty = [pd.DataFrame(columns=c) for c in (RESULT_COLUMNS, BREAKDOWN_COLUMNS, POSITION_PNL_COLUMNS)]
-        return StressResult(*empty)
-    return StressResult(*(pd.concat([getattr(p, f) for p in parts], ignore_index=True) for f in StressResult._fields))
+    dates = pd.DatetimeIndex(dates)
+    n_dates = len(dates)
+
+    # --- scenarios and shock matrices ---------------------------------------------------------------
+    scen_ids = list(scenarios["scenario_id"])
+    unknown_scen = set(shocks["scenario_id"]) - set(scen_ids)
+    if unknown_scen:
+        raise ValueError(f"shocks reference unknown scenarios: {sorted(unknown_scen)}")
+    factors = list(dict.fromkeys([*_cov_factor_names(factor_cov), *_beta_factor_names(position_betas), *EQUITY_FACTORS]))
+    unknown_f = set(shocks["factor_name"]) - set(factors) - {RATE_FACTOR}
+    if unknown_f:
+        raise ValueError(f"shocks name unknown factors {sorted(unknown_f)}; known: {factors + [RATE_FACTOR]}")
+    wide = shocks.pivot_table(index="scenario_id", columns="factor_name", values="shock", aggfunc="sum")
+    wide = wide.reindex(index=scen_ids)
+    named = wide.reindex(columns=factors).to_numpy(dtype=float)  # (s, K), NaN = not named
+    D = np.nan_to_num(named, nan=0.0)
+    dy = (wide[RATE_FACTOR] if RATE_FACTOR in wide else pd.Series(0.0, index=scen_ids)).fillna(0.0).to_numpy()
+    bp = dy * 1e4
+    C, lstsq = _conditional_moves(named, _cov_grid(factor_cov, dates, factors))  # (T, s, K), (T, s)
+
+    # --- positions as (date x position) grids --------------------------------------------------------
+    ids = pd.Index(pd.unique(valuations["position_id"]))
+    n = len(ids)
+    t_val, p_val = _positions_of(valuations, dates, ids)
+    present = _scatter(np.zeros((n_dates, n), dtype=bool), t_val, p_val, np.ones(len(valuations), dtype=bool))
+    mv = _position_grid(valuations, dates, ids, "market_value")
+    if positions["position_id"].duplicated().any():
+        raise ValueError("duplicate position_id in positions")
+    book = positions.set_index("position_id").reindex(ids)
+    scale = book["quantity"].to_numpy(dtype=float) * book["multiplier"].to_numpy(dtype=float)
+    is_opt = _as_bool(book["is_option"])
+    B_raw = _beta_grid(position_betas, dates, ids, factors)
+    missing_beta = (present & np.isnan(B_raw).all(axis=2)).sum(axis=1)
+    B = np.nan_to_num(B_raw, nan=0.0)
+    rb_raw = _rate_beta_grid(rate_betas, dates, ids)
+    missing_rate_beta = (present & np.isnan(rb_raw)).sum(axis=1)
+    rb = np.nan_to_num(rb_raw, nan=0.0)
+
+    # option inputs and today's model value, delta, rho (one Black-Scholes call over dates x options)
+    o = np.flatnonzero(is_opt)
+    S = _position_grid(greeks, dates, ids, "underlying_price")[:, o]
+    sig = _position_grid(greeks, dates, ids, "implied_vol")[:, o]
+    T = _position_grid(greeks, dates, ids, "days_to_expiry")[:, o] / 365.0
+    K = book["strike"].to_numpy(dtype=float)[o]
+    call = (book["option_type"].astype(object) == "C").to_numpy(dtype=bool)[o]
+    r = _rate_decimal(short_rate, dates) if n_dates else np.zeros(0)
+    g0 = bs_greeks(S, K[None, :], T, r[:, None], sig, call[None, :])
+    v0 = g0["price"]
+    exposure = mv.copy()  # linear exposure E_i
+    exposure[:, o] = g0["delta"] * scale[o] * S
+    rho_pos = np.zeros((n_dates, n))
+    rho_pos[:, o] = g0["rho"] * scale[o]
+    valid = present & ~np.isnan(mv)
+    valid[:, o] = present[:, o] & ~np.isnan(v0)
+    E = np.where(valid, exposure, 0.0)
+    rate_carry = (E * rb).sum(axis=1)[:, None] * bp[None, :] + np.where(valid, rho_pos, 0.0).sum(axis=1)[:, None] * dy[None, :] * 100.0
+
+    def run(shock: np.ndarray):
+        """P&L of every (date, position, scenario) under the (T, s, K) factor moves ``shock``."""
+        ret = np.einsum("tnk,tsk->tns", B, shock) + rb[:, :, None] * bp[None, None, :]  # (T, n, s)
+        pnl = mv[:, :, None] * ret
+        lin = exposure[:, :, None] * ret + rho_pos[:, :, None] * (dy * 100.0)[None, None, :]
+        if len(o):
+            s_new = np.maximum(S[:, :, None] * (1.0 + ret[:, o]), 0.0)
+            v1 = bs_price(s_new, K[None, :, None], T[:, :, None], r[:, None, None] + dy[None, None, :], sig[:, :, None], call[None, :, None])
+            pnl[:, o] = (v1 - v0[:, :, None]) * scale[o][None, :, None]
+        pnl[~valid] = np.nan
+        lin = np.where(valid[:, :, None], lin, 0.0)
+        factor_rows = np.einsum("tn,tnk->tk", E, B)[:, None, :] * shock  # (T, s, K) linear per factor
+        convex = np.where(valid[:, o, None], pnl[:, o] - lin[:, o], 0.0).sum(axis=1)  # (T, s)
+        total = np.nansum(pnl, axis=1)  # (T, s)
+        return pnl, total, factor_rows, convex
+
+    pnl_d, tot_d, fac_d, cvx_d = run(np.broadcast_to(D, (n_dates, *D.shape)))
+    pnl_c, tot_c, fac_c, cvx_c = run(C)
+
+    gross = np.nansum(np.where(present, np.abs(mv), np.nan), axis=1)  # (T,)
+    worst = np.minimum(tot_d, tot_c)
+    exceeds = worst < -gross[:, None]
+    ratio_d = np.ones_like(tot_d)
+    ratio_c = np.ones_like(tot_c)
+    if cap_losses:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio_d = np.where(tot_d < -gross[:, None], -gross[:, None] / tot_d, 1.0)
+            ratio_c = np.where(tot_c < -gross[:, None], -gross[:, None] / tot_c, 1.0)
+    capped = (ratio_d < 1.0) | (ratio_c < 1.0)
+
+    # --- outputs: rows by date, then scenario ------------------------------------------------------------
+    n_scen = len(scen_ids)
+    per_date = lambda a: np.broadcast_to(a[:, None], (n_dates, n_scen))  # noqa: E731
+    flags = _notes(
+        per_date(_count_note("missing_price", (present & ~valid).sum(axis=1))),
+        per_date(_count_note("missing_beta", missing_beta)),
+        per_date(_count_note("missing_rate_beta", missing_rate_beta)),
+        np.where(lstsq, "singular_cov_lstsq", ""),
+        np.where(exceeds, "loss_exceeds_gross", ""),
+        np.where(capped, "loss_capped", ""),
+    )
+    direct_total = tot_d * ratio_d
+    corr_total = tot_c * ratio_c
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pct = np.where(gross[:, None] > 0, corr_total / gross[:, None], np.nan)
+    scen_arr = np.asarray(scen_ids, dtype=object)
+    results = pd.DataFrame(
+        {
+            "date": np.repeat(dates, n_scen),
+            "scenario_id": np.tile(scen_arr, n_dates),
+            "direct_pnl": direct_total.ravel() + 0.0,
+            "correlated_pnl": corr_total.ravel() + 0.0,
+            "correlation_effect": (corr_total - direct_total).ravel(),
+            "pct_of_equity": pct.ravel(),
+            "gross_exposure": np.repeat(gross, n_scen),
+            "loss_cap_applied": capped.ravel(),
+            "flag": flags.ravel().astype(object),
+        },
+        columns=RESULT_COLUMNS,
+    )
+
+    row_names = np.asarray([*factors, RATE_FACTOR, CONVEXITY_ROW], dtype=object)
+    n_rows = len(row_names)
+    rate_col = np.broadcast_to(dy[None, :, None], (n_dates, n_scen, 1))
+    blank = np.full((n_dates, n_scen, 1), np.nan)
+    shock_part = np.concatenate([np.broadcast_to(D, (n_dates, *D.shape)), rate_col, blank], axis=2)
+    implied_part = np.concatenate([C, rate_col, blank], axis=2)
+    bd_direct = np.concatenate([fac_d, rate_carry[:, :, None], cvx_d[:, :, None]], axis=2) * ratio_d[:, :, None]
+    bd_corr = np.concatenate([fac_c, rate_carry[:, :, None], cvx_c[:, :, None]], axis=2) * ratio_c[:, :, None]
+    breakdown = pd.DataFrame(
+        {
+            "date": np.repeat(dates, n_scen * n_rows),
+            "scenario_id": np.tile(np.repeat(scen_arr, n_rows), n_dates),
+            "factor_name": np.tile(row_names, n_dates * n_scen),
+            "shock": shock_part.ravel(),
+            "implied_move": implied_part.ravel(),
+            "direct_pnl": bd_direct.ravel() + 0.0,  # + 0.0 turns -0.0 into 0.0
+            "correlated_pnl": bd_corr.ravel() + 0.0,
+        },
+        columns=BREAKDOWN_COLUMNS,
+    )
+
+    held = np.broadcast_to(present[:, None, :], (n_dates, n_scen, n))  # (T, s, n): the book of each date
+    position_pnl = pd.DataFrame(
+        {
+            "date": np.broadcast_to(np.asarray(dates)[:, None, None], held.shape)[held],
+            "scenario_id": np.broadcast_to(scen_arr[None, :, None], held.shape)[held],
+            "position_id": np.broadcast_to(ids.to_numpy()[None, None, :], held.shape)[held],
+            "direct_pnl": (pnl_d * ratio_d[:, None, :]).transpose(0, 2, 1)[held] + 0.0,
+            "correlated_pnl": (pnl_c * ratio_c[:, None, :]).transpose(0, 2, 1)[held] + 0.0,
+        },
+        columns=POSITION_PNL_COLUMNS,
+    )
+    return StressResult(results, breakdown, position_pnl)
 
 
 def loss_cap_violations(results: pd.DataFrame, exposures: pd.DataFrame, long_only_only: bool = True) -> pd.DataFrame:

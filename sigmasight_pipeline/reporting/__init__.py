@@ -1,6 +1,6 @@
 """Portfolio reports: Markdown (Jinja2), JSON (with a JSON Schema), CSV and PNG charts.
 
-No Dagster here and no reads except :func:`load_report_input`. Typical use::
+No Dagster here and no reads except :func:`load_report_input` / :func:`load_report_inputs`. Typical use::
 
     inp = load_report_input(engine, portfolio_id, date)
     rendered = build_report(inp, generated_at=datetime.now(timezone.utc))
@@ -20,7 +20,7 @@ from .builders import (
     format_field,
 )
 from .charts import cumulative_pnl_chart, factor_exposure_chart, render_charts, stress_chart
-from .data import ReportInput, load_report_input
+from .data import ReportInput, load_report_input, load_report_inputs
 from .validation import load_report_schema, prepublish_problems, schema_problems
 from .writer import WriteResult, report_dir, report_json_text, report_slug, write_report
 
@@ -38,6 +38,7 @@ __all__ = [
     "factor_exposure_chart",
     "format_field",
     "load_report_input",
+    "load_report_inputs",
     "load_report_schema",
     "prepublish_problems",
     "render_charts",

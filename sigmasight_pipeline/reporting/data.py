@@ -10,6 +10,7 @@ date. Column names are those of :mod:`sigmasight_pipeline.warehouse.schema`.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -25,6 +26,7 @@ __all__ = [
     "DATED_SECTIONS",
     "ReportInput",
     "load_report_input",
+    "load_report_inputs",
     "as_date",
 ]
 
@@ -140,21 +142,22 @@ class ReportInput:
         return frame if isinstance(frame, pd.DataFrame) else pd.DataFrame()
 
 
-def load_report_input(engine: Engine, portfolio_id: str, anchor_date) -> ReportInput:
-    """Read one portfolio's report input for ``anchor_date`` from the warehouse (SQLAlchemy Core selects).
+def load_report_inputs(engine: Engine, portfolio_id: str, anchor_dates) -> Iterator[ReportInput]:
+    """One :class:`ReportInput` per anchor date (in the order given) for one portfolio, reading each
+    warehouse table ONCE for all the dates (a ranged run reports every session of its range).
 
-    Every dated table is filtered on ``portfolio_id`` and ``date == anchor_date``: a table without rows
-    for that date gives an empty frame (the report then says "not available"), never another date's rows.
+    Every dated section of a report holds the rows of its own anchor date only: a table without rows for
+    that date gives an empty frame (the report then says "not available"), never another date's rows.
     ``snapshot_history`` is ``portfolio_snapshots`` with ``date <= anchor_date`` (no look-ahead).
     ``failed_checks`` and ``flags`` are left empty for the caller to fill.
     """
-    anchor = as_date(anchor_date)
+    anchors = [as_date(d) for d in anchor_dates]
+    if not anchors:
+        return
     row = get_portfolio(engine, portfolio_id)
     pid = str(row["portfolio_id"])
     portfolio = {"portfolio_id": pid, "name": row["name"], "owner": row.get("owner")}
-    frames = {
-        name: read_table(engine, table, dates=[anchor], portfolio_id=pid) for name, table in _TABLES.items()
-    }
+    by_table = {name: _by_date(read_table(engine, table, dates=anchors, portfolio_id=pid)) for name, table in _TABLES.items()}
     s = schema.stress_scenarios
     scenarios = read_frame(
         engine,
@@ -166,14 +169,36 @@ def load_report_input(engine: Engine, portfolio_id: str, anchor_date) -> ReportI
     history = read_frame(
         engine,
         sa.select(snap.c.date, snap.c.daily_pnl, snap.c.cumulative_pnl, snap.c.total_value)
-        .where((snap.c.portfolio_id == pid) & (snap.c.date <= anchor))
+        .where((snap.c.portfolio_id == pid) & (snap.c.date <= max(anchors)))
         .order_by(snap.c.date),
     )
-    return ReportInput(
-        portfolio=portfolio,
-        anchor_date=anchor,
-        positions=read_positions(engine, pid),
-        scenarios=scenarios,
-        snapshot_history=history,
-        **frames,
-    )
+    history_ends = pd.DatetimeIndex(history["date"]).searchsorted(pd.DatetimeIndex(anchors), side="right")
+    positions = read_positions(engine, pid)
+    for anchor, history_end in zip(anchors, history_ends):
+        yield ReportInput(
+            portfolio=portfolio,
+            anchor_date=anchor,
+            positions=positions,
+            scenarios=scenarios,
+            snapshot_history=history.iloc[:history_end],
+            **{name: _rows_on(parts, anchor) for name, parts in by_table.items()},
+        )
+
+
+def _by_date(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    """A table's rows for a range, split once by date: (empty frame with its columns, {date: rows})."""
+    if frame.empty:
+        return frame, {}
+    days = pd.DatetimeIndex(frame["date"]).date
+    return frame.iloc[0:0], {d: rows.reset_index(drop=True) for d, rows in frame.groupby(days, sort=False)}
+
+
+def _rows_on(parts: tuple[pd.DataFrame, dict], anchor: dt.date) -> pd.DataFrame:
+    empty, by_day = parts
+    return by_day.get(anchor, empty)
+
+
+def load_report_input(engine: Engine, portfolio_id: str, anchor_date) -> ReportInput:
+    """Read one portfolio's report input for ``anchor_date`` from the warehouse (see
+    :func:`load_report_inputs`, of which this is the one-date case)."""
+    return next(load_report_inputs(engine, portfolio_id, [anchor_date]))

@@ -14,7 +14,7 @@ from sigmasight_pipeline.defs.snapshots.assets import portfolio_snapshots
 from sigmasight_pipeline.defs.stress.assets import stress_results
 from sigmasight_pipeline.reporting import (
     build_report,
-    load_report_input,
+    load_report_inputs,
     prepublish_problems,
     render_charts,
     report_dir,
@@ -68,8 +68,7 @@ def portfolio_reports(context: dg.AssetExecutionContext, warehouse: WarehouseRes
     for batch in portfolio_batches(context, engine):
         batches.append(batch)
         index_rows = []
-        for date in batch.sessions:
-            inp = load_report_input(engine, batch.portfolio_id, date)
+        for date, inp in zip(batch.sessions, load_report_inputs(engine, batch.portfolio_id, batch.sessions)):
             inp.failed_checks = failed_checks
             generated_at = dt.datetime.now(dt.timezone.utc)
             rendered = build_report(inp, generated_at=generated_at)

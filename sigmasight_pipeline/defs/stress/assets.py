@@ -9,7 +9,6 @@ from sigmasight_pipeline.defs.resources import WarehouseResource
 from sigmasight_pipeline.defs.risk.common import add_rows, last_date_rows, md_table, portfolio_batches, run_metadata, write_tables
 from sigmasight_pipeline.defs.risk.factor_assets import factor_exposures, rate_sensitivity
 from sigmasight_pipeline.defs.risk.valuation_assets import position_greeks, position_valuations
-from sigmasight_pipeline.engines.factors import covariance_matrix
 from sigmasight_pipeline.engines.stress import loss_cap_violations, stress_test_range
 from sigmasight_pipeline.marketdata.base import SYMBOLS
 from sigmasight_pipeline.warehouse import schema
@@ -21,13 +20,12 @@ from sigmasight_pipeline.warehouse.reference import read_scenarios, stress_scena
 def stress_inputs(engine, portfolio_id: str, sessions: pd.DatetimeIndex) -> dict:
     """Everything the stress engine needs for a portfolio's sessions, as stored by the upstream assets."""
     read = lambda table: read_table(engine, table, dates=sessions, portfolio_id=portfolio_id)  # noqa: E731
-    corr = read(schema.factor_correlations)
     return {
         "valuations": read(schema.position_valuations),
         "greeks": read(schema.position_greeks),
         "position_betas": read(schema.position_factor_exposures)[["date", "position_id", "factor_name", "beta"]],
         "rate_betas": read(schema.position_rate_sensitivity)[["date", "position_id", "rate_beta"]],
-        "factor_cov": {d: covariance_matrix(rows) for d, rows in corr.groupby("date")},
+        "factor_cov": read(schema.factor_correlations),  # the stored triangle; the engine rebuilds each date's matrix
         "short_rate": market_window(engine, [SYMBOLS.TREASURY_13W], sessions, 1).prices[SYMBOLS.TREASURY_13W],
     }
 
@@ -74,7 +72,7 @@ def stress_results(context: dg.AssetExecutionContext, warehouse: WarehouseResour
         res = breakdown = pd.DataFrame()
         if len(batch.sessions):
             inp = stress_inputs(engine, batch.portfolio_id, batch.sessions)
-            if inp["valuations"].empty or not inp["factor_cov"]:
+            if inp["valuations"].empty or inp["factor_cov"].empty:
                 raise dg.Failure(f"stress inputs missing for {batch.portfolio_id}: materialize the risk assets first")
             args = dict(positions=batch.positions, valuations=inp["valuations"], greeks=inp["greeks"],
                         position_betas=inp["position_betas"], rate_betas=inp["rate_betas"], factor_cov=inp["factor_cov"],

@@ -1,0 +1,122 @@
+"""Portfolio runs in parallel worker processes on a persistent Dagster instance (what `sigmasight demo` and
+`sigmasight backfill` do): the same rows as one run after another, every run recorded in the instance, and a
+failing portfolio that does not stop the others."""
+
+from __future__ import annotations
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from sigmasight_pipeline import cli
+from sigmasight_pipeline import orchestration as orch
+from sigmasight_pipeline.onboarding import DEMO_BOOKS, demo_csv_text
+from sigmasight_pipeline.warehouse import schema
+from sigmasight_pipeline.warehouse.io import dispose_engines, get_engine, read_table
+from sigmasight_pipeline_tests.test_pipeline_end_to_end import COMPARED, _sorted
+
+START, END = "2025-06-25", "2025-06-27"  # three sessions
+IDS = [b.portfolio_id for b in DEMO_BOOKS]
+
+
+@pytest.fixture(scope="module")
+def defs():
+    return orch.load_definitions()
+
+
+def _import_all(instance, defs) -> None:
+    for book in DEMO_BOOKS:
+        orch.import_portfolio(instance, demo_csv_text(book), name=book.name, owner=book.owner,
+                              portfolio_id=book.portfolio_id, defs=defs)
+
+
+def _warehouse(tmp_path, monkeypatch, name: str) -> str:
+    url = f"sqlite:///{tmp_path / f'{name}.db'}"
+    monkeypatch.setenv("SIGMASIGHT_DATABASE_URL", url)
+    monkeypatch.setenv("SIGMASIGHT_REPORTS_DIR", str(tmp_path / f"reports_{name}"))
+    return url
+
+
+def _runs(instance) -> list[dg.DagsterRun]:
+    return list(reversed(instance.get_runs()))  # oldest first
+
+
+def test_parallel_runs_equal_sequential_runs_and_are_recorded(tmp_path, monkeypatch, defs):
+    tables = {}
+    for name, workers in (("sequential", 1), ("parallel", 2)):
+        url = _warehouse(tmp_path, monkeypatch, name)
+        (tmp_path / f"dagster_{name}").mkdir()
+        # the reference runs one after another on an in-memory instance; the parallel runs need a persistent one
+        instance_cm = dg.instance_for_test(temp_dir=str(tmp_path / f"dagster_{name}")) if workers > 1 else dg.DagsterInstance.ephemeral()
+        with instance_cm as instance:
+            _import_all(instance, defs)
+            finished = []
+            summary = orch.run_window(instance, IDS, START, END, defs=defs, progress=lambda _: None,
+                                      on_run=finished.append, workers=workers)
+            assert all(summary["checks"].values()), summary["checks"]
+            assert len(finished) == 1 + len(IDS) + 1  # market, each portfolio, SQL models
+            runs = _runs(instance)
+            assert len(runs) == len(IDS) + len(summary["runs"])  # the imports, then this window's runs
+            assert sorted(r.run_id for r in runs[len(IDS):]) == sorted(summary["runs"])
+            assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
+            portfolio_runs = [r for r in runs if "|" in r.tags.get(orch.RANGE_START_TAG, "")]  # date x portfolio ranges
+            ranges = sorted(r.tags[orch.RANGE_START_TAG] for r in portfolio_runs)
+            assert ranges == sorted(f"{pid}|2025-06-25" for pid in IDS) or ranges == sorted(f"2025-06-25|{pid}" for pid in IDS)
+            if workers == 2:
+                # the worker processes ran at the same time: some two portfolio runs overlap
+                records = instance.get_run_records(dg.RunsFilter(run_ids=[r.run_id for r in portfolio_runs]))
+                spans = sorted((rec.start_time, rec.end_time) for rec in records)
+                assert any(b[0] < a[1] for a, b in zip(spans, spans[1:])), spans
+        tables[name] = {t.name: _sorted(read_table(get_engine(url), t)) for t in COMPARED}
+        dispose_engines()
+    for table in tables["sequential"]:
+        a, b = tables["sequential"][table], tables["parallel"][table]
+        assert len(a) == len(b) > 0, table
+        for col in a.columns:
+            if pd.api.types.is_numeric_dtype(a[col]) and not pd.api.types.is_bool_dtype(a[col]):
+                np.testing.assert_allclose(a[col].astype(float), b[col].astype(float), rtol=1e-12, atol=1e-12, err_msg=f"{table}.{col}")
+            else:
+                assert a[col].astype(str).tolist() == b[col].astype(str).tolist(), f"{table}.{col}"
+
+
+def test_a_failing_portfolio_does_not_stop_the_others(tmp_path, monkeypatch, defs):
+    url = _warehouse(tmp_path, monkeypatch, "failing")
+    (tmp_path / "dagster").mkdir()
+    with dg.instance_for_test(temp_dir=str(tmp_path / "dagster")) as instance:
+        _import_all(instance, defs)
+        engine = get_engine(url)
+        with engine.begin() as conn:  # demo-hnw loses its positions: its run must fail, the others must not
+            conn.execute(sa.delete(schema.position_tags).where(schema.position_tags.c.portfolio_id == "demo-hnw"))
+            conn.execute(sa.delete(schema.positions).where(schema.positions.c.portfolio_id == "demo-hnw"))
+        finished = []
+        with pytest.raises(orch.RunFailedError) as failure:
+            orch.run_window(instance, IDS, START, END, defs=defs, progress=lambda _: None, on_run=finished.append, workers=2)
+        assert "demo-hnw" in str(failure.value) and failure.value.run_id  # the error crossed the process boundary whole
+        assert any("demo-hnw" in f and "FAILED" in f for f in finished)
+        assert not any("SQL models" in f for f in finished)  # nothing downstream of a failed backfill
+        reports = read_table(engine, schema.portfolio_reports)
+        assert sorted(reports.portfolio_id.unique()) == ["demo-hedge-fund", "demo-individual"]
+        assert (reports.groupby("portfolio_id").size() == 3).all()
+        statuses = {r.tags[orch.RANGE_START_TAG]: r.status for r in _runs(instance) if orch.RANGE_START_TAG in r.tags}
+        assert sum(s == dg.DagsterRunStatus.FAILURE for s in statuses.values()) == 1
+    dispose_engines()
+
+
+def test_cli_backfill_runs_every_portfolio_in_parallel(tmp_path, monkeypatch, defs, capsys):
+    _warehouse(tmp_path, monkeypatch, "cli")
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    with dg.DagsterInstance.get() as instance:
+        _import_all(instance, defs)
+    assert cli.main(["backfill", "--from", START, "--to", END, "--workers", "2", "--no-sql"]) == 0
+    out = capsys.readouterr().out
+    assert "failed checks: none" in out
+    with dg.DagsterInstance.get() as instance:
+        tagged = instance.get_runs(dg.RunsFilter(tags={orch.BACKFILL_TAG: next(
+            r.tags[orch.BACKFILL_TAG] for r in instance.get_runs() if orch.BACKFILL_TAG in r.tags)}))
+        assert len(tagged) == 1 + len(IDS)  # the market run and one run per portfolio, all under one backfill tag
+        assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in tagged)
+    dispose_engines()
