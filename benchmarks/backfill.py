@@ -109,6 +109,8 @@ def _prepare_process_env(start: str) -> None:
 
     warnings.filterwarnings("ignore")
     os.environ.setdefault("SIGMASIGHT_MARKET_DATA", "sample")
+    # as the Makefile and docker-compose.yml configure it: batched event writes on a PostgreSQL instance
+    os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", "1000")
     # 160 sessions of history are ~235 calendar days; the partitions start 2024-01-01 by default.
     earliest = pd.Timestamp(start) - pd.Timedelta(days=260)
     if earliest < pd.Timestamp(os.environ.get("SIGMASIGHT_PARTITION_START", "2024-01-01")):
@@ -709,7 +711,7 @@ def print_table(results: list[CaseResult], args) -> None:
             _fmt(statistics.mean(r.load) if r.load else None),
             status,
         ))
-    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(head)]
+    widths = [max([len(h), *(len(row[i]) for row in rows)]) for i, h in enumerate(head)]
     right = lambda i: 2 <= i < len(head) - 1  # noqa: E731
 
     def line(cells) -> str:

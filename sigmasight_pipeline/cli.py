@@ -48,7 +48,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             instance, ids, args.start, args.end, defs=defs, progress=progress,
             on_run=lambda label: progress(f"done: {label}"), workers=args.workers,
         )
-    except orch.RunFailedError as exc:
+    except (orch.RunFailedError, orch.WorkerDiedError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     failed = [name for name, ok in summary["checks"].items() if not ok]
@@ -102,7 +102,7 @@ def _backfill_new_portfolio(portfolio_id: str) -> int:
     print(f"backfilling {portfolio_id} {start:%Y-%m-%d} .. {end:%Y-%m-%d} (SIGMASIGHT_BACKFILL_START / _END change the window)")
     try:
         summary = orch.run_window(_instance(), [portfolio_id], start, end, tags={orch.BACKFILL_TAG: orch.new_backfill_id()})
-    except orch.RunFailedError as exc:
+    except (orch.RunFailedError, orch.WorkerDiedError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     failed = [k for k, ok in summary["checks"].items() if not ok]
@@ -200,7 +200,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
                 progress=bar.set_postfix_str, on_run=finished, tags={orch.BACKFILL_TAG: orch.new_backfill_id()},
                 workers=args.workers,
             )
-        except orch.RunFailedError as exc:
+        except (orch.RunFailedError, orch.WorkerDiedError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
         bar.update(steps - bar.n)

@@ -11,6 +11,7 @@ import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from typing import NamedTuple
 
 import dagster as dg
@@ -200,6 +201,10 @@ def materialize_portfolio(
     )
 
 
+class WorkerDiedError(RuntimeError):
+    """A worker process of :func:`materialize_portfolios` ended without finishing its run."""
+
+
 class PortfolioRun(NamedTuple):
     """One finished portfolio run: its Dagster run id, wall seconds, check results, and the error if it failed."""
 
@@ -284,9 +289,19 @@ def materialize_portfolios(
     pool = ProcessPoolExecutor(max_workers=min(workers, len(ids)), mp_context=multiprocessing.get_context("spawn"))
     try:
         ref = instance.get_ref()
-        futures = [pool.submit(_portfolio_run_in_worker, ref, pid, start, end, tags) for pid in ids]
+        futures = {pool.submit(_portfolio_run_in_worker, ref, pid, start, end, tags): pid for pid in ids}
+        unfinished = list(ids)
         for future in as_completed(futures):
-            yield future.result()
+            try:
+                run = future.result()
+            except BrokenProcessPool as exc:
+                raise WorkerDiedError(
+                    "a worker process died (killed, or out of memory); portfolios not finished: "
+                    f"{', '.join(unfinished)}. Partitions already written are complete and an interrupted run's "
+                    "are rolled back: rerun the same backfill"
+                ) from exc
+            unfinished.remove(run.portfolio_id)
+            yield run
     finally:
         pool.shutdown(wait=True, cancel_futures=True)  # on an error or Ctrl-C, nothing new starts
 

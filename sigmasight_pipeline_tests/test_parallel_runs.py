@@ -120,3 +120,41 @@ def test_cli_backfill_runs_every_portfolio_in_parallel(tmp_path, monkeypatch, de
         assert len(tagged) == 1 + len(IDS)  # the market run and one run per portfolio, all under one backfill tag
         assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in tagged)
     dispose_engines()
+
+
+def test_a_killed_worker_is_a_clear_error(tmp_path, monkeypatch, defs):
+    """SIGKILL of a worker process (the OOM killer, an operator) ends the backfill with an error naming the
+    portfolio, not a BrokenProcessPool traceback; the runs already finished stay recorded."""
+    import multiprocessing
+    import os
+    import signal
+    import threading
+    import time
+
+    _warehouse(tmp_path, monkeypatch, "killed")
+    (tmp_path / "dagster").mkdir()
+    with dg.instance_for_test(temp_dir=str(tmp_path / "dagster")) as instance:
+        _import_all(instance, defs)
+        outcome = {}
+
+        def backfill():
+            try:
+                outcome["runs"] = list(orch.materialize_portfolios(instance, IDS[:2], START, END, defs=defs, workers=2))
+            except Exception as exc:  # noqa: BLE001 - the test inspects it
+                outcome["error"] = exc
+
+        thread = threading.Thread(target=backfill)
+        thread.start()
+        deadline = time.monotonic() + 120
+        while len(multiprocessing.active_children()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(3)  # inside its run
+        workers = multiprocessing.active_children()
+        assert workers, "no worker process started"
+        os.kill(workers[0].pid, signal.SIGKILL)
+        thread.join(300)
+        assert not thread.is_alive()
+        assert isinstance(outcome.get("error"), orch.WorkerDiedError), outcome
+        message = str(outcome["error"])
+        assert "worker process died" in message and "rerun" in message and any(pid in message for pid in IDS[:2])
+    dispose_engines()
