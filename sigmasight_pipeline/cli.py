@@ -263,7 +263,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print(
+            "\ninterrupted: runs in progress stopped and are recorded as failed in the Dagster instance; every "
+            "partition already written is complete, an interrupted one kept its previous rows. Rerun the same "
+            "command to finish.",
+            file=sys.stderr,
+        )
+        return 130
 
 
 if __name__ == "__main__":

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import NamedTuple
 
@@ -250,13 +251,25 @@ def _portfolio_run(instance, portfolio_id: str, start, end, defs, tags) -> Portf
 
 
 _WORKER_DEFS: dg.Definitions | None = None  # loaded once per worker process
+_WORKER_STOP = None  # set by the parent when the backfill ends early: a worker then starts no run
 
 
-def _portfolio_run_in_worker(instance_ref, portfolio_id: str, start, end, tags) -> PortfolioRun:
+def _worker_init(stop) -> None:
+    # A Ctrl-C reaches the whole process group. Between runs a worker ignores it (no traceback from an idle
+    # worker) and checks the stop event before starting a run; during a run Dagster's own handler interrupts
+    # the run and records it as failed.
+    global _WORKER_STOP
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _WORKER_STOP = stop
+
+
+def _portfolio_run_in_worker(instance_ref, portfolio_id: str, start, end, tags) -> PortfolioRun | None:
     global _WORKER_DEFS, _run_config
     _run_config = QUIET_PARALLEL
     if _WORKER_DEFS is None:
         _WORKER_DEFS = load_definitions()
+    if _WORKER_STOP is not None and _WORKER_STOP.is_set():
+        return None  # the backfill was interrupted while this run waited for its worker
     with dg.DagsterInstance.from_ref(instance_ref) as instance:
         return _portfolio_run(instance, portfolio_id, start, end, _WORKER_DEFS, tags)
 
@@ -286,24 +299,53 @@ def materialize_portfolios(
         for pid in ids:
             yield _portfolio_run(instance, pid, start, end, defs, tags)
         return
-    pool = ProcessPoolExecutor(max_workers=min(workers, len(ids)), mp_context=multiprocessing.get_context("spawn"))
+    slots = min(workers, len(ids))
+    context = multiprocessing.get_context("spawn")
+    stop = context.Event()
+    pool = ProcessPoolExecutor(max_workers=slots, mp_context=context, initializer=_worker_init, initargs=(stop,))
     try:
         ref = instance.get_ref()
-        futures = {pool.submit(_portfolio_run_in_worker, ref, pid, start, end, tags): pid for pid in ids}
-        unfinished = list(ids)
-        for future in as_completed(futures):
-            try:
-                run = future.result()
-            except BrokenProcessPool as exc:
-                raise WorkerDiedError(
-                    "a worker process died (killed, or out of memory); portfolios not finished: "
-                    f"{', '.join(unfinished)}. Partitions already written are complete and an interrupted run's "
-                    "are rolled back: rerun the same backfill"
-                ) from exc
-            unfinished.remove(run.portfolio_id)
-            yield run
+        waiting, running = list(ids), {}
+        while waiting or running:
+            # Submit only as many runs as there are workers: the executor would otherwise queue one more that no
+            # cancel can stop, so a Ctrl-C would still start it.
+            while waiting and len(running) < slots:
+                pid = waiting.pop(0)
+                running[pool.submit(_portfolio_run_in_worker, ref, pid, start, end, tags)] = pid
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            finished = []
+            for future in done:
+                pid = running.pop(future)
+                try:
+                    finished.append(future.result())
+                except BrokenProcessPool as exc:
+                    unfinished = [pid, *running.values(), *waiting]
+                    raise WorkerDiedError(
+                        "a worker process died (killed, or out of memory); portfolios not finished: "
+                        f"{', '.join(unfinished)}. Partitions already written are complete and an interrupted run's "
+                        "are rolled back: rerun the same backfill"
+                    ) from exc
+            yield from finished
+    except (KeyboardInterrupt, GeneratorExit):
+        stop.set()
+        _interrupt_runs(running)
+        raise
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)  # on an error or Ctrl-C, nothing new starts
+        stop.set()  # on an error or Ctrl-C, no worker starts another run; the parent waits for those running
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _interrupt_runs(running: dict) -> None:
+    """Ctrl-C: interrupt the runs in progress the way Dagster interrupts an in-process run (SIGINT), so each is
+    recorded as failed with its partitions rolled back. A worker still creating its run ignores SIGINT until
+    Dagster's handler is installed (writing its planned events takes seconds), so repeat until all are done."""
+    while any(not f.done() for f in running):
+        for child in multiprocessing.active_children():  # the pool's worker processes
+            try:
+                os.kill(child.pid, signal.SIGINT)
+            except ProcessLookupError:
+                pass
+        wait(running, timeout=1.0)
 
 
 def run_window(

@@ -158,3 +158,44 @@ def test_a_killed_worker_is_a_clear_error(tmp_path, monkeypatch, defs):
         message = str(outcome["error"])
         assert "worker process died" in message and "rerun" in message and any(pid in message for pid in IDS[:2])
     dispose_engines()
+
+
+def test_ctrl_c_stops_a_parallel_backfill_cleanly(tmp_path):
+    """Ctrl-C (SIGINT to the process group, as a terminal sends it) during `sigmasight demo`: the runs in
+    progress stop and are recorded as failed, no further portfolio run starts, the command exits 130 with a
+    message instead of a traceback."""
+    import os
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(Path(__file__).resolve().parents[1] / "deploy" / "dagster-local.yaml", home / "dagster.yaml")
+    env = {k: v for k, v in os.environ.items() if k != "SIGMASIGHT_DATABASE_URL"}
+    env.update(DAGSTER_HOME=str(home), SIGMASIGHT_HOME=str(tmp_path / "sigmasight"), SIGMASIGHT_MARKET_DATA="sample")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sigmasight_pipeline.cli", "demo", "--start", "2025-04-01", "--end", "2025-06-30", "--workers", "2"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as a terminal's foreground job has it
+    )
+    try:
+        for line in proc.stdout:
+            if "portfolio run(s)" in line:
+                break
+        time.sleep(8)  # the two workers are inside their runs (62 sessions each take longer than this)
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err[-2000:]
+    assert "interrupted: runs in progress stopped" in err
+    with dg.instance_for_test(temp_dir=str(home)) as instance:
+        runs = {r.tags.get(orch.RANGE_START_TAG, ""): r.status for r in instance.get_runs()}
+    portfolio_runs = {k.split("|")[1]: v for k, v in runs.items() if "|" in k}
+    assert "demo-hedge-fund" not in portfolio_runs  # the third portfolio never started
+    assert all(status == dg.DagsterRunStatus.FAILURE for status in portfolio_runs.values()), portfolio_runs
