@@ -41,7 +41,7 @@ dev: install instance
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 ## check: definitions load (dagster and dg)
-check: install
+check: install instance
 	$(BIN)/dagster definitions validate -w workspace.yaml
 	$(BIN)/dg check defs
 

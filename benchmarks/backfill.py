@@ -60,7 +60,6 @@ import sys
 import tempfile
 import time
 import traceback
-import uuid
 import warnings
 from dataclasses import dataclass, field
 
@@ -132,25 +131,6 @@ def _case_env(values: dict[str, str]):
 
 
 @contextlib.contextmanager
-def throwaway_postgres(prefix: str):
-    """Create a uniquely named PostgreSQL database, yield its SQLAlchemy URL, drop it at the end (also on failure)."""
-    import sqlalchemy as sa
-
-    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-        try:
-            yield sa.engine.make_url(PG_ADMIN_URL).set(database=name)
-        finally:
-            with admin.connect() as conn:
-                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
-
-
-@contextlib.contextmanager
 def warehouse_url(dialect: str, workdir: str):
     """A fresh, empty warehouse: a SQLite file in ``workdir`` or a throwaway PostgreSQL database."""
     if dialect == "sqlite":
@@ -160,8 +140,9 @@ def warehouse_url(dialect: str, workdir: str):
         finally:
             _dispose(url)
         return
-    with throwaway_postgres("sigmasight_bench") as pg_url:
-        url = pg_url.render_as_string(hide_password=False)
+    from sigmasight_pipeline.warehouse.scratch import throwaway_postgres_database
+
+    with throwaway_postgres_database(PG_ADMIN_URL, "sigmasight_bench") as url:
         try:
             yield url
         finally:
@@ -199,8 +180,12 @@ def dagster_instance(kind: str, workdir: str):
         finally:
             instance.dispose()
         return
-    with throwaway_postgres("sigmasight_bench_dagster") as pg_url:
-        url = pg_url.set(drivername="postgresql").render_as_string(hide_password=False)
+    import sqlalchemy as sa
+
+    from sigmasight_pipeline.warehouse.scratch import throwaway_postgres_database
+
+    with throwaway_postgres_database(PG_ADMIN_URL, "sigmasight_bench_dagster") as pg_url:
+        url = sa.engine.make_url(pg_url).set(drivername="postgresql").render_as_string(hide_password=False)
         instance = dg.DagsterInstance.local_temp(tempdir=home, overrides={"storage": {"postgres": {"postgres_url": url}}, "telemetry": {"enabled": False}})
         try:
             yield instance
@@ -646,7 +631,7 @@ def _print_case(res: CaseResult, label: str) -> None:
         total_steps = sum(steps.values())
         phase = sum(res.portfolio_run_seconds)  # the runs' own wall times (parallel runs overlap in the phase)
         n = max(len(res.step_runs), 1)
-        lines.append(f"  portfolio phase by step (s per partition: all runs | first 10% of runs | last 10%):")
+        lines.append("  portfolio phase by step (s per partition: all runs | first 10% of runs | last 10%):")
         first, last = _tenths(res.step_runs)
         for k, v in sorted(steps.items(), key=lambda kv: -kv[1]):
             f = sum(r.get(k, 0.0) for r in first) / (len(first) * res.sessions)

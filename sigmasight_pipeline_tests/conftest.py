@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import uuid
 
 import dagster as dg
 import pytest
 import sqlalchemy as sa
 
 from sigmasight_pipeline.warehouse.io import dispose_engines, get_engine
+from sigmasight_pipeline.warehouse.scratch import throwaway_postgres_database as scratch_postgres_database
 
 PG_ADMIN_URL = os.environ.get("SIGMASIGHT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
@@ -45,24 +45,18 @@ def sqlite_engine(sqlite_url):
 
 @contextlib.contextmanager
 def throwaway_postgres_database():
-    """Create a uniquely named PostgreSQL database, yield its URL, drop it afterwards."""
+    """A uniquely named PostgreSQL database on the test server: yields its URL, drops it afterwards."""
     if os.environ.get("SIGMASIGHT_SKIP_POSTGRES") == "1":
         pytest.skip("SIGMASIGHT_SKIP_POSTGRES=1")
-    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"sigmasight_test_{uuid.uuid4().hex[:12]}"
+    created = False
     try:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    except sa.exc.OperationalError as exc:  # fail, never skip: CI must exercise PostgreSQL
-        pytest.fail(f"PostgreSQL unreachable at {PG_ADMIN_URL}: {exc}")
-    url = sa.engine.make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    try:
-        yield url
-    finally:
-        dispose_engines()
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        with scratch_postgres_database(PG_ADMIN_URL, "sigmasight_test") as url:
+            created = True
+            yield url
+    except sa.exc.OperationalError as exc:
+        if created:  # the test's own error
+            raise
+        pytest.fail(f"PostgreSQL unreachable at {PG_ADMIN_URL}: {exc}")  # fail, never skip: CI must run them
 
 
 @pytest.fixture(scope="session")

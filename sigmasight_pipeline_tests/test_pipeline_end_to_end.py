@@ -13,7 +13,6 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 import pytest
-import sqlalchemy as sa
 
 from sigmasight_pipeline import orchestration as orch
 from sigmasight_pipeline.onboarding import DEMO_BOOKS, demo_csv_text

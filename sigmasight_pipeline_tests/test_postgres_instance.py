@@ -35,7 +35,7 @@ from dagster_postgres.utils import pg_url_from_config
 from sigmasight_pipeline import orchestration as orch
 from sigmasight_pipeline.onboarding import demo_book, demo_csv_text
 from sigmasight_pipeline.warehouse import schema
-from sigmasight_pipeline.warehouse.io import dispose_engines, get_engine
+from sigmasight_pipeline.warehouse.io import dispose_engines
 from sigmasight_pipeline_tests.conftest import throwaway_postgres_database
 
 REPO = Path(__file__).resolve().parents[1]

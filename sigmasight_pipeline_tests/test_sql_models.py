@@ -25,7 +25,6 @@ from sigmasight_pipeline.sqlmodels import (
     drop_models,
     load_manifest,
     model_tests,
-    read_relation,
     run_model_test,
     run_model_tests,
 )

@@ -512,7 +512,8 @@ def _factor_key(name: str) -> tuple[int, str]:
     return (FACTOR_ORDER.index(name), "") if name in FACTOR_ORDER else (len(FACTOR_ORDER), str(name))
 
 
-def _money_obj(row: dict | None, fields) -> dict:
+def _formatted(row: dict | None, fields) -> dict:
+    """``{field: row[field] formatted by its precision}`` for ``fields``, in their order (the JSON layout)."""
     row = row or {}
     return {f: format_field(f, row.get(f)) for f in fields}
 
@@ -587,6 +588,10 @@ class _Builder:
             self._memo[key] = _records(frame)
         return self._memo[key]
 
+    def position_ref(self, row: dict) -> dict:
+        """The ``position_id`` and ``symbol`` that open every per-position JSON entry."""
+        return {"position_id": _int(row.get("position_id")), "symbol": _symbol_of(self.pos_by_id, row.get("position_id"))}
+
     def one_row(self, section: str) -> dict | None:
         recs = self.records(section)
         return recs[0] if recs else None
@@ -616,17 +621,13 @@ class _Builder:
         if not self.ok("exposures"):
             return None
         row = self.one_row("exposures") or {}
-        data = _money_obj(row, _EXPOSURE_MONEY)
+        data = _formatted(row, _EXPOSURE_MONEY)
         data.update({c: _int(row.get(c)) for c in _EXPOSURE_COUNTS})
         data["positions"] = [
             {
-                "position_id": _int(r.get("position_id")),
-                "symbol": _symbol_of(self.pos_by_id, r.get("position_id")),
+                **self.position_ref(r),
                 "price_source": _str(r.get("price_source")),
-                "price": format_field("price", r.get("price")),
-                "underlying_price": format_field("underlying_price", r.get("underlying_price")),
-                "notional": format_field("notional", r.get("notional")),
-                "delta_adjusted_exposure": format_field("delta_adjusted_exposure", r.get("delta_adjusted_exposure")),
+                **_formatted(r, ("price", "underlying_price", "notional", "delta_adjusted_exposure")),
                 "is_long": _bool(r.get("is_long")),
             }
             for r in self.records("valuations", by_position=True)
@@ -639,8 +640,7 @@ class _Builder:
         if snap is None:
             return None, f"no rows in {SECTION_TABLES['snapshot']} for {self.anchor_iso}"
         out = {g: format_field(f"portfolio_{g}", snap.get(f"portfolio_{g}")) for g in _GREEK_NAMES}
-        out["dollar_delta"] = format_field("dollar_delta", snap.get("dollar_delta"))
-        out["dollar_gamma"] = format_field("dollar_gamma", snap.get("dollar_gamma"))
+        out.update(_formatted(snap, ("dollar_delta", "dollar_gamma")))
         return out, None
 
     def greeks(self) -> dict | None:
@@ -650,20 +650,13 @@ class _Builder:
         positions = []
         for r in self.records("greeks", by_position=True):
             item = {
-                "position_id": _int(r.get("position_id")),
-                "symbol": _symbol_of(self.pos_by_id, r.get("position_id")),
-                "underlying_price": format_field("underlying_price", r.get("underlying_price")),
-                "implied_vol": format_field("implied_vol", r.get("implied_vol")),
+                **self.position_ref(r),
+                **_formatted(r, ("underlying_price", "implied_vol")),
                 "vol_source": _str(r.get("vol_source")),
                 "days_to_expiry": _int(r.get("days_to_expiry")),
                 "model_price": format_field("model_price", r.get("model_price")),
             }
-            for g in _GREEK_NAMES:
-                item[g] = format_field(g, r.get(g))
-            for g in _GREEK_NAMES:
-                item[f"position_{g}"] = format_field(f"position_{g}", r.get(f"position_{g}"))
-            item["dollar_delta"] = format_field("dollar_delta", r.get("dollar_delta"))
-            item["dollar_gamma"] = format_field("dollar_gamma", r.get("dollar_gamma"))
+            item.update(_formatted(r, (*_GREEK_NAMES, *(f"position_{g}" for g in _GREEK_NAMES), "dollar_delta", "dollar_gamma")))
             item["flag"] = _str(r.get("flag"))
             positions.append(item)
         return {
@@ -682,9 +675,7 @@ class _Builder:
         factors = [
             {
                 "factor_name": str(r.get("factor_name")),
-                "beta_net": format_field("beta_net", r.get("beta_net")),
-                "beta_gross": format_field("beta_gross", r.get("beta_gross")),
-                "dollar_exposure": format_field("dollar_exposure", r.get("dollar_exposure")),
+                **_formatted(r, ("beta_net", "beta_gross", "dollar_exposure")),
                 "positions_with_beta": _int(r.get("positions_with_beta")),
                 "positions_without_beta": _int(r.get("positions_without_beta")),
             }
@@ -697,8 +688,7 @@ class _Builder:
                 "window_start": _date(win.get("window_start")),
                 "window_end": _date(win.get("window_end")),
                 "n_obs": _int(win.get("n_obs")),
-                "condition_number": format_field("condition_number", win.get("condition_number")),
-                "max_vif": format_field("max_vif", win.get("max_vif")),
+                **_formatted(win, ("condition_number", "max_vif")),
             }
         recs = sorted(
             self.records("position_factors"),
@@ -706,12 +696,9 @@ class _Builder:
         )
         positions = [
             {
-                "position_id": _int(r.get("position_id")),
-                "symbol": _symbol_of(self.pos_by_id, r.get("position_id")),
+                **self.position_ref(r),
                 "factor_name": str(r.get("factor_name")),
-                "beta": format_field("beta", r.get("beta")),
-                "t_stat": format_field("t_stat", r.get("t_stat")),
-                "r_squared": format_field("r_squared", r.get("r_squared")),
+                **_formatted(r, ("beta", "t_stat", "r_squared")),
                 "n_obs": _int(r.get("n_obs")),
                 "flag": _str(r.get("flag")),
                 "dollar_exposure": format_field("dollar_exposure", r.get("dollar_exposure")),
@@ -735,18 +722,15 @@ class _Builder:
         row = self.one_row("portfolio_rates") or {}
         positions = [
             {
-                "position_id": _int(r.get("position_id")),
-                "symbol": _symbol_of(self.pos_by_id, r.get("position_id")),
-                "rate_beta": format_field("rate_beta", r.get("rate_beta")),
-                "t_stat": format_field("t_stat", r.get("t_stat")),
-                "r_squared": format_field("r_squared", r.get("r_squared")),
+                **self.position_ref(r),
+                **_formatted(r, ("rate_beta", "t_stat", "r_squared")),
                 "n_obs": _int(r.get("n_obs")),
                 "flag": _str(r.get("flag")),
                 "dollar_per_bp": format_field("dollar_per_bp", r.get("dollar_per_bp")),
             }
             for r in self.records("position_rates", by_position=True)
         ]
-        return {"portfolio": _money_obj(row, _RATE_MONEY), "positions": positions}
+        return {"portfolio": _formatted(row, _RATE_MONEY), "positions": positions}
 
     def cluster_rows(self) -> list[dict]:
         cl = self.f["correlation_clusters"]
@@ -772,9 +756,7 @@ class _Builder:
         return {
             "summary": {
                 "positions_included": _int(row.get("positions_included")),
-                "overall_correlation": format_field("overall_correlation", row.get("overall_correlation")),
-                "concentration_score": format_field("concentration_score", row.get("concentration_score")),
-                "effective_positions": format_field("effective_positions", row.get("effective_positions")),
+                **_formatted(row, ("overall_correlation", "concentration_score", "effective_positions")),
                 "clusters": _int(row.get("clusters")),
             },
             "clusters": self.cluster_rows(),
@@ -812,19 +794,13 @@ class _Builder:
                     "_direct": _float(rec.get("direct_pnl")),
                     "_correlated": _float(rec.get("correlated_pnl")),
                     "_pct": _float(rec.get("pct_of_equity")),
-                    "direct_pnl": format_field("direct_pnl", rec.get("direct_pnl")),
-                    "correlated_pnl": format_field("correlated_pnl", rec.get("correlated_pnl")),
-                    "correlation_effect": format_field("correlation_effect", rec.get("correlation_effect")),
-                    "pct_of_equity": format_field("pct_of_equity", rec.get("pct_of_equity")),
+                    **_formatted(rec, ("direct_pnl", "correlated_pnl", "correlation_effect", "pct_of_equity")),
                     "loss_cap_applied": _bool(rec.get("loss_cap_applied")),
                     "flag": _str(rec.get("flag")) or "",
                     "factor_breakdown": [
                         {
                             "factor_name": str(p.get("factor_name")),
-                            "shock": format_field("shock", p.get("shock")),
-                            "implied_move": format_field("implied_move", p.get("implied_move")),
-                            "direct_pnl": format_field("direct_pnl", p.get("direct_pnl")),
-                            "correlated_pnl": format_field("correlated_pnl", p.get("correlated_pnl")),
+                            **_formatted(p, ("shock", "implied_move", "direct_pnl", "correlated_pnl")),
                         }
                         for p in parts
                     ],
@@ -881,10 +857,10 @@ class _Builder:
         if not self.ok("snapshot"):
             return None
         row = self.one_row("snapshot") or {}
-        data = _money_obj(row, _SNAPSHOT_MONEY)
+        data = _formatted(row, _SNAPSHOT_MONEY)
         data["daily_return"] = format_field("daily_return", row.get("daily_return"))
         data.update({c: _int(row.get(c)) for c in _SNAPSHOT_COUNTS})
-        data.update({g: format_field(g, row.get(g)) for g in _PORTFOLIO_GREEKS})
+        data.update(_formatted(row, _PORTFOLIO_GREEKS))
         data["is_first_snapshot"] = _bool(row.get("is_first_snapshot"))
         data["pnl_basis"] = _str(row.get("pnl_basis"))
         hist = self.history()
@@ -939,9 +915,7 @@ class _Builder:
                 "notes": None,
                 "portfolio_name": self.inp.portfolio_name,
                 "report_date": self.anchor_iso,
-                "gross_exposure": format_field("gross_exposure", expo.get("gross_exposure")) if expo else None,
-                "net_exposure": format_field("net_exposure", expo.get("net_exposure")) if expo else None,
-                "notional": format_field("notional", expo.get("notional")) if expo else None,
+                **_formatted(expo, ("gross_exposure", "net_exposure", "notional")),  # None when no exposure row
                 "portfolio_weight": format_field("portfolio_weight", weight),
                 "position_exposure": format_field("position_exposure", v.get("delta_adjusted_exposure")),
             }

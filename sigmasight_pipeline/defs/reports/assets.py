@@ -6,8 +6,7 @@ import dagster as dg
 import pandas as pd
 
 from sigmasight_pipeline.defs.resources import ReportsResource, WarehouseResource
-from sigmasight_pipeline.defs.partitions import date_portfolio, single_run
-from sigmasight_pipeline.defs.risk.common import add_rows, portfolio_batches, run_metadata, write_tables
+from sigmasight_pipeline.defs.risk.common import add_rows, date_portfolio_asset, portfolio_batches, run_metadata, write_tables
 from sigmasight_pipeline.defs.risk.factor_assets import factor_exposures, position_correlations, rate_sensitivity
 from sigmasight_pipeline.defs.risk.valuation_assets import position_greeks, position_valuations
 from sigmasight_pipeline.defs.snapshots.assets import portfolio_snapshots
@@ -36,11 +35,9 @@ def failed_upstream_checks(instance: dg.DagsterInstance) -> list[str]:
     )
 
 
-@dg.asset(
-    partitions_def=date_portfolio,
-    backfill_policy=single_run,
+@date_portfolio_asset(
     group_name="reports",
-    kinds={"python", "markdown"},
+    kinds=("python", "markdown"),
     deps=UPSTREAM,
     description=(
         "The portfolio report of each (date, portfolio): portfolio_report.md (Jinja2), .json (validated against "

@@ -13,8 +13,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from sigmasight_pipeline.defs.market.assets import split_sessions
-from sigmasight_pipeline.defs.partitions import partition_dates, partition_portfolios
-from sigmasight_pipeline.warehouse.io import write_partition
+from sigmasight_pipeline.defs.partitions import date_portfolio, partition_dates, partition_portfolios, single_run
+from sigmasight_pipeline.warehouse.io import read_table, write_partition
 from sigmasight_pipeline.warehouse.portfolios import read_positions
 
 
@@ -25,6 +25,18 @@ class PortfolioBatch:
     sessions: pd.DatetimeIndex  # the XNYS sessions among them: the dates computed
     closed: dict[str, str]  # holiday -> reason
     positions: pd.DataFrame
+
+    def stored(self, engine: Engine, table: sa.Table) -> pd.DataFrame:
+        """This batch's rows of ``table`` as stored: its portfolio, its sessions."""
+        return read_table(engine, table, dates=self.sessions, portfolio_id=self.portfolio_id)
+
+
+def date_portfolio_asset(*, group_name: str, kinds: tuple[str, ...] = ("python", "sql"), **asset_kwargs):
+    """``dg.asset`` for an engine asset: partitioned by date x portfolio with the single-run backfill policy, so
+    a backfill launches one run per key of the smaller dimension and the asset computes its range in one pass."""
+    return dg.asset(
+        partitions_def=date_portfolio, backfill_policy=single_run, group_name=group_name, kinds=set(kinds), **asset_kwargs
+    )
 
 
 def portfolio_batches(context: dg.AssetExecutionContext, engine: Engine) -> Iterator[PortfolioBatch]:
@@ -83,3 +95,9 @@ def last_date_rows(frame: pd.DataFrame) -> pd.DataFrame:
     if frame.empty:
         return frame
     return frame[frame["date"] == frame["date"].max()]
+
+
+def latest_preview(frames: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
+    """Each portfolio's rows of its latest date, in ``columns``: the table an asset's metadata previews."""
+    latest = [last_date_rows(frame) for frame in frames if len(frame)]
+    return pd.concat(latest)[columns] if latest else pd.DataFrame(columns=columns)

@@ -7,10 +7,11 @@ import dagster as dg
 import pandas as pd
 
 from sigmasight_pipeline.defs.market.assets import market_prices, security_returns
-from sigmasight_pipeline.defs.partitions import date_portfolio, single_run
 from sigmasight_pipeline.defs.portfolios.assets import portfolio_positions
 from sigmasight_pipeline.defs.resources import WarehouseResource
-from sigmasight_pipeline.defs.risk.common import add_rows, last_date_rows, md_table, portfolio_batches, run_metadata, write_tables
+from sigmasight_pipeline.defs.risk.common import (
+    PortfolioBatch, add_rows, date_portfolio_asset, latest_preview, md_table, portfolio_batches, run_metadata, write_tables,
+)
 from sigmasight_pipeline.defs.risk.valuation_assets import position_greeks, position_valuations
 from sigmasight_pipeline.engines import correlations as corr_engine
 from sigmasight_pipeline.engines import factors as factor_engine
@@ -18,7 +19,6 @@ from sigmasight_pipeline.engines import rates as rate_engine
 from sigmasight_pipeline.marketdata import calendar as xcal
 from sigmasight_pipeline.marketdata.base import SYMBOLS
 from sigmasight_pipeline.warehouse import schema
-from sigmasight_pipeline.warehouse.io import read_table
 from sigmasight_pipeline.warehouse.reads import market_window
 from sigmasight_pipeline.warehouse.reference import factor_definitions
 
@@ -27,22 +27,15 @@ MIN_OBS = 60  # fewer overlapping returns: no beta
 CORRELATION_WINDOW = 90
 
 
-def _exposures(engine, pid: str, sessions: pd.DatetimeIndex) -> pd.DataFrame:
-    vals = read_table(engine, schema.position_valuations, dates=sessions, portfolio_id=pid)
+def _exposures(engine, batch: PortfolioBatch) -> pd.DataFrame:
+    vals = batch.stored(engine, schema.position_valuations)
     if vals.empty:
-        raise dg.Failure(f"no position_valuations rows for {pid}: materialize position_valuations first")
+        raise dg.Failure(f"no position_valuations rows for {batch.portfolio_id}: materialize position_valuations first")
     return vals
 
 
-def _stored(engine, table, batch) -> pd.DataFrame:
-    return read_table(engine, table, dates=batch.sessions, portfolio_id=batch.portfolio_id)
-
-
-@dg.asset(
-    partitions_def=date_portfolio,
-    backfill_policy=single_run,
+@date_portfolio_asset(
     group_name="risk",
-    kinds={"python", "sql"},
     deps=[market_prices, security_returns, portfolio_positions, position_valuations],
     description=(
         "Factor betas of every position from one multivariate OLS per symbol over the 150 sessions ending on "
@@ -87,13 +80,13 @@ def factor_exposures(context: dg.AssetExecutionContext, warehouse: WarehouseReso
             design = factor_engine.factor_returns(mkt.simple_returns[list(proxies.values())], proxies)
             assets = mkt.simple_returns[sorted(set(batch.positions.underlying_symbol))]
             symbol_betas = factor_engine.rolling_factor_betas(assets, design, batch.sessions, FACTOR_WINDOW, MIN_OBS)
-            vals = _exposures(engine, batch.portfolio_id, batch.sessions)
+            vals = _exposures(engine, batch)
             per_position = factor_engine.position_factor_exposures(batch.positions, symbol_betas, vals)
             windows = symbol_betas.drop_duplicates(["date", "symbol"])[["date", "symbol", "window_start", "window_end"]]
             per_position = per_position.merge(
                 batch.positions[["position_id", "underlying_symbol"]], on="position_id"
             ).merge(windows, left_on=["date", "underlying_symbol"], right_on=["date", "symbol"], how="left")
-            expo = read_table(engine, schema.portfolio_exposures, dates=batch.sessions, portfolio_id=batch.portfolio_id)
+            expo = batch.stored(engine, schema.portfolio_exposures)
             equity = pd.DataFrame({
                 "date": expo.date,
                 "net_exposure": expo.delta_adjusted_exposure,
@@ -106,15 +99,13 @@ def factor_exposures(context: dg.AssetExecutionContext, warehouse: WarehouseReso
                 schema.factor_correlations: factor_engine.factor_correlations(design, batch.sessions, FACTOR_WINDOW),
             }
         add_rows(rows, write_tables(engine, batch, frames))
-        stored_pos = _stored(engine, schema.position_factor_exposures, batch)
-        stored_port = _stored(engine, schema.portfolio_factor_exposures, batch)
-        stored_win = _stored(engine, schema.factor_regression_windows, batch)
+        stored_pos = batch.stored(engine, schema.position_factor_exposures)
+        stored_port = batch.stored(engine, schema.portfolio_factor_exposures)
+        stored_win = batch.stored(engine, schema.factor_regression_windows)
         window_problems += history_window_problems(stored_pos, stored_win, batch.portfolio_id)
         dup_problems += duplicate_factor_problems(stored_pos, stored_port, definitions, batch.portfolio_id)
-        latest.append(last_date_rows(stored_port))
-    table = pd.concat(latest) if latest else pd.DataFrame()
-    if len(table):
-        table = table[["portfolio_id", "factor_name", "dollar_exposure", "beta_net", "beta_gross", "positions_without_beta"]]
+        latest.append(stored_port)
+    table = latest_preview(latest, ["portfolio_id", "factor_name", "dollar_exposure", "beta_net", "beta_gross", "positions_without_beta"])
     yield dg.MaterializeResult(metadata=run_metadata(batches, rows, portfolio_factor_exposures=md_table(table, ",.4f")))
     yield dg.AssetCheckResult(
         check_name="history_window", passed=not window_problems,
@@ -165,11 +156,8 @@ def duplicate_factor_problems(pos: pd.DataFrame, port: pd.DataFrame, definitions
     return out
 
 
-@dg.asset(
-    partitions_def=date_portfolio,
-    backfill_policy=single_run,
+@date_portfolio_asset(
     group_name="risk",
-    kinds={"python", "sql"},
     deps=[market_prices, security_returns, position_valuations, position_greeks, factor_exposures],
     description=(
         "Rate beta of every position: its daily return regressed on the daily change of the 10-year yield in "
@@ -190,24 +178,19 @@ def rate_sensitivity(context: dg.AssetExecutionContext, warehouse: WarehouseReso
             symbol_betas = rate_engine.rolling_rate_betas(
                 mkt.simple_returns[underlyings], mkt.prices[SYMBOLS.TREASURY_10Y], batch.sessions, FACTOR_WINDOW, MIN_OBS
             )
-            vals = _exposures(engine, batch.portfolio_id, batch.sessions)
-            greeks = _stored(engine, schema.position_greeks, batch)
+            vals = _exposures(engine, batch)
+            greeks = batch.stored(engine, schema.position_greeks)
             per_position = rate_engine.position_rate_sensitivity(batch.positions, symbol_betas, vals, greeks)
-            factors = _stored(engine, schema.portfolio_factor_exposures, batch)
+            factors = batch.stored(engine, schema.portfolio_factor_exposures)
             portfolio = rate_engine.portfolio_rate_sensitivity(per_position, factors[factors.factor_name == "Market"])
         add_rows(rows, write_tables(engine, batch, {schema.position_rate_sensitivity: per_position, schema.portfolio_rate_sensitivity: portfolio}))
-        latest.append(last_date_rows(_stored(engine, schema.portfolio_rate_sensitivity, batch)))
-    table = pd.concat(latest) if latest else pd.DataFrame()
-    if len(table):
-        table = table[["portfolio_id", "dollar_per_bp", "pnl_rates_up_100bp", "pnl_rates_down_100bp", "pnl_market_down_10", "pnl_market_up_10"]]
+        latest.append(batch.stored(engine, schema.portfolio_rate_sensitivity))
+    table = latest_preview(latest, ["portfolio_id", "dollar_per_bp", "pnl_rates_up_100bp", "pnl_rates_down_100bp", "pnl_market_down_10", "pnl_market_up_10"])
     return dg.MaterializeResult(metadata=run_metadata(batches, rows, portfolio_rate_sensitivity=md_table(table)))
 
 
-@dg.asset(
-    partitions_def=date_portfolio,
-    backfill_policy=single_run,
+@date_portfolio_asset(
     group_name="risk",
-    kinds={"python", "sql"},
     deps=[security_returns, position_valuations, portfolio_positions],
     description=(
         "Pairwise correlations of daily log returns over the 90 sessions ending on the date (options on their "
@@ -225,7 +208,7 @@ def position_correlations(context: dg.AssetExecutionContext, warehouse: Warehous
                   schema.correlation_clusters: pd.DataFrame()}
         if len(batch.sessions):
             mkt = market_window(engine, batch.positions.underlying_symbol, batch.sessions, CORRELATION_WINDOW)
-            vals = _exposures(engine, batch.portfolio_id, batch.sessions)
+            vals = _exposures(engine, batch)
             # The dollars that move with the returns: market value for stocks, delta-adjusted exposure
             # (with the x100 multiplier) for options; equal to market value for stocks.
             weights = vals[["date", "position_id"]].assign(market_value=vals.delta_adjusted_exposure)
@@ -233,8 +216,6 @@ def position_correlations(context: dg.AssetExecutionContext, warehouse: Warehous
             frames = {schema.position_correlations: result.pairs, schema.correlation_summaries: result.summary,
                       schema.correlation_clusters: result.clusters}
         add_rows(rows, write_tables(engine, batch, frames))
-        latest.append(last_date_rows(_stored(engine, schema.correlation_summaries, batch)))
-    table = pd.concat(latest) if latest else pd.DataFrame()
-    if len(table):
-        table = table[["portfolio_id", "positions_included", "overall_correlation", "concentration_score", "effective_positions", "clusters"]]
+        latest.append(batch.stored(engine, schema.correlation_summaries))
+    table = latest_preview(latest, ["portfolio_id", "positions_included", "overall_correlation", "concentration_score", "effective_positions", "clusters"])
     return dg.MaterializeResult(metadata=run_metadata(batches, rows, correlation_summary=md_table(table, ",.4f")))

@@ -5,15 +5,15 @@ import numpy as np
 import pandas as pd
 
 from sigmasight_pipeline.defs.market.assets import market_prices, security_returns
-from sigmasight_pipeline.defs.partitions import date_portfolio, single_run
 from sigmasight_pipeline.defs.portfolios.assets import portfolio_positions
 from sigmasight_pipeline.defs.resources import WarehouseResource
-from sigmasight_pipeline.defs.risk.common import add_rows, last_date_rows, md_table, portfolio_batches, run_metadata, write_tables
-from sigmasight_pipeline.engines.options import bs_price, position_greeks as greeks_engine, realized_volatility
+from sigmasight_pipeline.defs.risk.common import (
+    add_rows, date_portfolio_asset, last_date_rows, latest_preview, md_table, portfolio_batches, run_metadata, write_tables,
+)
+from sigmasight_pipeline.engines.options import position_greeks as greeks_engine, realized_volatility
 from sigmasight_pipeline.engines.valuation import group_exposures, portfolio_exposures, value_positions
 from sigmasight_pipeline.marketdata.base import SYMBOLS
 from sigmasight_pipeline.warehouse import schema
-from sigmasight_pipeline.warehouse.io import read_table
 from sigmasight_pipeline.warehouse.reads import market_window
 
 #: Realised volatility window (sessions) for options without an implied volatility.
@@ -26,11 +26,8 @@ def _market_symbols(positions: pd.DataFrame) -> list[str]:
     return sorted(set(positions.underlying_symbol) | set(positions.symbol) | {SYMBOLS.TREASURY_13W})
 
 
-@dg.asset(
-    partitions_def=date_portfolio,
-    backfill_policy=single_run,
+@date_portfolio_asset(
     group_name="risk",
-    kinds={"python", "sql"},
     deps=MARKET_DEPS,
     description=(
         "Black-Scholes Greeks per position and date: delta, gamma, theta (per calendar day), vega (per vol "
@@ -116,11 +113,8 @@ def greeks_problems(greeks: pd.DataFrame, positions: pd.DataFrame, tol: float = 
     return out
 
 
-@dg.asset(
-    partitions_def=date_portfolio,
-    backfill_policy=single_run,
+@date_portfolio_asset(
     group_name="risk",
-    kinds={"python", "sql"},
     deps=[*MARKET_DEPS, position_greeks],
     description=(
         "Market value (signed quantity x price x multiplier), cost basis, unrealised P&L, notional and "
@@ -148,7 +142,7 @@ def position_valuations(context: dg.AssetExecutionContext, warehouse: WarehouseR
         vals = expo = groups = pd.DataFrame()
         if len(batch.sessions):
             mkt = market_window(engine, _market_symbols(batch.positions), batch.sessions, 1)
-            greeks = read_table(engine, schema.position_greeks, dates=batch.sessions, portfolio_id=batch.portfolio_id)
+            greeks = batch.stored(engine, schema.position_greeks)
             if greeks.empty:
                 raise dg.Failure(f"no position_greeks rows for {batch.portfolio_id}: materialize position_greeks first")
             vals = value_positions(batch.positions, mkt.prices, batch.sessions, greeks)
@@ -168,21 +162,19 @@ def position_valuations(context: dg.AssetExecutionContext, warehouse: WarehouseR
                 {schema.position_valuations: vals, schema.portfolio_exposures: expo, schema.group_exposures: groups},
             ),
         )
-        stored = read_table(engine, schema.position_valuations, dates=batch.sessions, portfolio_id=batch.portfolio_id)
-        stored_expo = read_table(engine, schema.portfolio_exposures, dates=batch.sessions, portfolio_id=batch.portfolio_id)
+        stored = batch.stored(engine, schema.position_valuations)
+        stored_expo = batch.stored(engine, schema.portfolio_exposures)
         problems += exposure_problems(stored, stored_expo, batch.positions, batch.portfolio_id)
         exposures_all.append(stored_expo)
-    expo = pd.concat(exposures_all) if exposures_all else pd.DataFrame()
-    latest = last_date_rows(expo)
-    summary = (
-        latest[["portfolio_id", "date", "long_exposure", "short_exposure", "gross_exposure", "net_exposure", "delta_adjusted_exposure", "position_count", "missing_price_count"]]
-        if len(latest) else latest
-    )
+    summary = latest_preview(exposures_all, [
+        "portfolio_id", "date", "long_exposure", "short_exposure", "gross_exposure", "net_exposure",
+        "delta_adjusted_exposure", "position_count", "missing_price_count",
+    ])
     yield dg.MaterializeResult(metadata=run_metadata(batches, rows, latest_exposures=md_table(summary)))
     yield dg.AssetCheckResult(
         check_name="exposures_consistent",
         passed=not problems,
-        metadata={"problems": "\n".join(problems[:20]) or "none", "dates_checked": len(expo)},
+        metadata={"problems": "\n".join(problems[:20]) or "none", "dates_checked": sum(len(e) for e in exposures_all)},
     )
 
 

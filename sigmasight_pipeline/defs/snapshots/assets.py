@@ -3,9 +3,10 @@
 import dagster as dg
 import pandas as pd
 
-from sigmasight_pipeline.defs.partitions import date_portfolio, single_run
 from sigmasight_pipeline.defs.resources import WarehouseResource
-from sigmasight_pipeline.defs.risk.common import add_rows, last_date_rows, md_table, portfolio_batches, run_metadata, write_tables
+from sigmasight_pipeline.defs.risk.common import (
+    add_rows, date_portfolio_asset, latest_preview, md_table, portfolio_batches, run_metadata, write_tables,
+)
 from sigmasight_pipeline.defs.risk.valuation_assets import position_greeks, position_valuations
 from sigmasight_pipeline.engines.snapshots import daily_position_pnl, portfolio_snapshots as snapshot_engine
 from sigmasight_pipeline.marketdata import calendar as xcal
@@ -13,11 +14,8 @@ from sigmasight_pipeline.warehouse import schema
 from sigmasight_pipeline.warehouse.io import read_table
 
 
-@dg.asset(
-    partitions_def=date_portfolio,
-    backfill_policy=single_run,
+@date_portfolio_asset(
     group_name="snapshots",
-    kinds={"python", "sql"},
     deps=[position_valuations, position_greeks],
     description=(
         "One snapshot per portfolio and session: value, exposures, counts, Greeks totals and daily P&L = sum of "
@@ -42,9 +40,9 @@ def portfolio_snapshots(context: dg.AssetExecutionContext, warehouse: WarehouseR
         snap = pnl = pd.DataFrame()
         if len(batch.sessions):
             pid, sessions = batch.portfolio_id, batch.sessions
-            vals = read_table(engine, schema.position_valuations, dates=sessions, portfolio_id=pid)
-            expo = read_table(engine, schema.portfolio_exposures, dates=sessions, portfolio_id=pid)
-            greeks = read_table(engine, schema.position_greeks, dates=sessions, portfolio_id=pid)
+            vals = batch.stored(engine, schema.position_valuations)
+            expo = batch.stored(engine, schema.portfolio_exposures)
+            greeks = batch.stored(engine, schema.position_greeks)
             if vals.empty:
                 raise dg.Failure(f"no position_valuations rows for {pid}: materialize position_valuations first")
             prev_day = xcal.previous_session(sessions[0])
@@ -53,19 +51,21 @@ def portfolio_snapshots(context: dg.AssetExecutionContext, warehouse: WarehouseR
             pnl = daily_position_pnl(batch.positions, vals, prev_vals.set_index("position_id").price if len(prev_vals) else None)
             snap = snapshot_engine(vals, expo, greeks, pnl, prev_snap.iloc[0].to_dict() if len(prev_snap) else None)
         add_rows(rows, write_tables(engine, batch, {schema.portfolio_snapshots: snap, schema.position_daily_pnl: pnl}))
-        stored = read_table(engine, schema.portfolio_snapshots, dates=batch.sessions, portfolio_id=batch.portfolio_id)
-        stored_pnl = read_table(engine, schema.position_daily_pnl, dates=batch.sessions, portfolio_id=batch.portfolio_id)
-        stored_vals = read_table(engine, schema.position_valuations, dates=batch.sessions, portfolio_id=batch.portfolio_id)
+        stored = batch.stored(engine, schema.portfolio_snapshots)
+        stored_pnl = batch.stored(engine, schema.position_daily_pnl)
+        stored_vals = batch.stored(engine, schema.position_valuations)
         problems += snapshot_problems(stored, stored_vals, stored_pnl, batch.portfolio_id)
         snaps.append(stored)
     allsnap = pd.concat(snaps) if snaps else pd.DataFrame()
-    latest = last_date_rows(allsnap)
-    cols = ["portfolio_id", "date", "total_value", "daily_pnl", "daily_return", "cumulative_pnl", "gross_exposure", "net_exposure", "is_first_snapshot"]
+    latest = latest_preview(snaps, [
+        "portfolio_id", "date", "total_value", "daily_pnl", "daily_return", "cumulative_pnl", "gross_exposure",
+        "net_exposure", "is_first_snapshot",
+    ])
     first = allsnap[allsnap.is_first_snapshot.astype(bool)] if len(allsnap) else allsnap
     yield dg.MaterializeResult(
         metadata=run_metadata(
             batches, rows,
-            latest_snapshot=md_table(latest[cols] if len(latest) else latest),
+            latest_snapshot=md_table(latest),
             first_snapshots=", ".join(f"{r.portfolio_id} {r.date:%Y-%m-%d}" for r in first.itertuples()) or "none",
         )
     )

@@ -1,40 +1,36 @@
 """Stress tests over the named scenarios of the scenario file (date x portfolio)."""
 
 import dagster as dg
-import numpy as np
 import pandas as pd
 
-from sigmasight_pipeline.defs.partitions import date_portfolio, single_run
 from sigmasight_pipeline.defs.resources import WarehouseResource
-from sigmasight_pipeline.defs.risk.common import add_rows, last_date_rows, md_table, portfolio_batches, run_metadata, write_tables
+from sigmasight_pipeline.defs.risk.common import (
+    PortfolioBatch, add_rows, date_portfolio_asset, latest_preview, md_table, portfolio_batches, run_metadata, write_tables,
+)
 from sigmasight_pipeline.defs.risk.factor_assets import factor_exposures, rate_sensitivity
 from sigmasight_pipeline.defs.risk.valuation_assets import position_greeks, position_valuations
 from sigmasight_pipeline.engines.stress import loss_cap_violations, stress_test_range
 from sigmasight_pipeline.marketdata.base import SYMBOLS
 from sigmasight_pipeline.warehouse import schema
-from sigmasight_pipeline.warehouse.io import read_table
 from sigmasight_pipeline.warehouse.reads import market_window
 from sigmasight_pipeline.warehouse.reference import read_scenarios, stress_scenarios
 
 
-def stress_inputs(engine, portfolio_id: str, sessions: pd.DatetimeIndex) -> dict:
-    """Everything the stress engine needs for a portfolio's sessions, as stored by the upstream assets."""
-    read = lambda table: read_table(engine, table, dates=sessions, portfolio_id=portfolio_id)  # noqa: E731
+def stress_inputs(engine, batch: PortfolioBatch) -> dict:
+    """Everything the stress engine needs for a batch's sessions, as stored by the upstream assets."""
+    read = lambda table: batch.stored(engine, table)  # noqa: E731
     return {
         "valuations": read(schema.position_valuations),
         "greeks": read(schema.position_greeks),
         "position_betas": read(schema.position_factor_exposures)[["date", "position_id", "factor_name", "beta"]],
         "rate_betas": read(schema.position_rate_sensitivity)[["date", "position_id", "rate_beta"]],
         "factor_cov": read(schema.factor_correlations),  # the stored triangle; the engine rebuilds each date's matrix
-        "short_rate": market_window(engine, [SYMBOLS.TREASURY_13W], sessions, 1).prices[SYMBOLS.TREASURY_13W],
+        "short_rate": market_window(engine, [SYMBOLS.TREASURY_13W], batch.sessions, 1).prices[SYMBOLS.TREASURY_13W],
     }
 
 
-@dg.asset(
-    partitions_def=date_portfolio,
-    backfill_policy=single_run,
+@date_portfolio_asset(
     group_name="stress",
-    kinds={"python", "sql"},
     deps=[factor_exposures, rate_sensitivity, position_greeks, position_valuations],
     description=(
         "Every scenario of data/stress_scenarios.yaml applied position by position: linear positions by market "
@@ -71,7 +67,7 @@ def stress_results(context: dg.AssetExecutionContext, warehouse: WarehouseResour
         batches.append(batch)
         res = breakdown = pd.DataFrame()
         if len(batch.sessions):
-            inp = stress_inputs(engine, batch.portfolio_id, batch.sessions)
+            inp = stress_inputs(engine, batch)
             if inp["valuations"].empty or inp["factor_cov"].empty:
                 raise dg.Failure(f"stress inputs missing for {batch.portfolio_id}: materialize the risk assets first")
             args = dict(positions=batch.positions, valuations=inp["valuations"], greeks=inp["greeks"],
@@ -86,20 +82,18 @@ def stress_results(context: dg.AssetExecutionContext, warehouse: WarehouseResour
             if (z[["direct_pnl", "correlated_pnl"]].abs().to_numpy() > 1e-9).any():
                 zero_problems.append(f"{batch.portfolio_id}: zero shock gave {z.direct_pnl.iloc[0]:.6f} / {z.correlated_pnl.iloc[0]:.6f}")
         add_rows(rows, write_tables(engine, batch, {schema.stress_results: res, schema.stress_factor_breakdown: breakdown}))
-        stored = read_table(engine, schema.stress_results, dates=batch.sessions, portfolio_id=batch.portfolio_id)
-        expo = read_table(engine, schema.portfolio_exposures, dates=batch.sessions, portfolio_id=batch.portfolio_id)
+        stored = batch.stored(engine, schema.stress_results)
+        expo = batch.stored(engine, schema.portfolio_exposures)
         v = loss_cap_violations(stored, expo)
         violations += [f"{batch.portfolio_id} {r.date:%Y-%m-%d} {r.scenario_id}: loss {min(r.direct_pnl, r.correlated_pnl):,.2f} > gross {r.book_gross_exposure:,.2f}" for r in v.itertuples()]
         per_date = stored.groupby("date").scenario_id.nunique().reindex(batch.sessions).fillna(0)
         count_problems += [f"{batch.portfolio_id} {d:%Y-%m-%d}: {int(n)} scenarios, file has {len(file_scenarios)}" for d, n in per_date.items() if n != len(file_scenarios)]
         results_all.append(stored)
-    allres = pd.concat(results_all) if results_all else pd.DataFrame()
-    latest = last_date_rows(allres)
-    if len(latest):
-        latest = latest.merge(scenarios[["scenario_id", "name"]], on="scenario_id").sort_values("correlated_pnl")
-        latest = latest[["portfolio_id", "name", "direct_pnl", "correlated_pnl", "correlation_effect", "pct_of_equity", "flag"]]
+    latest = latest_preview(results_all, ["portfolio_id", "scenario_id", "direct_pnl", "correlated_pnl", "correlation_effect", "pct_of_equity", "flag"])
+    latest = latest.merge(scenarios[["scenario_id", "name"]], on="scenario_id").sort_values("correlated_pnl")
+    latest = latest[["portfolio_id", "name", "direct_pnl", "correlated_pnl", "correlation_effect", "pct_of_equity", "flag"]]
     yield dg.MaterializeResult(
-        metadata=run_metadata(batches, rows, scenarios=len(scenarios), latest_stress=md_table(latest.head(12) if len(latest) else latest))
+        metadata=run_metadata(batches, rows, scenarios=len(scenarios), latest_stress=md_table(latest.head(12)))
     )
     yield dg.AssetCheckResult(check_name="loss_cap", passed=not violations, metadata={"violations": "\n".join(violations[:20]) or "none"})
     yield dg.AssetCheckResult(
