@@ -28,6 +28,12 @@ instance:
 	mkdir -p $(DAGSTER_HOME)
 	cp $(DAGSTER_INSTANCE) $(DAGSTER_HOME)/dagster.yaml
 
+# The demo's data is the sample source's first half of 2025: its date partitions end there, so the UI's partition
+# grids show the demo window complete instead of mostly "missing" up to today. Unset it for live data:
+# `make dev SIGMASIGHT_PARTITION_END=`.
+DEMO_END := 2025-06-30
+demo dev check: export SIGMASIGHT_PARTITION_END ?= $(DEMO_END)
+
 ## demo: import the demo books and materialize the demo window (2025-01-02..2025-06-30)
 demo: install instance
 	$(BIN)/sigmasight demo
@@ -37,8 +43,10 @@ test: install
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile sigmasight_pipeline_tests
 
 ## dev: the Dagster UI and daemon on http://127.0.0.1:3000
+# Started from $(DAGSTER_HOME): `dagster dev` warns when the working directory holds a dagster.yaml other than
+# DAGSTER_HOME's, and the top-level one is the PostgreSQL deployment's.
 dev: install instance
-	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	cd $(DAGSTER_HOME) && $(CURDIR)/$(BIN)/dagster dev -w $(CURDIR)/workspace.yaml -h 127.0.0.1 -p 3000
 
 ## check: definitions load (dagster and dg)
 check: install instance

@@ -338,7 +338,7 @@ class CaseResult:
 
 def _short_error(exc: BaseException) -> str:
     """One or a few lines saying what failed, never a traceback wall."""
-    from sigmasight_pipeline.orchestration import RunFailedError
+    from sigmasight_pipeline.runner import RunFailedError
 
     if isinstance(exc, RunFailedError):
         return f"run {exc.run_id} failed: " + ("; ".join(exc.failures) or "no step failure recorded")
@@ -353,7 +353,7 @@ def _short_error(exc: BaseException) -> str:
 
 
 def _collect_checks(result, into: set[str]) -> None:
-    from sigmasight_pipeline.orchestration import check_results
+    from sigmasight_pipeline.runner import check_results
 
     checks = result if isinstance(result, dict) else check_results(result)
     into.update(name for name, passed in checks.items() if not passed)
@@ -407,7 +407,7 @@ def run_case(dialect: str, scenario: str, books: list[Book], args, defs) -> Case
     import pandas as pd
     from tqdm import tqdm
 
-    from sigmasight_pipeline import orchestration as orch
+    from sigmasight_pipeline import runner as orch
     from sigmasight_pipeline.marketdata import calendar as xcal
 
     res = CaseResult(dialect, scenario, args.instance, len(books))
@@ -505,7 +505,7 @@ def _profile_run(instance, pid: str, args, defs, label: str) -> str:
     runs and rows were counted and outside the timings: a rerun writes the same rows)."""
     import pandas as pd
 
-    from sigmasight_pipeline import orchestration as orch
+    from sigmasight_pipeline import runner as orch
 
     days = pd.bdate_range(args.start, args.end)[-args.profile_sessions:]
     profiler = cProfile.Profile()
@@ -761,12 +761,12 @@ def main(argv: list[str] | None = None) -> int:
     args.end = args.end or (QUICK_END if args.quick else DEMO_END)
     args.portfolios = args.portfolios if args.portfolios is not None else (QUICK_PORTFOLIOS if args.quick else 100)
     if args.workers is None:
-        from sigmasight_pipeline.orchestration import default_workers
+        from sigmasight_pipeline.runner import default_workers
 
         args.workers = default_workers()
     _prepare_process_env(args.start)
 
-    from sigmasight_pipeline import orchestration as orch
+    from sigmasight_pipeline import runner as orch
 
     args.fingerprint = code_fingerprint()
     print(f"code under test: {args.fingerprint}", flush=True)

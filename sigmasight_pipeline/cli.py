@@ -23,7 +23,7 @@ def _instance():
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from sigmasight_pipeline import orchestration as orch
+    from sigmasight_pipeline import runner as orch
     from sigmasight_pipeline.defs.resources import ReportsResource
     from sigmasight_pipeline.onboarding import DEMO_BOOKS, demo_csv_text
     from sigmasight_pipeline.warehouse.io import database_url
@@ -66,7 +66,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_onboard(args: argparse.Namespace) -> int:
-    from sigmasight_pipeline import orchestration as orch
+    from sigmasight_pipeline import runner as orch
     from sigmasight_pipeline.onboarding import PortfolioValidationError
 
     path = Path(args.file)
@@ -89,17 +89,17 @@ def cmd_onboard(args: argparse.Namespace) -> int:
 
 def _backfill_new_portfolio(portfolio_id: str) -> int:
     """Compute a newly imported portfolio's history (the same window the inbox sensor requests)."""
-    from sigmasight_pipeline import orchestration as orch
-    from sigmasight_pipeline.defs.operations.requests import backfill_window
+    from sigmasight_pipeline import runner as orch
+    from sigmasight_pipeline.defs.operations.onboarding import history_window
     from sigmasight_pipeline.warehouse.io import get_engine
     from sigmasight_pipeline.warehouse.portfolios import read_positions
 
-    window = backfill_window(read_positions(get_engine(), portfolio_id).entry_date.min())
+    window = history_window(read_positions(get_engine(), portfolio_id).entry_date.min())
     if window is None:
         print("no completed session since its entry dates yet: nothing to backfill")
         return 0
     start, end = window
-    print(f"backfilling {portfolio_id} {start:%Y-%m-%d} .. {end:%Y-%m-%d} (SIGMASIGHT_BACKFILL_START / _END change the window)")
+    print(f"backfilling {portfolio_id} {start:%Y-%m-%d} .. {end:%Y-%m-%d} (SIGMASIGHT_PARTITION_START / _END bound the window)")
     try:
         summary = orch.run_window(_instance(), [portfolio_id], start, end, tags={orch.BACKFILL_TAG: orch.new_backfill_id()})
     except (orch.RunFailedError, orch.WorkerDiedError) as exc:
@@ -116,7 +116,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     import dagster as dg
     import pandas as pd
 
-    from sigmasight_pipeline import orchestration as orch
+    from sigmasight_pipeline import runner as orch
     from sigmasight_pipeline.defs.resources import ReportsResource
     from sigmasight_pipeline.reporting import build_report, load_report_input, report_dir
     from sigmasight_pipeline.warehouse import schema
@@ -168,7 +168,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_backfill(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from sigmasight_pipeline import orchestration as orch
+    from sigmasight_pipeline import runner as orch
     from sigmasight_pipeline.warehouse.io import get_engine
     from sigmasight_pipeline.warehouse.portfolios import UnknownPortfolioError, get_portfolio, list_portfolios
 
@@ -181,11 +181,9 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     if not ids:
         print("error: no portfolio imported; run `sigmasight onboard FILE.csv --name NAME` first", file=sys.stderr)
         return 2
-    instance = _instance()
     if args.submit:
-        backfill_id = orch.submit_asset_backfill(instance, ids, args.start, args.end, with_history=not args.no_history)
-        print(f"submitted asset backfill {backfill_id}: the Dagster daemon runs it (`make dev`), Backfills tab in the UI")
-        return 0
+        return _submit_backfill(args, ids)
+    instance = _instance()
     steps = 1 + len(ids) + (0 if args.no_sql else 1)
 
     with tqdm(total=steps, unit="run", desc="backfill") as bar:
@@ -208,6 +206,34 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     print(f"{len(summary['runs'])} runs: {', '.join(summary['runs'])}")
     print("failed checks: " + (", ".join(failed) if failed else "none"))
     return 1 if failed else 0
+
+
+def _submit_backfill(args: argparse.Namespace, portfolio_ids: list[str]) -> int:
+    """Launch the backfill through the running webserver's GraphQL API, as the UI's Materialize dialog does."""
+    from sigmasight_pipeline import runner as orch
+    from sigmasight_pipeline import webserver_client as web
+    from sigmasight_pipeline.defs.partitions import history_start, multi_key, trading_days
+
+    import pandas as pd
+
+    defs = orch.load_definitions()
+    first, last = orch.weekday_keys(args.start, args.end)
+    market_first = first if args.no_history else max(history_start(first), pd.Timestamp(trading_days.get_first_partition_key())).strftime("%Y-%m-%d")
+    ranges = {key: [(market_first, last)] for key in orch.market_asset_keys(defs)}
+    for key in orch.portfolio_asset_keys(defs):
+        ranges[key] = [(str(multi_key(first, p)), str(multi_key(last, p))) for p in portfolio_ids]
+    if not args.no_sql:
+        ranges.update({key: [] for key in orch.sql_model_keys(defs)})  # unpartitioned: the whole asset
+    try:
+        backfill_id = web.launch_backfill(
+            args.url, list(ranges), partition_ranges=ranges,
+            title=f"sigmasight backfill {first}..{last} ({', '.join(portfolio_ids)})",
+        )
+    except (web.WebserverError, OSError) as exc:
+        print(f"error: could not launch the backfill at {args.url}: {exc}", file=sys.stderr)
+        return 1
+    print(f"launched asset backfill {backfill_id} at {args.url}: the daemon runs it (UI: Overview > Backfills)")
+    return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -250,7 +276,8 @@ def build_parser() -> argparse.ArgumentParser:
     backfill.add_argument("--portfolio", action="append", help="portfolio id or name (repeatable; default all)")
     backfill.add_argument("--no-history", action="store_true", help="do not (re)load the 150-session market history first")
     backfill.add_argument("--no-sql", action="store_true", help="do not rebuild the SQL models afterwards")
-    backfill.add_argument("--submit", action="store_true", help="submit an asset backfill for the Dagster daemon instead of running here")
+    backfill.add_argument("--submit", action="store_true", help="launch an asset backfill through the running Dagster webserver (as the UI does) instead of running here")
+    backfill.add_argument("--url", default=os.environ.get("SIGMASIGHT_DAGSTER_URL", "http://127.0.0.1:3000"), help="Dagster webserver for --submit (default $SIGMASIGHT_DAGSTER_URL or http://127.0.0.1:3000)")
     backfill.add_argument("--workers", type=int, help="portfolio runs at once (default $SIGMASIGHT_WORKERS, else one per CPU up to 4)")
     backfill.set_defaults(func=cmd_backfill)
 

@@ -30,7 +30,7 @@ ENGINE_TABLES = {
 
 def failed_checks(instance: dg.DagsterInstance, defs: dg.Definitions | None = None) -> dict[str, list[str]]:
     """Asset -> names of its checks whose latest evaluation failed."""
-    from sigmasight_pipeline.orchestration import load_definitions
+    from sigmasight_pipeline.runner import load_definitions
 
     defs = defs or load_definitions()
     keys = list(defs.resolve_asset_graph().asset_check_keys)

@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import dagster as dg
 
-    from sigmasight_pipeline import orchestration as orch
+    from sigmasight_pipeline import runner as orch
     from sigmasight_pipeline.defs.partitions import PORTFOLIO_DIMENSION
 
     defs = orch.load_definitions()

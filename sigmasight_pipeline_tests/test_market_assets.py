@@ -6,7 +6,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from sigmasight_pipeline import orchestration as orch
+from sigmasight_pipeline import runner as orch
 from sigmasight_pipeline.defs.market.assets import market_prices, security_returns
 from sigmasight_pipeline.defs.resources import MarketDataResource, WarehouseResource
 from sigmasight_pipeline.onboarding import DEMO_BOOKS, demo_csv_text

@@ -1,5 +1,6 @@
-"""Operations: the daily schedule, run chaining by tag, the portfolio inbox sensor, the stale-price check,
-and the whole onboarding chain executed in-process (inbox file -> positions -> market -> portfolio -> SQL)."""
+"""Operations: the portfolio inbox sensor (the one onboarding path), the stale-price check, and an inbox
+file all the way to its reports: inbox sensor -> positions run -> the automation tick that requests its
+history (market, the new portfolio's sessions, SQL models) -> reports."""
 
 from __future__ import annotations
 
@@ -16,12 +17,11 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from sigmasight_pipeline import orchestration as orch
+from sigmasight_pipeline import runner as orch
 from sigmasight_pipeline.defs.market.checks import STALE_AFTER_SESSIONS, price_staleness, stale_prices
-from sigmasight_pipeline.defs.operations import requests as rq
-from sigmasight_pipeline.defs.operations.schedules import daily_risk_schedule
-from sigmasight_pipeline.defs.operations.sensors import chain_tick, portfolio_inbox_sensor, run_chain_sensor
-from sigmasight_pipeline.defs.partitions import date_portfolio
+from sigmasight_pipeline.defs.operations.onboarding import ONBOARDING_TAG, history_window
+from sigmasight_pipeline.defs.operations.sensors import portfolio_inbox_sensor
+from sigmasight_pipeline.defs.partitions import history_start, multi_key
 from sigmasight_pipeline.defs.portfolios.assets import positions_frames
 from sigmasight_pipeline.defs.resources import WarehouseResource
 from sigmasight_pipeline.marketdata import calendar as xcal
@@ -41,11 +41,6 @@ def defs():
     return orch.load_definitions()
 
 
-@pytest.fixture(scope="module")
-def keys(defs):
-    return rq.pipeline_keys(defs)
-
-
 @pytest.fixture
 def warehouse(sqlite_url, sqlite_engine, monkeypatch):
     monkeypatch.setenv("SIGMASIGHT_DATABASE_URL", sqlite_url)
@@ -60,20 +55,6 @@ def _seed_positions(engine, book) -> None:
     replace_positions(engine, book.portfolio_id, positions, tags)
 
 
-def _at(y, m, d, hh=18, mm=30) -> dt.datetime:
-    return dt.datetime(y, m, d, hh, mm, tzinfo=NY)
-
-
-def _tick(instance, when, warehouse, defs=None):
-    # Contexts are closed (`with`): one built on a persistent instance opens its own instance, and leaving it
-    # open leaks Dagster's current defs-state storage into later definition loads.
-    with dg.build_schedule_context(
-        instance=instance, scheduled_execution_time=when, resources={"warehouse": warehouse},
-        repository_def=defs.get_repository_def() if defs else None,
-    ) as ctx:
-        return daily_risk_schedule(ctx)
-
-
 def _inbox(instance, warehouse, defs=None, *, tick=False):
     """Evaluate the inbox sensor: called directly, or with ``tick`` through ``evaluate_tick`` as the daemon
     does (run requests resolved against the repository, partition keys checked)."""
@@ -82,189 +63,6 @@ def _inbox(instance, warehouse, defs=None, *, tick=False):
         repository_def=defs.get_repository_def() if defs else None,
     ) as ctx:
         return portfolio_inbox_sensor.evaluate_tick(ctx) if tick else portfolio_inbox_sensor(ctx)
-
-
-def _chain(instance, cursor=None, defs=None, *, tick=False):
-    with dg.build_sensor_context(
-        instance=instance, cursor=cursor, repository_def=defs.get_repository_def() if defs else None
-    ) as ctx:
-        return run_chain_sensor.evaluate_tick(ctx) if tick else run_chain_sensor(ctx)
-
-
-# --------------------------------------------------------------------------------------------------------
-# The daily schedule
-
-
-@pytest.fixture
-def three_books(instance, warehouse, sqlite_engine):
-    for book in DEMO_BOOKS:
-        _seed_positions(sqlite_engine, book)
-    instance.add_dynamic_partitions("portfolio", BOOK_IDS)
-    return BOOK_IDS
-
-
-def test_schedule_definition(defs):
-    sched = defs.get_repository_def().get_schedule_def("daily_risk_schedule")
-    assert sched.cron_schedule == "30 18 * * 1-5"
-    assert sched.execution_timezone == "America/New_York"
-
-
-def test_friday_evening_computes_friday_for_every_portfolio(instance, warehouse, three_books, keys, defs):
-    req = _tick(instance, _at(2025, 6, 27), warehouse)  # Friday: its weekday partition only closes on Monday
-    assert isinstance(req, dg.RunRequest)
-    assert req.run_key == "daily-2025-06-27"
-    assert set(req.asset_selection) == set(rq.MARKET_KEYS)
-    assert req.tags[orch.RANGE_START_TAG] == req.tags[orch.RANGE_END_TAG] == "2025-06-27"
-    then = rq.follow_up_specs(req.tags)
-    assert len(then) == 1  # one run for the date over every portfolio
-    spec = then[0]
-    assert spec["tags"][orch.RANGE_START_TAG] == "2025-06-27|demo-individual"
-    assert spec["tags"][orch.RANGE_END_TAG] == "2025-06-27|demo-hedge-fund"
-    assert [dg.AssetKey.from_user_string(k) for k in spec["assets"]] == list(keys.portfolio)
-    assert "portfolio_reports" in spec["assets"]
-    # The range over the dynamic dimension resolves (insertion order) to exactly the three portfolios.
-    covered = date_portfolio.get_partition_keys_in_range(
-        dg.PartitionKeyRange(spec["tags"][orch.RANGE_START_TAG], spec["tags"][orch.RANGE_END_TAG]),
-        dynamic_partitions_store=instance,
-    )
-    assert sorted(k.keys_by_dimension["portfolio"] for k in covered) == sorted(BOOK_IDS)
-    assert {k.keys_by_dimension["date"] for k in covered} == {"2025-06-27"}
-    # ... then the SQL models.
-    (sql,) = spec["then"]
-    assert [dg.AssetKey.from_user_string(k) for k in sql["assets"]] == list(keys.sql_models)
-    # Through the framework (what the daemon does): the tick yields that one request.
-    with dg.build_schedule_context(instance=instance, scheduled_execution_time=_at(2025, 6, 27),
-                                   resources={"warehouse": warehouse}, repository_def=defs.get_repository_def()) as ctx:
-        data = daily_risk_schedule.evaluate_tick(ctx)
-    assert [r.run_key for r in data.run_requests] == ["daily-2025-06-27"]
-    assert data.run_requests[0].tags["dagster/schedule_name"] == "daily_risk_schedule"
-
-
-def test_independence_day_launches_nothing(instance, warehouse, three_books):
-    skip = _tick(instance, _at(2025, 7, 4), warehouse)
-    assert isinstance(skip, dg.SkipReason)
-    assert "2025-07-04" in skip.skip_message and "July 4th" in skip.skip_message
-
-
-def test_early_close_runs_for_that_date(instance, warehouse, three_books):
-    assert xcal.is_early_close("2025-07-03")
-    req = _tick(instance, _at(2025, 7, 3), warehouse)
-    assert isinstance(req, dg.RunRequest)
-    assert req.tags[orch.RANGE_START_TAG] == req.tags[orch.RANGE_END_TAG] == "2025-07-03"
-    assert rq.follow_up_specs(req.tags)[0]["tags"][orch.RANGE_START_TAG] == "2025-07-03|demo-individual"
-    # The early close is at 13:00: a (manual) tick at 14:00 computes the date too; one at 12:00 does not.
-    assert isinstance(_tick(instance, _at(2025, 7, 3, 14, 0), warehouse), dg.RunRequest)
-    assert "before the close" in _tick(instance, _at(2025, 7, 3, 12, 0), warehouse).skip_message
-
-
-def test_adhoc_closure_is_skipped(instance, warehouse, three_books):
-    skip = _tick(instance, _at(2025, 1, 9), warehouse)
-    assert isinstance(skip, dg.SkipReason)
-    assert "Jimmy Carter" in skip.skip_message
-
-
-def test_no_portfolio_means_market_only(instance, warehouse):
-    req = _tick(instance, _at(2025, 6, 26), warehouse)
-    assert req.tags[orch.RANGE_START_TAG] == "2025-06-26"
-    assert rq.THEN_TAG not in req.tags
-
-
-def test_portfolio_without_positions_is_left_out(instance, warehouse, sqlite_engine):
-    # a, b, c added in that order; b has no positions: the date's run splits into the blocks [a] and [c].
-    books = {b.portfolio_id: b for b in DEMO_BOOKS}
-    _seed_positions(sqlite_engine, books["demo-individual"])
-    _seed_positions(sqlite_engine, books["demo-hedge-fund"])
-    instance.add_dynamic_partitions("portfolio", ["demo-individual", "demo-hnw", "demo-hedge-fund"])
-    req = _tick(instance, _at(2025, 6, 27), warehouse)
-    ranges = [(s["tags"][orch.RANGE_START_TAG], s["tags"][orch.RANGE_END_TAG]) for s in rq.follow_up_specs(req.tags)]
-    assert ranges == [("2025-06-27|demo-individual", "2025-06-27|demo-individual"),
-                      ("2025-06-27|demo-hedge-fund", "2025-06-27|demo-hedge-fund")]
-
-
-def test_request_builders(keys):
-    assert rq.contiguous_blocks(["c", "a", "b", "e"], ["a", "b", "c", "d", "e"]) == [["a", "b", "c"], ["e"]]
-    with pytest.raises(ValueError, match="zz"):
-        rq.contiguous_blocks(["zz"], ["a"])
-    # Several dates: one run per portfolio over the date range (the dimension held fixed is the portfolio).
-    reqs = rq.portfolio_requests(["p1", "p2"], "2025-06-23", "2025-06-27", keys.portfolio, order=["p1", "p2"])
-    assert [(r.tags[orch.RANGE_START_TAG], r.tags[orch.RANGE_END_TAG]) for r in reqs] == [
-        ("2025-06-23|p1", "2025-06-27|p1"), ("2025-06-23|p2", "2025-06-27|p2")]
-    # Weekend ends are trimmed to weekday keys.
-    m = rq.market_request("2025-06-28", "2025-07-06")
-    assert (m.tags[orch.RANGE_START_TAG], m.tags[orch.RANGE_END_TAG]) == ("2025-06-30", "2025-07-04")
-    # Specs round-trip (nested follow-ups are not double-encoded).
-    chain = rq.market_request("2025-06-27", "2025-06-27", then=reqs)
-    spec = rq.request_to_spec(chain)
-    assert len(spec["then"]) == 2 and rq.THEN_TAG not in spec["tags"]
-    again = rq.request_from_spec(json.loads(json.dumps(spec)))
-    assert again.asset_selection == chain.asset_selection and dict(again.tags) == dict(chain.tags)
-
-
-def test_latest_completed_session_and_backfill_window(monkeypatch):
-    assert rq.latest_completed_session(_at(2025, 6, 27, 15, 59)) == pd.Timestamp("2025-06-26")
-    assert rq.latest_completed_session(_at(2025, 6, 27, 16, 0)) == pd.Timestamp("2025-06-27")
-    assert rq.latest_completed_session(_at(2025, 6, 29, 12, 0)) == pd.Timestamp("2025-06-27")  # Sunday
-    assert rq.latest_completed_session(_at(2025, 7, 3, 13, 30)) == pd.Timestamp("2025-07-03")  # early close
-    monkeypatch.delenv(rq.BACKFILL_START_ENV, raising=False)
-    monkeypatch.delenv(rq.BACKFILL_END_ENV, raising=False)
-    assert rq.backfill_window("2023-11-20", now=_at(2025, 7, 7, 9, 0)) == (pd.Timestamp("2025-01-02"), pd.Timestamp("2025-07-03"))
-    # A later entry date: from the session after it.
-    assert rq.backfill_window("2025-03-14", now=_at(2025, 7, 7, 9, 0))[0] == pd.Timestamp("2025-03-17")
-    monkeypatch.setenv(rq.BACKFILL_START_ENV, "2025-06-25")
-    monkeypatch.setenv(rq.BACKFILL_END_ENV, "2025-06-28")
-    assert rq.backfill_window("2024-01-02") == (pd.Timestamp("2025-06-25"), pd.Timestamp("2025-06-27"))
-    assert rq.backfill_window("2025-06-27") is None  # nothing after the entry yet
-
-
-# --------------------------------------------------------------------------------------------------------
-# Chaining by tag
-
-
-@dg.asset
-def _tiny():
-    return 1
-
-
-@dg.asset
-def _broken():
-    raise RuntimeError("boom")
-
-
-def test_chain_sensor_launches_follow_ups_once(instance, defs):
-    follow = rq.market_request("2025-06-27", "2025-06-27")
-    parent = dg.materialize([_tiny], instance=instance, tags={rq.THEN_TAG: rq.encode_then([follow])})
-    dg.materialize([_tiny], instance=instance)  # no follow-ups
-    failed = dg.materialize([_broken], instance=instance, tags={rq.THEN_TAG: rq.encode_then([follow])},
-                            raise_on_error=False)
-    assert not failed.success
-
-    result = _chain(instance)
-    assert isinstance(result, dg.SensorResult)
-    (req,) = result.run_requests  # only the successful run's follow-up
-    assert req.run_key == f"{parent.run_id}:then:0"
-    assert req.tags[rq.PARENT_RUN_TAG] == parent.run_id
-    assert set(req.asset_selection) == set(rq.MARKET_KEYS)
-    assert req.tags[orch.RANGE_START_TAG] == "2025-06-27"
-
-    # Re-evaluation with the cursor: nothing again.
-    again = _chain(instance, result.cursor)
-    assert not again.run_requests and again.skip_reason
-    # Through the framework (as the daemon): the request targets the asset job, with the market checks.
-    data = _chain(instance, defs=defs, tick=True)
-    (resolved,) = data.run_requests
-    assert resolved.job_name == "__ASSET_JOB"
-    assert dg.AssetCheckKey(dg.AssetKey("market_prices"), "stale_prices") in set(resolved.asset_check_keys)
-
-    # A later successful run is picked up by the next evaluation, once.
-    child = dg.materialize([_tiny], instance=instance, tags={rq.THEN_TAG: rq.encode_then([rq.sql_models_request([dg.AssetKey("x")])])})
-    requests, cursor = chain_tick(instance, result.cursor)
-    assert [r.run_key for r in requests] == [f"{child.run_id}:then:0"]
-    assert chain_tick(instance, cursor)[0] == []
-
-
-def test_chain_sensor_first_evaluation_ignores_old_runs(instance):
-    dg.materialize([_tiny], instance=instance, tags={rq.THEN_TAG: rq.encode_then([rq.market_request("2025-06-27", "2025-06-27")])})
-    assert chain_tick(instance, None, now=time.time() + 2 * 86400)[0] == []
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -279,9 +77,20 @@ def inbox_dir(tmp_path, monkeypatch):
     return root
 
 
-def test_inbox_accepts_a_good_file(instance, warehouse, sqlite_engine, inbox_dir, keys, monkeypatch):
-    monkeypatch.setenv(rq.BACKFILL_START_ENV, "2025-06-02")
-    monkeypatch.setenv(rq.BACKFILL_END_ENV, "2025-06-30")
+def test_history_window(monkeypatch):
+    monkeypatch.delenv("SIGMASIGHT_PARTITION_END", raising=False)
+    # Entries in 2024: from the first computed date to the last closed session.
+    assert history_window("2024-03-01", now=dt.datetime(2025, 1, 8, 17, 0, tzinfo=NY)) == (
+        pd.Timestamp("2025-01-02"), pd.Timestamp("2025-01-08"))
+    # Before the close, the day's session is not complete yet; an entry after the start moves the start.
+    assert history_window("2025-01-03", now=dt.datetime(2025, 1, 8, 15, 0, tzinfo=NY)) == (
+        pd.Timestamp("2025-01-06"), pd.Timestamp("2025-01-07"))
+    assert history_window("2025-01-08", now=dt.datetime(2025, 1, 8, 17, 0, tzinfo=NY)) is None
+    monkeypatch.setenv("SIGMASIGHT_PARTITION_END", "2025-01-06")
+    assert history_window("2024-03-01", now=dt.datetime(2025, 6, 30, 17, 0, tzinfo=NY))[1] == pd.Timestamp("2025-01-06")
+
+
+def test_inbox_accepts_a_good_file(instance, warehouse, sqlite_engine, inbox_dir):
     inbox.ensure_inbox(inbox_dir)
     shutil.copy(DATA / "individual.csv", inbox_dir / "growth_book-2025.csv")
 
@@ -291,15 +100,9 @@ def test_inbox_accepts_a_good_file(instance, warehouse, sqlite_engine, inbox_dir
     assert add.partitions_def_name == "portfolio" and list(add.partition_keys) == ["growth-book-2025"]
     (req,) = result.run_requests
     assert req.asset_selection == [dg.AssetKey("portfolio_positions")] and req.partition_key == "growth-book-2025"
-    assert req.run_key.startswith("inbox:growth-book-2025:")
+    assert req.run_key.startswith("inbox:")
     assert req.tags["sigmasight/source_file"] == "growth_book-2025.csv"
-    # The chain: positions -> market history -> the portfolio's backfill window -> SQL models.
-    positions, market, portfolio, sql = rq.chain_specs(req)
-    assert market["tags"][orch.RANGE_START_TAG] == rq.market_history_start("2025-06-02").strftime("%Y-%m-%d")
-    assert market["tags"][orch.RANGE_END_TAG] == "2025-06-30"
-    assert portfolio["tags"][orch.RANGE_START_TAG] == "2025-06-02|growth-book-2025"
-    assert portfolio["tags"][orch.RANGE_END_TAG] == "2025-06-30|growth-book-2025"
-    assert sql["assets"] == [k.to_user_string() for k in keys.sql_models]
+    assert req.tags[ONBOARDING_TAG] == "growth-book-2025"
     # Stored, moved.
     book = get_portfolio(sqlite_engine, "growth-book-2025")
     assert book["name"] == "Growth Book 2025" and book["source_filename"] == "growth_book-2025.csv"
@@ -428,73 +231,71 @@ def test_stale_price_check_names_a_never_priced_symbol(warehouse, sqlite_engine)
 
 
 # --------------------------------------------------------------------------------------------------------
-# End to end: an inbox file through the whole chain, in-process.
-
-
-def _execute(defs, instance, request: dg.RunRequest) -> dg.ExecuteInProcessResult:
-    """Run a (resolved) RunRequest in-process the way the daemon would launch it."""
-    tags = {k: v for k, v in (request.tags or {}).items() if k != "dagster/partition"}
-    return dg.materialize(
-        assets=list(defs.assets or []) + list(defs.asset_checks or []),
-        selection=request.asset_selection,
-        partition_key=request.partition_key,
-        tags=tags,
-        instance=instance,
-        resources=dict(defs.resources or {}),
-        run_config=orch.QUIET,
-    )
+# End to end: an inbox file through the sensor and declarative automation, in-process.
 
 
 @pytest.fixture
 def fast_instance():
     """A persistent instance (sensors need one) on tmpfs when there is one: Dagster writes an event per
-    partition key, and the onboarding chain's market run covers ~170 sessions."""
+    partition key, and the new portfolio's market history covers ~165 sessions."""
     shm = Path("/dev/shm")
     with tempfile.TemporaryDirectory(dir=shm if shm.is_dir() and os.access(shm, os.W_OK) else None) as tmp:
         with dg.instance_for_test(temp_dir=tmp) as inst:
             yield inst, Path(tmp)
 
 
-def test_inbox_file_runs_through_the_whole_chain(fast_instance, defs, inbox_dir, monkeypatch):
+def test_inbox_file_reaches_its_reports_through_automation(fast_instance, defs, inbox_dir, monkeypatch):
     instance, tmp = fast_instance
     sqlite_url = f"sqlite:///{tmp / 'warehouse.db'}"
     monkeypatch.setenv("SIGMASIGHT_DATABASE_URL", sqlite_url)
-    monkeypatch.setenv(rq.BACKFILL_START_ENV, "2025-06-25")
-    monkeypatch.setenv(rq.BACKFILL_END_ENV, "2025-06-27")
     reports = Path(os.environ["SIGMASIGHT_REPORTS_DIR"])
+    tick_at = dt.datetime(2025, 1, 8, 19, 0, tzinfo=NY)
+    first = dg.evaluate_automation_conditions(defs=defs, instance=instance, evaluation_time=tick_at)
+    # Nothing onboarded yet: a new deployment only builds its missing SQL models.
+    sql_keys = orch.sql_model_keys(defs)
+    assert first.total_requested == len(sql_keys) == sum(len(first.get_requested_partitions(k)) for k in sql_keys)
+
     inbox.ensure_inbox(inbox_dir)
     shutil.copy(DATA / "individual.csv", inbox_dir / "individual.csv")
-
-    tick = _inbox(instance, WarehouseResource(database_url=sqlite_url), defs, tick=True)
-    for add in tick.dynamic_partitions_requests:  # what the daemon does before launching the runs
+    sensed = _inbox(instance, WarehouseResource(database_url=sqlite_url), defs, tick=True)
+    for add in sensed.dynamic_partitions_requests:  # what the daemon does before launching the runs
         instance.add_dynamic_partitions(add.partitions_def_name, list(add.partition_keys))
-    queue = list(tick.run_requests)
-    cursor, steps, results = None, [], []
-    while queue:
-        request = queue.pop(0)
-        result = _execute(defs, instance, request)
-        assert result.success
-        steps.append(request.tags[rq.STEP_TAG])
-        results.append(result)
-        chained = _chain(instance, cursor, defs, tick=True)
-        cursor = chained.cursor
-        queue += chained.run_requests
-    assert steps == ["positions", "market", "portfolios", "sql_models"]
+    (request,) = sensed.run_requests
+    assert _execute(defs, instance, request).success  # the positions run
 
-    market_checks = {e.check_name: e.passed for e in results[1].get_asset_check_evaluations()}
-    assert market_checks["stale_prices"] is True
-    portfolio_checks = {f"{e.asset_key.to_user_string()}.{e.check_name}": e.passed for e in results[2].get_asset_check_evaluations()}
-    assert portfolio_checks and all(portfolio_checks.values()), portfolio_checks
-    for day in ("2025-06-25", "2025-06-26", "2025-06-27"):
-        folder = report_dir(reports, "Individual", day)
-        assert (folder / "portfolio_report.json").is_file(), folder
-    report = json.loads((report_dir(reports, "Individual", "2025-06-27") / "portfolio_report.json").read_text())
-    assert report["metadata"]["anchor_date"] == "2025-06-27"
-    # Each follow-up was launched once and points at its parent.
-    assert results[3].dagster_run.tags[rq.PARENT_RUN_TAG] == results[2].run_id
-    assert chain_tick(instance, cursor)[0] == []
-    snapshots = read_table(get_engine(sqlite_url), schema.portfolio_snapshots)
-    assert sorted(snapshots.loc[snapshots.portfolio_id == "individual", "date"].dt.strftime("%Y-%m-%d")) == [
-        "2025-06-25", "2025-06-26", "2025-06-27"]
+    def tick(minutes: int, cursor):
+        return dg.evaluate_automation_conditions(
+            defs=defs, instance=instance, evaluation_time=tick_at + dt.timedelta(minutes=minutes), cursor=cursor)
+
+    # Tick 1: its book changed, so the market history is requested (new symbols need it). On a new deployment
+    # the market partitions are missing, so the portfolio's sessions wait for them (next tick).
+    after_positions = tick(1, first.cursor)
+    market = sorted(after_positions.get_requested_partitions(dg.AssetKey("market_prices")))
+    assert market[0] == f"{history_start('2025-01-02'):%Y-%m-%d}" and market[-1] == "2025-01-08"
+    checks = orch.check_results(orch.materialize_market(instance, market[0], market[-1], defs=defs))
+    assert checks["market_prices.stale_prices"] is True
+    # Tick 2: every session of the new portfolio, one run (the single-run policy holds the portfolio fixed).
+    after_market = tick(2, after_positions.cursor)
+    sessions = ["2025-01-02", "2025-01-03", "2025-01-06", "2025-01-07", "2025-01-08"]
+    engines = orch.portfolio_asset_keys(defs)
+    for key in engines:
+        assert sorted(after_market.get_requested_partitions(key)) == [str(multi_key(d, "individual")) for d in sessions], key
+    checks.update(orch.check_results(orch.materialize_portfolio(instance, "individual", sessions[0], sessions[-1], defs=defs)))
+    # Tick 3: the SQL models of what changed.
+    after_engines = tick(3, after_market.cursor)
+    assert {k for k in sql_keys if after_engines.get_requested_partitions(k)} >= {k for k in sql_keys if k.path[0].startswith("mart_")}
+    checks.update(orch.check_results(orch.materialize_sql_models(instance, defs=defs)))
+    assert all(checks.values()), checks
+    for day in sessions:
+        assert (report_dir(reports, "Individual", day) / "portfolio_report.json").is_file(), day
+    report = json.loads((report_dir(reports, "Individual", "2025-01-08") / "portfolio_report.json").read_text())
+    assert report["metadata"]["anchor_date"] == "2025-01-08"
+    assert tick(4, after_engines.cursor).total_requested == 0  # each requested once
     get_engine(sqlite_url).dispose()
     dispose_engines()
+
+
+def _execute(defs, instance, request: dg.RunRequest) -> dg.ExecuteInProcessResult:
+    """Run a (resolved) RunRequest in-process the way the daemon would launch it."""
+    tags = {k: v for k, v in (request.tags or {}).items() if k != "dagster/partition"}
+    return orch.run(instance, request.asset_selection, defs=defs, tags=tags, partition_key=request.partition_key)

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from sigmasight_pipeline import cli
-from sigmasight_pipeline import orchestration as orch
+from sigmasight_pipeline import runner as orch
 from sigmasight_pipeline.onboarding import DEMO_BOOKS, demo_csv_text
 from sigmasight_pipeline.warehouse import schema
 from sigmasight_pipeline.warehouse.io import dispose_engines, get_engine, read_table

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sigmasight_pipeline import orchestration as orch
+from sigmasight_pipeline import runner as orch
 from sigmasight_pipeline.onboarding import DEMO_BOOKS, demo_csv_text
 from sigmasight_pipeline.reporting import load_report_schema
 from sigmasight_pipeline.warehouse import schema

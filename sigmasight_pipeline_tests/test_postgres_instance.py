@@ -30,9 +30,8 @@ import pytest
 import sqlalchemy as sa
 import yaml
 from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
-from dagster_postgres.utils import pg_url_from_config
 
-from sigmasight_pipeline import orchestration as orch
+from sigmasight_pipeline import runner as orch
 from sigmasight_pipeline.onboarding import demo_book, demo_csv_text
 from sigmasight_pipeline.warehouse import schema
 from sigmasight_pipeline.warehouse.io import dispose_engines
@@ -232,24 +231,31 @@ def test_dagster_yaml_is_postgres_with_a_queued_run_coordinator():
     assert cfg["telemetry"]["enabled"] is False
 
 
-def test_empty_password_and_unset_variables(monkeypatch):
-    cfg = load_yaml(REPO / "dagster.yaml")["storage"]["postgres"]
-    env = {"DAGSTER_PG_USERNAME": "postgres", "DAGSTER_PG_PASSWORD": "", "DAGSTER_PG_HOST": "127.0.0.1",
-           "DAGSTER_PG_DB": "dagster", "DAGSTER_PG_PORT": "5432"}
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    from dagster._config import process_config
-    from dagster._core.storage.config import pg_config
+def test_empty_password_and_unset_variables(tmp_path, monkeypatch):
+    """The instance config resolves DAGSTER_PG_*: an empty password gives a URL without one, a password is
+    URL-encoded, and an unset variable is a configuration error that names it (public API only)."""
+    with throwaway_postgres_database() as url:
+        db = sa.make_url(url).database
+        env = {"DAGSTER_PG_USERNAME": "postgres", "DAGSTER_PG_PASSWORD": "", "DAGSTER_PG_HOST": "127.0.0.1",
+               "DAGSTER_PG_DB": db, "DAGSTER_PG_PORT": "5432"}
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        shutil.copy(REPO / "dagster.yaml", tmp_path / "dagster.yaml")
 
-    processed = process_config(pg_config(), cfg)
-    assert processed.success, processed.errors
-    assert pg_url_from_config(processed.value) == "postgresql://postgres@127.0.0.1:5432/dagster"
-    monkeypatch.setenv("DAGSTER_PG_PASSWORD", "p@ss word")
-    assert pg_url_from_config(process_config(pg_config(), cfg).value) == "postgresql://postgres:p%40ss%20word@127.0.0.1:5432/dagster"
-    monkeypatch.delenv("DAGSTER_PG_HOST")
-    unset = process_config(pg_config(), cfg)
-    assert not unset.success
-    assert "DAGSTER_PG_HOST" in str(unset.errors)
+        def storage_url() -> str:
+            inst = dg.DagsterInstance.from_config(str(tmp_path))
+            try:
+                return inst.event_log_storage.postgres_url
+            finally:
+                inst.dispose()
+
+        assert storage_url() == f"postgresql://postgres@127.0.0.1:5432/{db}"
+        monkeypatch.setenv("DAGSTER_PG_PASSWORD", "p@ss word")  # trust auth: any password connects
+        assert storage_url() == f"postgresql://postgres:p%40ss%20word@127.0.0.1:5432/{db}"
+        monkeypatch.delenv("DAGSTER_PG_HOST")
+        with pytest.raises(dg.DagsterInvalidConfigError, match="DAGSTER_PG_HOST"):
+            storage_url()
+        dispose_engines()
 
 
 def test_local_instance_is_sqlite_with_the_same_coordinator(tmp_path, monkeypatch):

@@ -36,7 +36,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from sigmasight_pipeline import orchestration as orch
+from sigmasight_pipeline import runner as orch
 from sigmasight_pipeline.defs.market.assets import market_prices
 from sigmasight_pipeline.defs.resources import MarketDataResource, WarehouseResource
 from sigmasight_pipeline.marketdata import base as marketdata_base

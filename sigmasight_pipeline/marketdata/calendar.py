@@ -192,3 +192,27 @@ def session_close(d: DateLike) -> pd.Timestamp:
         warnings.simplefilter("ignore")
         close = get_calendar().session_close(ts)
     return close.tz_convert("UTC") if close.tzinfo is not None else close.tz_localize("UTC")
+
+
+#: Where the exchange is: a "business date" is the New York calendar date.
+NEW_YORK = "America/New_York"
+
+
+def new_york_time(when: dt.datetime | pd.Timestamp | None = None) -> pd.Timestamp:
+    """``when`` (default now) in New York; a naive value is read as New York wall-clock time."""
+    ts = pd.Timestamp.now(tz=NEW_YORK) if when is None else pd.Timestamp(when)
+    return ts.tz_localize(NEW_YORK) if ts.tzinfo is None else ts.tz_convert(NEW_YORK)
+
+
+def business_date(when: dt.datetime | pd.Timestamp | None = None) -> pd.Timestamp:
+    """The New York calendar date of ``when`` (default now), as a tz-naive midnight Timestamp."""
+    return pd.Timestamp(new_york_time(when).date())
+
+
+def latest_completed_session(now: dt.datetime | pd.Timestamp | None = None) -> pd.Timestamp:
+    """The last XNYS session whose close (13:00 on early closes, else 16:00 New York) is at or before ``now``."""
+    ts = new_york_time(now)
+    day = pd.Timestamp(ts.date())
+    if is_session(day) and ts >= session_close(day):
+        return day
+    return previous_session(day)

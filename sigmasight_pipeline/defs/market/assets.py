@@ -41,6 +41,8 @@ def _date_range_md(dates: pd.DatetimeIndex) -> str:
     backfill_policy=single_run,
     group_name="market",
     kinds={"python", "sql"},
+    # The universe is every held symbol: a changed book changes what is priced.
+    deps=[dg.AssetDep("portfolio_positions", partition_mapping=dg.AllPartitionMapping())],
     description=(
         "Adjusted closes of the universe (every held symbol and option underlying, the seven factor ETFs, "
         "^TNX and ^IRX in percent) for each XNYS session, from the configured source. Holidays are "

@@ -1,10 +1,9 @@
-"""Operations: the daily schedule, the run-chaining sensor and the portfolio inbox sensor.
+"""Operations: how books enter the graph.
 
-- ``requests.py``: the RunRequests of the pipeline (market range, portfolio ranges, SQL models) and the
-  ``sigmasight/then`` tag that chains them (a follow-up is launched when its parent run succeeded).
-- ``schedules.py``: ``daily_risk_schedule`` (18:30 New York, XNYS sessions only).
-- ``sensors.py``: ``run_chain_sensor`` (launches the follow-ups of every successful run exactly once) and
-  ``portfolio_inbox_sensor`` (onboards the CSV files dropped in the inbox folder).
+- ``onboarding.py``: the one onboarding path (validate, store, add the partition, request its positions),
+  used by the CLI and by the inbox sensor.
+- ``sensors.py``: ``portfolio_inbox_sensor`` (onboards the CSV files dropped in the inbox folder).
 
-Nothing is defined here on purpose: ``load_from_defs_folder`` picks the definitions up from the modules.
+Daily materialization and follow-ups are declarative automation (``defs/automation.py``), not schedules or
+run chaining. Nothing is defined here on purpose: ``load_from_defs_folder`` picks the definitions up.
 """
