@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from sigmasight_pipeline import runner as orch
-from sigmasight_pipeline.defs.market.assets import market_prices, security_returns
+from sigmasight_pipeline.defs.market.market_prices import market_prices
+from sigmasight_pipeline.defs.market.security_returns import security_returns
 from sigmasight_pipeline.defs.resources import MarketDataResource, WarehouseResource
 from sigmasight_pipeline.onboarding import DEMO_BOOKS, demo_csv_text
 from sigmasight_pipeline.warehouse import schema

@@ -30,6 +30,7 @@ from sigmasight_pipeline.marketdata import (
     price_symbol_for,
     universe,
 )
+from sigmasight_pipeline.marketdata import base, sources
 from sigmasight_pipeline.marketdata import calendar as xcal
 from sigmasight_pipeline.marketdata.base import is_option_symbol, option_underlying
 from sigmasight_pipeline.marketdata.yfinance_source import closes_from_download
@@ -148,6 +149,31 @@ class TestCalendar:
         ts = pd.Timestamp("2025-01-09 23:30", tz="America/New_York")
         assert xcal.to_timestamp(ts) == pd.Timestamp("2025-01-09")
 
+    def test_split_sessions(self):
+        dates = pd.bdate_range("2025-06-17", "2025-06-20")  # 2025-06-19: Juneteenth
+        sessions, closed = xcal.split_sessions(dates)
+        assert list(sessions.strftime("%Y-%m-%d")) == ["2025-06-17", "2025-06-18", "2025-06-20"]
+        assert list(closed) == ["2025-06-19"] and "Juneteenth" in closed["2025-06-19"]
+        sessions, closed = xcal.split_sessions(pd.DatetimeIndex([]))
+        assert sessions.empty and closed == {}
+
+    def test_new_york_time_and_business_date(self):
+        # A naive value is New York wall-clock time; an aware one is converted.
+        assert str(xcal.new_york_time(dt.datetime(2025, 6, 27, 18, 30))) == "2025-06-27 18:30:00-04:00"
+        utc = pd.Timestamp("2025-06-28 01:30", tz="UTC")  # 21:30 on the 27th in New York
+        assert str(xcal.new_york_time(utc)) == "2025-06-27 21:30:00-04:00"
+        assert xcal.business_date(utc) == pd.Timestamp("2025-06-27")
+        assert xcal.business_date(pd.Timestamp("2025-01-15 03:00", tz="UTC")) == pd.Timestamp("2025-01-14")  # EST
+        assert xcal.new_york_time().tz is not None and xcal.business_date().tzinfo is None
+
+    def test_latest_completed_session(self):
+        at = lambda *a: pd.Timestamp(dt.datetime(*a), tz=xcal.NEW_YORK)  # noqa: E731
+        assert xcal.latest_completed_session(at(2025, 6, 27, 15, 59)) == pd.Timestamp("2025-06-26")
+        assert xcal.latest_completed_session(at(2025, 6, 27, 16, 0)) == pd.Timestamp("2025-06-27")
+        assert xcal.latest_completed_session(at(2025, 6, 29, 12, 0)) == pd.Timestamp("2025-06-27")  # Sunday
+        assert xcal.latest_completed_session(at(2025, 7, 3, 13, 30)) == pd.Timestamp("2025-07-03")  # early close
+        assert xcal.latest_completed_session(at(2025, 7, 4, 20, 0)) == pd.Timestamp("2025-07-03")  # holiday
+
 
 # --------------------------------------------------------------------------------------- base
 class TestBase:
@@ -188,6 +214,8 @@ class TestBase:
             get_source("bloomberg")
         for src in (SampleSource(), YFinanceSource(download=lambda **k: None), CsvSource(tmp_path)):
             assert isinstance(src, MarketDataSource)
+        # The registry sits above the sources; base knows none of them (no import circle).
+        assert get_source is sources.get_source and not hasattr(base, "get_source")
 
 
 # --------------------------------------------------------------------------------------- sample

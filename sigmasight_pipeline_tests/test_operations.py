@@ -22,7 +22,7 @@ from sigmasight_pipeline.defs.market.checks import STALE_AFTER_SESSIONS, price_s
 from sigmasight_pipeline.defs.operations.onboarding import ONBOARDING_TAG, history_window
 from sigmasight_pipeline.defs.operations.sensors import portfolio_inbox_sensor
 from sigmasight_pipeline.defs.partitions import history_start, multi_key
-from sigmasight_pipeline.defs.portfolios.assets import positions_frames
+from sigmasight_pipeline.defs.portfolios.portfolio_positions import positions_frames
 from sigmasight_pipeline.defs.resources import WarehouseResource
 from sigmasight_pipeline.marketdata import calendar as xcal
 from sigmasight_pipeline.onboarding import DEMO_BOOKS, PortfolioValidationError, demo_csv_text, inbox, parse_portfolio_csv

@@ -37,9 +37,9 @@ import pytest
 import sqlalchemy as sa
 
 from sigmasight_pipeline import runner as orch
-from sigmasight_pipeline.defs.market.assets import market_prices
+from sigmasight_pipeline.defs.market.market_prices import market_prices
 from sigmasight_pipeline.defs.resources import MarketDataResource, WarehouseResource
-from sigmasight_pipeline.marketdata import base as marketdata_base
+from sigmasight_pipeline.marketdata import sources as marketdata_sources
 from sigmasight_pipeline.marketdata.base import universe
 from sigmasight_pipeline.onboarding import DEMO_BOOKS, demo_csv_text
 from sigmasight_pipeline.warehouse import schema
@@ -58,7 +58,7 @@ OTHERS = [p for p in PORTFOLIOS if p != KILLED]
 POSITIONS = {"demo-individual": 16, "demo-hnw": 17, "demo-hedge-fund": 30, "demo-individual-copy": 16}
 SKIP = "portfolio_reports"
 
-#: The tables each date x portfolio asset writes, in ONE transaction per portfolio batch (risk/common.write_tables).
+#: The tables each date x portfolio asset writes, in ONE transaction per portfolio batch (defs/date_portfolio.write_tables).
 ASSET_TABLES: dict[str, list[sa.Table]] = {
     "position_greeks": [schema.position_greeks],
     "position_valuations": [schema.position_valuations, schema.portfolio_exposures, schema.group_exposures],
@@ -532,13 +532,13 @@ def test_yfinance_timeouts_then_partial_answer(monkeypatch, no_network, sqlite_u
                 frame.loc[d, [("Close", t), ("High", t), ("Low", t), ("Open", t), ("Volume", t)]] = [p, p + 1, p - 1, p, 1e6]
         return frame
 
-    real_get_source = marketdata_base.get_source
+    real_get_source = marketdata_sources.get_source
 
     def get_source(name=None, **options):  # the configured source, with the stand-in downloader and no waiting
         return real_get_source(name, download=download, sleep=sleeps.append, **options)
 
     monkeypatch.setenv("SIGMASIGHT_MARKET_DATA", "yfinance")
-    monkeypatch.setattr(marketdata_base, "get_source", get_source)
+    monkeypatch.setattr(marketdata_sources, "get_source", get_source)
 
     result = dg.materialize(
         [market_prices],
@@ -560,9 +560,11 @@ def test_yfinance_timeouts_then_partial_answer(monkeypatch, no_network, sqlite_u
     assert len(mats) == 2  # one per date partition
     md = mats[0].metadata
     assert md["source"].value == "yfinance"
-    assert md["download_attempts"].value == len(calls) > 1
-    assert md["symbols_missing"].value == MISSING
-    assert md["dagster/row_count"].value == 2 * len(symbols) - 3
+    assert md["run_download_attempts"].value == len(calls) > 1
+    assert md["run_symbols_missing"].value == MISSING
+    # Each date partition shows its own rows: every symbol but MISSING, and PARTIAL only on the second date.
+    rows = {m.partition: m.metadata["dagster/row_count"].value for m in mats}
+    assert rows == {YF_DATES[0]: len(symbols) - 2, YF_DATES[1]: len(symbols) - 1}
 
     (check,) = result.get_asset_check_evaluations()
     assert check.check_name == "universe_priced" and not check.passed

@@ -31,7 +31,7 @@ from sigmasight_pipeline.reporting import (
     report_slug,
     write_report,
 )
-from sigmasight_pipeline.reporting.builders import format_decimal, plain_position_type
+from sigmasight_pipeline.reporting.formatting import format_decimal, plain_position_type
 from sigmasight_pipeline.reporting.charts import PNG_SIGNATURE
 from sigmasight_pipeline.reporting.validation import markdown_availability
 
@@ -751,7 +751,7 @@ def test_prepublish_reports_schema_violations():
 
 
 def test_schema_validator_and_compiled_check_are_built_once():
-    from sigmasight_pipeline.reporting.validation import _report_check, report_validator
+    from sigmasight_pipeline.reporting.json_report import _report_check, report_validator
 
     validator = report_validator()  # also checks the shipped schema against the 2020-12 metaschema
     assert report_validator() is validator
@@ -791,7 +791,7 @@ def test_fast_schema_check_agrees_with_jsonschema():
     import copy
     import random
 
-    from sigmasight_pipeline.reporting.validation import _report_check, report_validator, schema_problems
+    from sigmasight_pipeline.reporting.json_report import _report_check, report_validator, schema_problems
 
     check, validator = _report_check(), report_validator()
     empty = pd.DataFrame()
@@ -829,7 +829,8 @@ def test_fast_schema_check_agrees_with_jsonschema():
 
 
 def test_anchor_day_matching_equals_pandas_dates():
-    from sigmasight_pipeline.reporting.builders import _anchor_rows, day_values, on_date
+    from sigmasight_pipeline.reporting.inputs import day_values, on_date
+    from sigmasight_pipeline.reporting.sections import anchor_rows as _anchor_rows
 
     cases = [
         pd.Series([pd.Timestamp("2025-03-14"), pd.Timestamp("2025-03-14 23:59:59"), pd.Timestamp("2025-03-13"), pd.NaT]),
@@ -856,7 +857,7 @@ def test_records_are_exactly_to_dict_records():
 
     import numpy as np
 
-    from sigmasight_pipeline.reporting.builders import _records
+    from sigmasight_pipeline.reporting.inputs import records as _records
 
     inp = make_input()
     frames = [inp.section(name) for name in (

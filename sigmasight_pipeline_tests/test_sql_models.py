@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 from sigmasight_pipeline.defs.resources import WarehouseResource
-from sigmasight_pipeline.defs.sql_models.assets import build_sql_model_assets, sql_models
+from sigmasight_pipeline.defs.sql_models.sql_models import build_sql_model_assets, sql_models
 from sigmasight_pipeline.sqlmodels import (
     ModelBuildError,
     SqlProjectError,

@@ -42,7 +42,7 @@ CATCH_UP_SESSIONS = 5
 #: corrected close recomputes its neighbourhood; older dates change only with their book).
 RECENT_SESSIONS = 5
 
-POSITIONS = dg.AssetSelection.assets("portfolio_positions")
+POSITIONS = dg.AssetSelection.assets("portfolio_positions")  # by key: no import of another domain's module
 SENSOR_NAME = "sigmasight_automation"
 
 
@@ -168,38 +168,7 @@ def sql_models_condition() -> dg.AutomationCondition:
     ).with_label("a table they read updated, or missing")
 
 
-def condition_for(spec: dg.AssetSpec) -> dg.AutomationCondition | None:
-    """The condition of an asset, by what it is; None for the ones only people and onboarding start
-    (``portfolio_positions``: a book is stored by onboarding, which requests its run)."""
-    key = spec.key.to_user_string()
-    if key == "market_prices":
-        return market_condition()
-    if key == "security_returns":
-        return follow_condition()
-    if isinstance(spec.partitions_def, dg.MultiPartitionsDefinition):
-        return engine_condition()
-    if spec.group_name == "sql_models":
-        return sql_models_condition()
-    return None
-
-
-def with_automation(defs: dg.Definitions) -> dg.Definitions:
-    """``defs`` with every asset's automation condition set (see :func:`condition_for`)."""
-
-    def apply(spec: dg.AssetSpec) -> dg.AssetSpec:
-        condition = condition_for(spec)
-        return spec if condition is None else spec.replace_attributes(automation_condition=condition)
-
-    # load_from_defs_folder lists an asset once per module that names it (the module defining it and those
-    # importing it for `deps`); mapping would turn those into distinct objects with one key, so dedupe first.
-    assets = list({id(a): a for a in defs.assets or []}.values())
-    unique = dg.Definitions(
-        assets=assets, asset_checks=defs.asset_checks, schedules=defs.schedules, sensors=defs.sensors, jobs=defs.jobs,
-        resources=defs.resources, executor=defs.executor, loggers=defs.loggers, metadata=defs.metadata,
-    )
-    return unique.map_asset_specs(func=apply)
-
-
+# `portfolio_positions` has no condition: a book is stored by onboarding, which requests its run.
 automation_sensor = dg.AutomationConditionSensorDefinition(
     SENSOR_NAME,
     target=dg.AssetSelection.all(),

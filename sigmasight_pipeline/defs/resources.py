@@ -1,4 +1,19 @@
-"""Resources, configured from the environment (see README, "Configuration")."""
+"""Resources, configured from the environment with ``dg.EnvVar`` (see README, "Configuration").
+
+| resource | field | variable | when unset |
+|---|---|---|---|
+| ``warehouse`` | ``database_url`` | ``SIGMASIGHT_DATABASE_URL`` | SQLite file ``$SIGMASIGHT_HOME/warehouse.db`` |
+| ``market_data`` | ``source`` | ``SIGMASIGHT_MARKET_DATA`` | ``sample`` (offline) |
+| ``market_data`` | ``csv_directory`` | ``SIGMASIGHT_MARKET_DATA_CSV`` | none (the csv source then refuses to start) |
+| ``reports`` | ``output_root`` | ``SIGMASIGHT_REPORTS_DIR`` | ``$SIGMASIGHT_HOME/reports`` |
+
+Why the fallback stays in the resources: Dagster resolves an ``EnvVar`` when a run starts and refuses an unset
+one (``dagster/_config/source.py``: "You have attempted to fetch the environment variable ... which is not
+set", a ``DagsterInvalidConfigError`` for the whole run; ``EnvVar`` has no default). So ``default_resources``
+binds a field to ``dg.EnvVar`` only when its variable is set as the definitions load (the UI then shows the
+variable, not its value); otherwise the field stays empty and the resource applies today's default, reading
+the variable at run time (so one set later still counts).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +23,10 @@ from pathlib import Path
 import dagster as dg
 from sqlalchemy.engine import Engine
 
-from sigmasight_pipeline.warehouse.io import get_engine, project_home
+from sigmasight_pipeline.marketdata import sources
+from sigmasight_pipeline.warehouse.io import DATABASE_URL_ENV, get_engine, project_home
+
+REPORTS_DIR_ENV = "SIGMASIGHT_REPORTS_DIR"
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -31,13 +49,11 @@ class MarketDataResource(dg.ConfigurableResource):
     csv_directory: str = ""
 
     def get_source(self):
-        from sigmasight_pipeline.marketdata.base import get_source
-
         options = {}
-        csv_dir = self.csv_directory or os.environ.get("SIGMASIGHT_MARKET_DATA_CSV", "")
+        csv_dir = self.csv_directory or os.environ.get(sources.CSV_DIR_ENV, "")
         if csv_dir:
             options["directory"] = csv_dir
-        return get_source(self.source or None, **options)
+        return sources.get_source(self.source or None, **options)
 
 
 class ReportsResource(dg.ConfigurableResource):
@@ -47,11 +63,23 @@ class ReportsResource(dg.ConfigurableResource):
 
     @property
     def root(self) -> Path:
-        root = self.output_root or os.environ.get("SIGMASIGHT_REPORTS_DIR") or str(project_home() / "reports")
+        root = self.output_root or os.environ.get(REPORTS_DIR_ENV) or str(project_home() / "reports")
         path = Path(root).resolve()
         path.mkdir(parents=True, exist_ok=True)
         return path
 
 
+def env_or_default(name: str) -> str:
+    """``dg.EnvVar(name)`` when the variable is set, else "" (the resource's own default applies)."""
+    return dg.EnvVar(name) if name in os.environ else ""
+
+
 def default_resources() -> dict[str, dg.ConfigurableResource]:
-    return {"warehouse": WarehouseResource(), "market_data": MarketDataResource(), "reports": ReportsResource()}
+    """The resources of the ``Definitions``, configured from the environment (module docstring)."""
+    return {
+        "warehouse": WarehouseResource(database_url=env_or_default(DATABASE_URL_ENV)),
+        "market_data": MarketDataResource(
+            source=env_or_default(sources.SOURCE_ENV), csv_directory=env_or_default(sources.CSV_DIR_ENV)
+        ),
+        "reports": ReportsResource(output_root=env_or_default(REPORTS_DIR_ENV)),
+    }

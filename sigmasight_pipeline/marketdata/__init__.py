@@ -1,7 +1,8 @@
 """Market data: the XNYS calendar and price sources behind one interface (pandas only).
 
 Sources: ``SampleSource`` (offline, deterministic; the default), ``YFinanceSource``, ``CsvSource``;
-choose one with ``get_source`` (env SIGMASIGHT_MARKET_DATA). See ``base`` for the frame contract.
+choose one with ``get_source`` (``sources``; env SIGMASIGHT_MARKET_DATA). See ``base`` for the frame
+contract. Imports run one way: ``calendar`` <- ``base`` <- the sources <- ``sources`` (the registry).
 """
 
 from . import calendar
@@ -11,7 +12,6 @@ from .base import (
     SYMBOLS,
     FetchReport,
     MarketDataSource,
-    get_source,
     is_option_symbol,
     option_underlying,
     price_symbol_for,
@@ -20,6 +20,7 @@ from .base import (
 from .csv_source import CsvFormatError, CsvSource
 from .sample import SampleSource
 from .security_master import load_security_master, lookup
+from .sources import get_source
 from .yfinance_source import YFinanceSource
 
 __all__ = [

@@ -21,7 +21,6 @@ what is not covered; local sources ignore it and return everything. ``fetch_clos
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -53,11 +52,6 @@ _PRICE_SYMBOL_ALIASES: dict[str, str] = {"VIX": SYMBOLS.VIX}
 
 #: OCC option symbol, compact or space-padded: root (1-6), YYMMDD, C/P, strike x 1000 (8 digits).
 _OCC_RE = re.compile(r"^(?P<root>[A-Z][A-Z0-9.\-]{0,5})\s*(?P<ymd>\d{6})(?P<cp>[CP])(?P<strike>\d{8})$")
-
-SOURCE_ENV = "SIGMASIGHT_MARKET_DATA"
-CSV_DIR_ENV = "SIGMASIGHT_MARKET_DATA_CSV"
-SOURCE_NAMES: tuple[str, ...] = ("sample", "yfinance", "csv")
-
 
 def price_symbol_for(underlying: str) -> str:
     """The market-data symbol of an underlying: "VIX" -> "^VIX"; any other symbol unchanged."""
@@ -233,35 +227,6 @@ class SourceBase:
         )
         self.last_report = report
         return frame, report
-
-
-def get_source(name: str | None = None, **options) -> MarketDataSource:
-    """The source called ``name`` (else env SIGMASIGHT_MARKET_DATA, else "sample").
-
-    Names: "sample" (offline, deterministic; the default), "yfinance", "csv" (directory from
-    ``options["directory"]`` or env SIGMASIGHT_MARKET_DATA_CSV). Other options go to the source's
-    constructor. Unknown name: ValueError listing the allowed values.
-    """
-    chosen = (name or os.environ.get(SOURCE_ENV) or "sample").strip().lower()
-    if chosen == "sample":
-        from .sample import SampleSource
-
-        return SampleSource(**options)
-    if chosen == "yfinance":
-        from .yfinance_source import YFinanceSource
-
-        return YFinanceSource(**options)
-    if chosen == "csv":
-        from .csv_source import CsvSource
-
-        directory = options.pop("directory", None) or os.environ.get(CSV_DIR_ENV)
-        if not directory:
-            raise ValueError(f"the csv market-data source needs a directory: set {CSV_DIR_ENV}")
-        return CsvSource(directory, **options)
-    raise ValueError(
-        f"unknown market data source {chosen!r}; allowed: {', '.join(SOURCE_NAMES)} "
-        f"(argument or env {SOURCE_ENV})"
-    )
 
 
 def empty_closes() -> pd.DataFrame:

@@ -194,6 +194,18 @@ def session_close(d: DateLike) -> pd.Timestamp:
     return close.tz_convert("UTC") if close.tzinfo is not None else close.tz_localize("UTC")
 
 
+def split_sessions(dates) -> tuple[pd.DatetimeIndex, dict[str, str]]:
+    """The XNYS sessions among ``dates`` and, for the others, why there is no session.
+
+    Returns ``(sessions, closed)``: the sessions in the order given, and ``{"YYYY-MM-DD": reason}`` for every
+    other date (reason as ``non_session_reason``, e.g. "XNYS holiday: Juneteenth National Independence Day").
+    """
+    dates = pd.DatetimeIndex(dates)
+    sessions = pd.DatetimeIndex([d for d in dates if is_session(d)])
+    closed = {d.strftime("%Y-%m-%d"): non_session_reason(d) for d in dates if d not in sessions}
+    return sessions, closed
+
+
 #: Where the exchange is: a "business date" is the New York calendar date.
 NEW_YORK = "America/New_York"
 
@@ -205,7 +217,8 @@ def new_york_time(when: dt.datetime | pd.Timestamp | None = None) -> pd.Timestam
 
 
 def business_date(when: dt.datetime | pd.Timestamp | None = None) -> pd.Timestamp:
-    """The New York calendar date of ``when`` (default now), as a tz-naive midnight Timestamp."""
+    """The New York calendar date of ``when`` (the session a tick after the close computes), as a tz-naive
+    midnight Timestamp; ``when`` defaults to now."""
     return pd.Timestamp(new_york_time(when).date())
 
 

@@ -1,9 +1,12 @@
 """Pre-publish validation of a rendered report (spec/report.md): the report asset's blocking check.
 
+It reads all three outputs together (the JSON, the Markdown, the CSV) and the input they came from; the
+JSON Schema itself lives with the JSON (:mod:`.json_report`).
+
 :func:`prepublish_problems` returns human-readable problems; an empty list means the report may be
 published. It checks:
 
-- the JSON validates against ``data/report.schema.json``;
+- the JSON validates against ``data/report.schema.json`` (:func:`.json_report.schema_problems`);
 - long + short counts equal the position count (and the CSV / JSON position lists agree with it);
 - the stress scenario count equals the scenario file's count (when stress results are available);
 - no duplicate factor rows (input rows, JSON, Markdown table);
@@ -18,23 +21,20 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import re
 from collections import Counter
-from functools import lru_cache
-from importlib import resources
 
 import numpy as np
 import pandas as pd
 
-from .builders import ENGINES, OPTION_TYPES, RenderedReport, day_values, engine_availability, on_date
-from .data import DATED_SECTIONS, SECTION_TABLES, ReportInput
+from .formatting import OPTION_TYPES, is_missing
+from .inputs import DATED_SECTIONS, SECTION_TABLES, ReportInput, anchor_mask, day_values, on_date
+from .json_report import schema_problems
+from .report import RenderedReport
+from .sections import ENGINES, engine_availability
 
 __all__ = [
     "prepublish_problems",
-    "schema_problems",
-    "load_report_schema",
-    "report_validator",
     "markdown_availability",
     "markdown_engine_table",
 ]
@@ -42,56 +42,6 @@ __all__ = [
 _MARKER_RE = re.compile(r"\*\*Not available\*\* \(engine: ([a-z_]+)\)")
 _DQ_ROW_RE = re.compile(r"^\| ([a-z_]+) \| (available|not available) \| ?(.*?) ?\|$")
 _LONG_TYPES = ("LONG", "LC", "LP")
-
-
-@lru_cache(maxsize=1)
-def load_report_schema() -> dict:
-    """The report JSON Schema shipped in ``sigmasight_pipeline/data/report.schema.json``."""
-    text = resources.files("sigmasight_pipeline.data").joinpath("report.schema.json").read_text(encoding="utf-8")
-    return json.loads(text)
-
-
-@lru_cache(maxsize=1)
-def report_validator():
-    """The Draft 2020-12 validator of the report schema, built (and the schema checked) once per process."""
-    from jsonschema import Draft202012Validator
-
-    schema = load_report_schema()
-    Draft202012Validator.check_schema(schema)
-    return Draft202012Validator(schema)
-
-
-@lru_cache(maxsize=1)
-def _report_check():
-    """The report schema compiled to Python by fastjsonschema once per process: a yes/no check ~20x faster
-    than interpreting the schema with jsonschema on every report."""
-    import fastjsonschema
-
-    compiled = fastjsonschema.compile(load_report_schema())
-
-    def check(report) -> bool:
-        try:
-            compiled(report)
-        except fastjsonschema.JsonSchemaException:
-            return False
-        return True
-
-    return check
-
-
-def schema_problems(report: dict) -> list[str]:
-    """Schema violations of a report JSON (Draft 2020-12), one line each.
-
-    A valid report (the usual case) is recognised by the compiled check alone; any other report is
-    validated by jsonschema, whose errors are the ones reported.
-    """
-    if _report_check()(report):
-        return []
-    out = []
-    for err in sorted(report_validator().iter_errors(report), key=lambda e: list(map(str, e.absolute_path))):
-        where = "/".join(str(p) for p in err.absolute_path) or "(root)"
-        out.append(f"JSON schema: {where}: {err.message}")
-    return out
 
 
 def _section_text(markdown: str, heading: str) -> str:
@@ -156,6 +106,26 @@ def _dates_of(frame: pd.DataFrame) -> pd.Series:
     return pd.to_datetime(frame["date"], errors="coerce").dt.date
 
 
+def _csv_report_dates(text: str) -> list:
+    """The ``report_date`` of every CSV row as ``csv.DictReader`` reads it (blank lines skipped, None
+    for a row too short to have one)."""
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader, None)
+    if header is None:
+        return []
+    at = len(header) - 1 - header[::-1].index("report_date") if "report_date" in header else None
+    return [row[at] if at is not None and at < len(row) else None for row in reader if row != []]
+
+
+def _has_duplicates(inp: ReportInput, frame: pd.DataFrame, keys: list[str]) -> bool:
+    """Whether ``frame.duplicated(keys).any()``, on the input's records when no key is missing."""
+    recs = inp.records(frame)
+    rows = [tuple(r[k] for k in keys) for r in recs]
+    if any(is_missing(v) for row in rows for v in row):  # pandas' rules for missing keys
+        return bool(frame.duplicated(keys).any())
+    return len(set(rows)) != len(rows)
+
+
 def prepublish_problems(rendered: RenderedReport, inp: ReportInput, expected_scenarios: int) -> list[str]:
     """Problems that must stop the report from being published; ``[]`` means it passes."""
     problems: list[str] = []
@@ -170,14 +140,14 @@ def prepublish_problems(rendered: RenderedReport, inp: ReportInput, expected_sce
 
     positions = js["positions"]
     summary = js["positions_summary"]
-    csv_rows = list(csv.DictReader(io.StringIO(rendered.csv)))
+    csv_dates = _csv_report_dates(rendered.csv)
 
     # --- 1. counts ---------------------------------------------------------------------------------
     n = len(positions)
     if summary["position_count"] != n:
         problems.append(f"positions_summary.position_count {summary['position_count']} != {n} positions listed")
-    if len(csv_rows) != n:
-        problems.append(f"CSV has {len(csv_rows)} rows but the JSON lists {n} positions")
+    if len(csv_dates) != n:
+        problems.append(f"CSV has {len(csv_dates)} rows but the JSON lists {n} positions")
     if js["exposures"]["available"]:
         data = js["exposures"]["data"]
         long_c, short_c = data["long_count"], data["short_count"]
@@ -208,14 +178,14 @@ def prepublish_problems(rendered: RenderedReport, inp: ReportInput, expected_sce
     pf = inp.section("portfolio_factors")
     if len(pf) and "factor_name" in pf.columns:
         keys = [c for c in ("date", "portfolio_id", "factor_name") if c in pf.columns]
-        dup = pf[pf.duplicated(keys, keep=False)]
-        if len(dup):
+        dup = pf[pf.duplicated(keys, keep=False)] if _has_duplicates(inp, pf, keys) else None
+        if dup is not None and len(dup):
             problems.append(f"duplicate factor rows in portfolio_factor_exposures: {', '.join(sorted(set(map(str, dup['factor_name']))))}")
     posf = inp.section("position_factors")
     if len(posf) and {"position_id", "factor_name"} <= set(posf.columns):
         keys = [c for c in ("date", "portfolio_id", "position_id", "factor_name") if c in posf.columns]
-        dup = posf[posf.duplicated(keys, keep=False)]
-        if len(dup):
+        dup = posf[posf.duplicated(keys, keep=False)] if _has_duplicates(inp, posf, keys) else None
+        if dup is not None and len(dup):
             pairs = sorted({f"#{p} {f}" for p, f in zip(dup["position_id"], dup["factor_name"])})
             problems.append(f"duplicate factor rows in position_factor_exposures: {', '.join(pairs)}")
     if js["factor_exposures"]["available"]:
@@ -271,6 +241,8 @@ def prepublish_problems(rendered: RenderedReport, inp: ReportInput, expected_sce
         if "date" not in frame.columns:
             problems.append(f"{SECTION_TABLES[name]}: rows without a date column")
             continue
+        if anchor_mask(inp, frame).all():  # every row is dated the anchor and of the input's portfolio
+            continue
         off = ~on_date(frame["date"], anchor)
         if off.any():
             wrong = sorted({str(d) for d in _dates_of(frame[off])})
@@ -279,16 +251,16 @@ def prepublish_problems(rendered: RenderedReport, inp: ReportInput, expected_sce
                 f"not the anchor date {anchor_iso}"
             )
         if "portfolio_id" in frame.columns:
-            others = sorted({str(p) for p in frame["portfolio_id"]} - {inp.portfolio_id})
+            others = sorted({str(p) for p in frame["portfolio_id"].tolist()} - {inp.portfolio_id})
             if others:
                 problems.append(f"{SECTION_TABLES[name]}: rows of other portfolios ({', '.join(others)})")
     hist = inp.section("snapshot_history")
     if len(hist) and "date" in hist.columns:
         after = day_values(hist["date"]) > np.datetime64(anchor, "D")  # NaT is never after
-        later = sorted({str(d) for d in _dates_of(hist[after])})
+        later = sorted({str(d) for d in _dates_of(hist[after])}) if after.any() else []
         if later:
             problems.append(f"snapshot history has rows after the anchor date {anchor_iso}: {', '.join(later)}")
-    bad_csv = sorted({r.get("report_date") for r in csv_rows if r.get("report_date") != anchor_iso})
+    bad_csv = sorted({d for d in csv_dates if d != anchor_iso})
     if bad_csv:
         problems.append(f"CSV report_date {', '.join(map(str, bad_csv))} != anchor date {anchor_iso}")
     bad_json = sorted({p["report_date"] for p in positions if p["report_date"] != anchor_iso})

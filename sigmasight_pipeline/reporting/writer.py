@@ -3,7 +3,8 @@
 ``{output_root}/{slug}_{YYYY-MM-DD}/portfolio_report.md|.json|.csv`` plus the chart PNGs. The slug can never
 leave the output root (checked after resolving symlinks). Each file is written to a temporary file in the
 same directory, flushed and fsynced, then moved over the old one with ``os.replace`` (atomic on POSIX and
-Windows): a reader sees the old file or the new one, never half of one. Files of a previous run that are
+Windows): a reader sees the old file or the new one, never half of one. (The files of a report are fsynced
+together, then moved one by one: charts first, the Markdown last.) Files of a previous run that are
 not part of this report (a chart no longer produced, a temporary file left by a crash) are removed AFTER
 the new files are in place. Only files a report can produce are touched; anything else in the directory
 is left alone.
@@ -11,17 +12,19 @@ is left alone.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .builders import RenderedReport
-from .data import as_date
+from .inputs import as_date
+from .json_report import report_json_text
+from .report import RenderedReport
 
-__all__ = ["REPORT_FILES", "WriteResult", "report_slug", "report_dir", "write_report", "report_json_text"]
+__all__ = ["REPORT_FILES", "WriteResult", "report_slug", "report_dir", "write_report"]
 
 REPORT_BASENAME = "portfolio_report"
 REPORT_FILES = (f"{REPORT_BASENAME}.md", f"{REPORT_BASENAME}.json", f"{REPORT_BASENAME}.csv")
@@ -73,11 +76,6 @@ class WriteResult:
         return self.paths[REPORT_FILES[2]]
 
 
-def report_json_text(rendered: RenderedReport) -> str:
-    """The JSON file's text: 2-space indent, UTF-8, keys in layout order, trailing newline."""
-    return json.dumps(rendered.json, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
-
-
 def _fsync_dir(directory: Path) -> None:
     try:
         fd = os.open(directory, os.O_RDONLY)
@@ -91,21 +89,62 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def _atomic_write(target: Path, payload: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f"{_TMP_PREFIX}{target.name}.", suffix=".tmp", dir=target.parent)
+def _fsync_pool() -> ThreadPoolExecutor:
+    """This process's threads for fsync (a pool is not inherited across a fork: one per process id)."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None or _POOL[0] != os.getpid():
+            _POOL = (os.getpid(), ThreadPoolExecutor(max_workers=8, thread_name_prefix="report-fsync"))
+        return _POOL[1]
+
+
+_POOL: tuple[int, ThreadPoolExecutor] | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _atomic_write_all(directory: Path, payloads: list[tuple[str, bytes]]) -> dict[str, Path]:
+    """Write every ``(name, payload)`` into ``directory`` atomically, in the order given; {name: path}.
+
+    Each payload goes to its own temporary file in the directory, which is flushed and fsynced before it is
+    moved over its target with ``os.replace``. The files are written first and fsynced together (one
+    thread each: the file system commits them in one go instead of one journal commit per file), then
+    moved in order. On an error no temporary file is left behind; targets moved before it stay new.
+    """
+    staged: list[tuple[Path, str, object]] = []  # (target, temporary path, open file)
     try:
-        with os.fdopen(fd, "wb") as fh:
+        for name, payload in payloads:
+            target = directory / name
+            fd, tmp = tempfile.mkstemp(prefix=f"{_TMP_PREFIX}{name}.", suffix=".tmp", dir=directory)
+            try:
+                fh = os.fdopen(fd, "wb")
+            except BaseException:  # pragma: no cover
+                os.close(fd)
+                os.unlink(tmp)
+                raise
+            staged.append((target, tmp, fh))
             fh.write(payload)
             fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+        if len(staged) > 1:
+            list(_fsync_pool().map(os.fsync, [fh.fileno() for _, _, fh in staged]))
+        else:
+            for _, _, fh in staged:
+                os.fsync(fh.fileno())
+        paths: dict[str, Path] = {}
+        while staged:
+            target, tmp, fh = staged[0]
+            fh.close()
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, target)
+            staged.pop(0)
+            paths[target.name] = target
+        return paths
+    finally:
+        for _, tmp, fh in staged:  # only after an error
+            fh.close()
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
 
 
 def _is_report_artifact(path: Path) -> bool:
@@ -139,11 +178,7 @@ def write_report(rendered: RenderedReport, charts: dict[str, bytes], directory) 
         (REPORT_FILES[1], report_json_text(rendered).encode("utf-8")),
         (REPORT_FILES[0], rendered.markdown.encode("utf-8")),
     ]
-    paths: dict[str, Path] = {}
-    for name, payload in payloads:
-        target = directory / name
-        _atomic_write(target, payload)
-        paths[name] = target
+    paths = _atomic_write_all(directory, payloads)
 
     removed: list[Path] = []
     keep = set(paths)

@@ -1,6 +1,13 @@
-"""Checks on the market data that read the warehouse: stale prices of held symbols."""
+"""Checks on the market data: every symbol priced, plausible returns, stale prices of held symbols.
+
+``universe_priced`` and ``returns_plausible`` are evaluated by their asset on the rows it just stored (their
+specs are here, the asset declares them); ``stale_prices`` is a check of its own that reads the warehouse.
+Each calls an invariant of ``quality.market``.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 import dagster as dg
 import pandas as pd
@@ -8,12 +15,58 @@ import sqlalchemy as sa
 
 from sigmasight_pipeline.defs.resources import WarehouseResource
 from sigmasight_pipeline.marketdata import calendar as xcal
+from sigmasight_pipeline.quality import market as q
 from sigmasight_pipeline.warehouse import schema
 from sigmasight_pipeline.warehouse.io import read_frame
 from sigmasight_pipeline.warehouse.portfolios import held_symbols
 
 #: A held symbol whose latest close is MORE than this many sessions older than the latest stored session is stale.
 STALE_AFTER_SESSIONS = 3
+
+UNIVERSE_PRICED = dg.AssetCheckSpec(
+    "universe_priced",
+    asset="market_prices",
+    description="Every symbol of the universe has a close on every session of the partition; missing ones are named.",
+)
+
+RETURNS_PLAUSIBLE = dg.AssetCheckSpec(
+    "returns_plausible",
+    asset="security_returns",
+    description="No daily return of a security beyond +-50% (a bad tick or an unadjusted split).",
+)
+
+
+def no_session_check(spec: dg.AssetCheckSpec) -> dg.AssetCheckResult:
+    """The check of a run without an exchange session: nothing stored, nothing to check."""
+    return dg.AssetCheckResult(check_name=spec.name, passed=True, metadata={"no_op": True})
+
+
+def universe_priced(stored: pd.DataFrame, symbols: Iterable[str], sessions: pd.DatetimeIndex) -> dg.AssetCheckResult:
+    """``universe_priced`` on the closes stored for ``sessions`` (WARN: a missing close is named, not blocking)."""
+    symbols = list(symbols)
+    incomplete = q.incomplete_symbols(stored, symbols, len(sessions))
+    return dg.AssetCheckResult(
+        check_name=UNIVERSE_PRICED.name,
+        passed=not incomplete,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "symbols_incomplete": ", ".join(f"{s} ({n} sessions missing)" for s, n in sorted(incomplete.items())) or "none",
+            "symbols_checked": len(symbols),
+        },
+    )
+
+
+def returns_plausible(stored: pd.DataFrame) -> dg.AssetCheckResult:
+    """``returns_plausible`` on the returns stored (WARN)."""
+    extreme = q.extreme_returns(stored)
+    return dg.AssetCheckResult(
+        check_name=RETURNS_PLAUSIBLE.name,
+        passed=extreme.empty,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "extreme_returns": dg.MetadataValue.md(extreme.head(20).to_markdown(index=False)) if len(extreme) else "none"
+        },
+    )
 
 
 def price_staleness(engine) -> tuple[pd.Timestamp | None, dict[str, tuple[str, int | None]]]:
@@ -62,7 +115,7 @@ def stale_prices(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     latest, staleness = price_staleness(warehouse.engine)
     if latest is None:
         return dg.AssetCheckResult(passed=True, metadata={"latest_session": "none", "note": "no prices stored yet"})
-    stale = {s: d for s, (d, behind) in staleness.items() if behind is None or behind > STALE_AFTER_SESSIONS}
+    stale = q.stale_symbols(staleness, STALE_AFTER_SESSIONS)
     last_close = {s: d for s, (d, _) in staleness.items()}
     return dg.AssetCheckResult(
         passed=not stale,

@@ -6,11 +6,14 @@ import dagster as dg
 import pandas as pd
 
 from sigmasight_pipeline.defs.resources import ReportsResource, WarehouseResource
-from sigmasight_pipeline.defs.risk.common import add_rows, date_portfolio_asset, portfolio_batches, run_metadata, write_tables
-from sigmasight_pipeline.defs.risk.factor_assets import factor_exposures, position_correlations, rate_sensitivity
-from sigmasight_pipeline.defs.risk.valuation_assets import position_greeks, position_valuations
-from sigmasight_pipeline.defs.snapshots.assets import portfolio_snapshots
-from sigmasight_pipeline.defs.stress.assets import stress_results
+from sigmasight_pipeline.defs.date_portfolio import add_rows, date_portfolio_asset, portfolio_batches, run_metadata, write_tables
+from sigmasight_pipeline.defs.risk.correlations import position_correlations
+from sigmasight_pipeline.defs.risk.factor_exposures import factor_exposures
+from sigmasight_pipeline.defs.risk.greeks import position_greeks
+from sigmasight_pipeline.defs.risk.rate_sensitivity import rate_sensitivity
+from sigmasight_pipeline.defs.risk.valuation import position_valuations
+from sigmasight_pipeline.defs.snapshots.portfolio_snapshots import portfolio_snapshots
+from sigmasight_pipeline.defs.stress.stress_results import stress_results
 from sigmasight_pipeline.reporting import (
     build_report,
     load_report_inputs,

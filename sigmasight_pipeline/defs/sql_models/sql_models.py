@@ -15,6 +15,7 @@ import dagster as dg
 import pandas as pd
 import sqlalchemy as sa
 
+from sigmasight_pipeline.defs.automation import sql_models_condition
 from sigmasight_pipeline.defs.resources import WarehouseResource
 from sigmasight_pipeline.sqlmodels import (
     Manifest,
@@ -65,6 +66,7 @@ def model_spec(manifest: Manifest, name: str) -> dg.AssetSpec:
         tags={"sql_model/materialized": model.materialized, **{f"sql_model/{t}": "" for t in model.config.tags}},
         metadata=_static_metadata(manifest, name),
         skippable=True,  # skipped when an upstream model fails (dbt build semantics)
+        automation_condition=sql_models_condition(),
         code_version=hashlib.sha256(model.raw_sql.encode()).hexdigest()[:12],  # an edited model shows as changed
     )
 

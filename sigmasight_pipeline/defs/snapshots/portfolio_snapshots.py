@@ -1,15 +1,18 @@
-"""Daily portfolio snapshots with P&L from position price changes (date x portfolio)."""
+"""``portfolio_snapshots``: daily portfolio snapshots with P&L from position price changes (date x portfolio)."""
 
 import dagster as dg
 import pandas as pd
 
-from sigmasight_pipeline.defs.resources import WarehouseResource
-from sigmasight_pipeline.defs.risk.common import (
-    add_rows, date_portfolio_asset, latest_preview, md_table, portfolio_batches, run_metadata, write_tables,
+from sigmasight_pipeline.defs.date_portfolio import (
+    add_rows, date_portfolio_asset, latest_preview, portfolio_batches, preview_metadata, run_metadata, write_tables,
 )
-from sigmasight_pipeline.defs.risk.valuation_assets import position_greeks, position_valuations
+from sigmasight_pipeline.defs.resources import WarehouseResource
+from sigmasight_pipeline.defs.risk.greeks import position_greeks
+from sigmasight_pipeline.defs.risk.valuation import position_valuations
+from sigmasight_pipeline.defs.snapshots.checks import SNAPSHOT_SUMS, snapshot_sums
 from sigmasight_pipeline.engines.snapshots import daily_position_pnl, portfolio_snapshots as snapshot_engine
 from sigmasight_pipeline.marketdata import calendar as xcal
+from sigmasight_pipeline.quality.snapshots import snapshot_problems
 from sigmasight_pipeline.warehouse import schema
 from sigmasight_pipeline.warehouse.io import read_table
 
@@ -23,14 +26,7 @@ from sigmasight_pipeline.warehouse.io import read_table
         "its entry price), daily return on the previous day's gross exposure, and cumulative P&L. The first "
         "snapshot's P&L is measured from entry prices and flagged."
     ),
-    check_specs=[
-        dg.AssetCheckSpec(
-            "snapshot_sums",
-            asset="portfolio_snapshots",
-            blocking=True,
-            description="Snapshot value equals the sum of position values, and daily P&L the sum of position P&L.",
-        )
-    ],
+    check_specs=[SNAPSHOT_SUMS],
 )
 def portfolio_snapshots(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     engine = warehouse.engine
@@ -65,27 +61,8 @@ def portfolio_snapshots(context: dg.AssetExecutionContext, warehouse: WarehouseR
     yield dg.MaterializeResult(
         metadata=run_metadata(
             batches, rows,
-            latest_snapshot=md_table(latest),
+            **preview_metadata("snapshot", snaps, latest),
             first_snapshots=", ".join(f"{r.portfolio_id} {r.date:%Y-%m-%d}" for r in first.itertuples()) or "none",
         )
     )
-    yield dg.AssetCheckResult(
-        check_name="snapshot_sums",
-        passed=not problems,
-        metadata={"problems": "\n".join(problems[:20]) or "none", "snapshots_checked": len(allsnap)},
-    )
-
-
-def snapshot_problems(snaps: pd.DataFrame, vals: pd.DataFrame, pnl: pd.DataFrame, portfolio_id: str) -> list[str]:
-    """Snapshots whose value or P&L differ from the sums of their stored position rows (by more than a cent per position)."""
-    if snaps.empty:
-        return []
-    s = snaps.set_index("date")
-    value = vals.groupby("date").market_value.sum().reindex(s.index).fillna(0)
-    daily = pnl.groupby("date").daily_pnl.sum().reindex(s.index).fillna(0)
-    n = vals.groupby("date").position_id.count().reindex(s.index).fillna(1).clip(lower=1)
-    out = [f"{portfolio_id} {d:%Y-%m-%d}: total_value {s.total_value[d]:,.2f} != sum of positions {value[d]:,.2f}"
-           for d in s.index[((s.total_value - value).abs() > 0.01 * n).to_numpy()]]
-    out += [f"{portfolio_id} {d:%Y-%m-%d}: daily_pnl {s.daily_pnl[d]:,.2f} != sum of position P&L {daily[d]:,.2f}"
-            for d in s.index[((s.daily_pnl - daily).abs() > 0.01 * n).to_numpy()]]
-    return out
+    yield snapshot_sums(problems, len(allsnap))

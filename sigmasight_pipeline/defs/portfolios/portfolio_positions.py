@@ -1,9 +1,10 @@
-"""The portfolio book: positions derived from each portfolio's stored upload, partitioned by portfolio."""
+"""``portfolio_positions``: the book of each portfolio, derived from its stored upload, partitioned by portfolio."""
 
 
 import dagster as dg
 import pandas as pd
 
+from sigmasight_pipeline.defs.metadata import RUN, attach_partition_metadata
 from sigmasight_pipeline.defs.partitions import partition_portfolios, portfolios, single_run
 from sigmasight_pipeline.defs.resources import WarehouseResource
 from sigmasight_pipeline.marketdata.base import price_symbol_for
@@ -43,29 +44,33 @@ def positions_frames(portfolio_id: str, parsed: list[ParsedPosition]) -> tuple[p
 def portfolio_positions(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     engine = warehouse.engine
     summaries = []
+    keys = {str(k): k for k in context.partition_keys}
     for portfolio_id in partition_portfolios(context):
         book = get_portfolio(engine, portfolio_id)
         parsed = parse_portfolio_csv(book["source_csv"])
         positions, tags = positions_frames(portfolio_id, parsed)
         replace_positions(engine, portfolio_id, positions, tags)
         cost = positions.cost_basis.astype(float)
-        summaries.append(
-            {
-                "portfolio": portfolio_id,
-                "name": book["name"],
-                "positions": len(positions),
-                "long": int((positions.quantity > 0).sum()),
-                "short": int((positions.quantity < 0).sum()),
-                "options": int(positions.option_type.notna().sum()),
-                "long_cost_basis": round(float(cost[cost > 0].sum()), 2),
-                "short_cost_basis": round(float(cost[cost < 0].sum()), 2),
-            }
-        )
+        summary = {
+            "portfolio": portfolio_id,
+            "name": book["name"],
+            "positions": len(positions),
+            "long": int((positions.quantity > 0).sum()),
+            "short": int((positions.quantity < 0).sum()),
+            "options": int(positions.option_type.notna().sum()),
+            "long_cost_basis": round(float(cost[cost > 0].sum()), 2),
+            "short_cost_basis": round(float(cost[cost < 0].sum()), 2),
+        }
+        summaries.append(summary)
+        # This portfolio's own figures, on its own partition.
+        attach_partition_metadata(context, keys.get(portfolio_id, portfolio_id), {
+            "dagster/row_count": len(positions),
+            "book": dg.MetadataValue.md(pd.DataFrame([summary]).to_markdown(index=False)),
+            "symbols": ", ".join(sorted(positions.symbol)),
+        })
     table = pd.DataFrame(summaries)
     return dg.MaterializeResult(
         metadata={
-            "dagster/row_count": int(table.positions.sum()),
-            "portfolios": dg.MetadataValue.md(table.to_markdown(index=False)),
-            "symbols": ", ".join(sorted(positions.symbol)) if len(summaries) == 1 else f"{len(summaries)} portfolios",
+            f"{RUN}portfolios": dg.MetadataValue.md(table.to_markdown(index=False)),
         }
     )

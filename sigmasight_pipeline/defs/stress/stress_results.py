@@ -1,19 +1,30 @@
-"""Stress tests over the named scenarios of the scenario file (date x portfolio)."""
+"""``stress_results``: stress tests over the named scenarios of the scenario file (date x portfolio)."""
 
 import dagster as dg
 import pandas as pd
 
-from sigmasight_pipeline.defs.resources import WarehouseResource
-from sigmasight_pipeline.defs.risk.common import (
-    PortfolioBatch, add_rows, date_portfolio_asset, latest_preview, md_table, portfolio_batches, run_metadata, write_tables,
+from sigmasight_pipeline.defs.date_portfolio import (
+    PortfolioBatch, add_rows, date_portfolio_asset, latest_date, latest_preview, portfolio_batches, run_metadata,
+    write_tables,
 )
-from sigmasight_pipeline.defs.risk.factor_assets import factor_exposures, rate_sensitivity
-from sigmasight_pipeline.defs.risk.valuation_assets import position_greeks, position_valuations
-from sigmasight_pipeline.engines.stress import loss_cap_violations, stress_test_range
+from sigmasight_pipeline.defs.metadata import md_table, preview_label
+from sigmasight_pipeline.defs.resources import WarehouseResource
+from sigmasight_pipeline.defs.risk.factor_exposures import factor_exposures
+from sigmasight_pipeline.defs.risk.greeks import position_greeks
+from sigmasight_pipeline.defs.risk.rate_sensitivity import rate_sensitivity
+from sigmasight_pipeline.defs.risk.valuation import position_valuations
+from sigmasight_pipeline.defs.stress.checks import (
+    LOSS_CAP, SCENARIO_COUNT, ZERO_SHOCK_ZERO_PNL, loss_cap, scenario_count, zero_shock_zero_pnl,
+)
+from sigmasight_pipeline.engines.stress import stress_test_range
 from sigmasight_pipeline.marketdata.base import SYMBOLS
+from sigmasight_pipeline.quality.stress import loss_cap_problems, scenario_count_problems, zero_shock_problems
 from sigmasight_pipeline.warehouse import schema
 from sigmasight_pipeline.warehouse.reads import market_window
 from sigmasight_pipeline.warehouse.reference import read_scenarios, stress_scenarios
+
+#: The zero-shock scenario the zero_shock_zero_pnl check runs.
+ZERO_SCENARIO = pd.DataFrame({"scenario_id": ["zero"], "name": ["zero"], "category": ["check"], "severity": ["none"]})
 
 
 def stress_inputs(engine, batch: PortfolioBatch) -> dict:
@@ -38,25 +49,7 @@ def stress_inputs(engine, batch: PortfolioBatch) -> dict:
         "underlying price and rate. Direct P&L uses the named shocks; correlated P&L adds the unshocked "
         "factors' conditional moves E[f_u|f_s] from the factor covariance of the same 150-session window."
     ),
-    check_specs=[
-        dg.AssetCheckSpec(
-            "loss_cap",
-            asset="stress_results",
-            blocking=True,
-            description="An unlevered long-only book never loses more than its gross exposure in any scenario; capped rows are flagged, never silent.",
-        ),
-        dg.AssetCheckSpec(
-            "scenario_count",
-            asset="stress_results",
-            blocking=True,
-            description="Every date has exactly one result per scenario of the scenario file.",
-        ),
-        dg.AssetCheckSpec(
-            "zero_shock_zero_pnl",
-            asset="stress_results",
-            description="A scenario with every shock at zero gives exactly zero P&L on the stored inputs.",
-        ),
-    ],
+    check_specs=[LOSS_CAP, SCENARIO_COUNT, ZERO_SHOCK_ZERO_PNL],
 )
 def stress_results(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     engine = warehouse.engine
@@ -77,30 +70,24 @@ def stress_results(context: dg.AssetExecutionContext, warehouse: WarehouseResour
             res, breakdown = out.results, out.factor_breakdown
             # The zero-shock invariant, on the same stored inputs, for the last session of the run.
             zero = shocks.assign(shock=0.0, scenario_id="zero")
-            z = stress_test_range(**args, scenarios=pd.DataFrame({"scenario_id": ["zero"], "name": ["zero"], "category": ["check"], "severity": ["none"]}),
-                                  shocks=zero.drop_duplicates("factor_name"), dates=batch.sessions[-1:]).results
-            if (z[["direct_pnl", "correlated_pnl"]].abs().to_numpy() > 1e-9).any():
-                zero_problems.append(f"{batch.portfolio_id}: zero shock gave {z.direct_pnl.iloc[0]:.6f} / {z.correlated_pnl.iloc[0]:.6f}")
+            z = stress_test_range(**args, scenarios=ZERO_SCENARIO, shocks=zero.drop_duplicates("factor_name"),
+                                  dates=batch.sessions[-1:]).results
+            zero_problems += zero_shock_problems(z, batch.portfolio_id)
         add_rows(rows, write_tables(engine, batch, {schema.stress_results: res, schema.stress_factor_breakdown: breakdown}))
         stored = batch.stored(engine, schema.stress_results)
         expo = batch.stored(engine, schema.portfolio_exposures)
-        v = loss_cap_violations(stored, expo)
-        violations += [f"{batch.portfolio_id} {r.date:%Y-%m-%d} {r.scenario_id}: loss {min(r.direct_pnl, r.correlated_pnl):,.2f} > gross {r.book_gross_exposure:,.2f}" for r in v.itertuples()]
-        per_date = stored.groupby("date").scenario_id.nunique().reindex(batch.sessions).fillna(0)
-        count_problems += [f"{batch.portfolio_id} {d:%Y-%m-%d}: {int(n)} scenarios, file has {len(file_scenarios)}" for d, n in per_date.items() if n != len(file_scenarios)]
+        violations += loss_cap_problems(stored, expo, batch.portfolio_id)
+        count_problems += scenario_count_problems(stored, batch.sessions, len(file_scenarios), batch.portfolio_id)
         results_all.append(stored)
     latest = latest_preview(results_all, ["portfolio_id", "scenario_id", "direct_pnl", "correlated_pnl", "correlation_effect", "pct_of_equity", "flag"])
     latest = latest.merge(scenarios[["scenario_id", "name"]], on="scenario_id").sort_values("correlated_pnl")
     latest = latest[["portfolio_id", "name", "direct_pnl", "correlated_pnl", "correlation_effect", "pct_of_equity", "flag"]]
     yield dg.MaterializeResult(
-        metadata=run_metadata(batches, rows, scenarios=len(scenarios), latest_stress=md_table(latest.head(12)))
+        metadata=run_metadata(
+            batches, rows, scenarios=len(scenarios),
+            **{preview_label("stress", latest_date(results_all)): md_table(latest.head(12))},
+        )
     )
-    yield dg.AssetCheckResult(check_name="loss_cap", passed=not violations, metadata={"violations": "\n".join(violations[:20]) or "none"})
-    yield dg.AssetCheckResult(
-        check_name="scenario_count", passed=not count_problems,
-        metadata={"expected": len(file_scenarios), "problems": "\n".join(count_problems[:20]) or "none"},
-    )
-    yield dg.AssetCheckResult(
-        check_name="zero_shock_zero_pnl", passed=not zero_problems, severity=dg.AssetCheckSeverity.WARN,
-        metadata={"problems": "\n".join(zero_problems) or "none"},
-    )
+    yield loss_cap(violations)
+    yield scenario_count(count_problems, len(file_scenarios))
+    yield zero_shock_zero_pnl(zero_problems)

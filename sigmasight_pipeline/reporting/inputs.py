@@ -1,0 +1,414 @@
+"""Report inputs: :class:`ReportInput`, read from the warehouse for ONE portfolio and ONE date.
+
+Every section frame holds the rows of its warehouse table for the anchor date (the partition date) and
+nothing else. A section with no rows for that date is *not available*; the report says so with the reason
+(``no rows in position_greeks for 2025-03-14``). Nothing ever falls back to another date: the only frame
+that spans several dates is ``snapshot_history`` (the cumulative P&L chart), and it stops at the anchor
+date. Column names are those of :mod:`sigmasight_pipeline.warehouse.schema`.
+
+Also here: how the rest of the package reads a frame (:func:`records`, as ``to_dict("records")``) and
+matches dates (:func:`day_values`, :func:`on_date`). This is the only module that reads the warehouse.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from sigmasight_pipeline.warehouse import schema
+from sigmasight_pipeline.warehouse.io import read_frame, read_table
+from sigmasight_pipeline.warehouse.portfolios import get_portfolio, read_positions
+
+try:  # what DataFrame.to_dict applies to object / extension columns
+    from pandas.api.extensions import ExtensionDtype
+    from pandas.core.dtypes.cast import maybe_box_native as _box_native
+except ImportError:  # pragma: no cover - records falls back to DataFrame.to_dict
+    _box_native = None
+
+__all__ = [
+    "SECTION_TABLES",
+    "DATED_SECTIONS",
+    "ReportInput",
+    "load_report_input",
+    "load_report_inputs",
+    "as_date",
+    "FrameCache",
+    "history_upto",
+    "day_values",
+    "on_date",
+    "row_mask",
+    "anchor_mask",
+    "records",
+]
+
+#: ReportInput attribute -> the warehouse table its rows come from (used in "not available" reasons).
+#: Plain ``str`` (SQLAlchemy names are a ``str`` subclass), as the report's JSON holds them.
+SECTION_TABLES: dict[str, str] = {
+    "valuations": str(schema.position_valuations.name),
+    "exposures": str(schema.portfolio_exposures.name),
+    "greeks": str(schema.position_greeks.name),
+    "position_factors": str(schema.position_factor_exposures.name),
+    "portfolio_factors": str(schema.portfolio_factor_exposures.name),
+    "factor_window": str(schema.factor_regression_windows.name),
+    "position_rates": str(schema.position_rate_sensitivity.name),
+    "portfolio_rates": str(schema.portfolio_rate_sensitivity.name),
+    "correlation_summary": str(schema.correlation_summaries.name),
+    "correlation_clusters": str(schema.correlation_clusters.name),
+    "stress_results": str(schema.stress_results.name),
+    "stress_breakdown": str(schema.stress_factor_breakdown.name),
+    "snapshot": str(schema.portfolio_snapshots.name),
+    "position_pnl": str(schema.position_daily_pnl.name),
+}
+
+#: Sections whose every row must carry ``date == anchor_date``.
+DATED_SECTIONS: tuple[str, ...] = tuple(SECTION_TABLES)
+
+_TABLES = {
+    "valuations": schema.position_valuations,
+    "exposures": schema.portfolio_exposures,
+    "greeks": schema.position_greeks,
+    "position_factors": schema.position_factor_exposures,
+    "portfolio_factors": schema.portfolio_factor_exposures,
+    "factor_window": schema.factor_regression_windows,
+    "position_rates": schema.position_rate_sensitivity,
+    "portfolio_rates": schema.portfolio_rate_sensitivity,
+    "correlation_summary": schema.correlation_summaries,
+    "correlation_clusters": schema.correlation_clusters,
+    "stress_results": schema.stress_results,
+    "stress_breakdown": schema.stress_factor_breakdown,
+    "snapshot": schema.portfolio_snapshots,
+    "position_pnl": schema.position_daily_pnl,
+}
+
+
+def as_date(value) -> dt.date:
+    """A date from a ``date``, ``datetime``, pandas ``Timestamp`` or ISO string."""
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    return pd.Timestamp(value).date()
+
+
+def _empty() -> pd.DataFrame:
+    return pd.DataFrame()
+
+
+class FrameCache:
+    """What the report derives from an input frame (its records, ...), computed once per frame object.
+
+    :func:`load_report_inputs` shares one memoizing cache between the inputs of a range and fills it
+    while it reads (each table's records are built once for the range, then split by date), so a report
+    of a backfill does not redo per-frame work. Entries are keyed by the frame's identity and keep the
+    frame alive (an id is never reused while its entry exists). A hand-built :class:`ReportInput` gets
+    a cache that does not memoize: its frames are read afresh by every report.
+
+    The frames of a loaded input are read-only: change one by assigning a new frame
+    (``inp.greeks = frame``), never in place.
+    """
+
+    def __init__(self, memoize: bool = False):
+        self.memoize = memoize
+        self._entries: dict[tuple, tuple] = {}
+
+    def get(self, frame, kind, compute):
+        """``compute(frame)``, or what is stored for (``frame``, ``kind``)."""
+        entry = self._entries.get((id(frame), kind))
+        if entry is not None and entry[0] is frame:
+            return entry[1]
+        value = compute(frame)
+        if self.memoize:
+            self._entries[(id(frame), kind)] = (frame, value)
+        return value
+
+    def put(self, frame, kind, value) -> None:
+        self._entries[(id(frame), kind)] = (frame, value)
+
+
+@dataclass
+class ReportInput:
+    """Everything one report formats, for one portfolio and one anchor date.
+
+    ``positions``: the ``positions`` table as :func:`read_positions` returns it (``tags`` a tuple,
+    ``sector``/``industry`` from the security master). The section frames are the warehouse rows of
+    the anchor date; ``snapshot_history`` is ``portfolio_snapshots`` up to and including it.
+    ``scenarios``: the stored stress scenarios (``scenario_id, name, category, severity`` and, when read
+    from the warehouse, ``display_order``). ``failed_checks``: descriptions of asset checks that failed
+    upstream (filled by the caller). ``flags``: extra data-quality notes from the caller (market-data
+    gaps, ...); the report derives the standard flags (limited history, missing prices, model prices,
+    Greeks and stress flags) from the rows themselves.
+    """
+
+    portfolio: dict
+    anchor_date: dt.date
+    positions: pd.DataFrame = field(default_factory=_empty)
+    valuations: pd.DataFrame = field(default_factory=_empty)
+    exposures: pd.DataFrame = field(default_factory=_empty)
+    greeks: pd.DataFrame = field(default_factory=_empty)
+    position_factors: pd.DataFrame = field(default_factory=_empty)
+    portfolio_factors: pd.DataFrame = field(default_factory=_empty)
+    factor_window: pd.DataFrame = field(default_factory=_empty)
+    position_rates: pd.DataFrame = field(default_factory=_empty)
+    portfolio_rates: pd.DataFrame = field(default_factory=_empty)
+    correlation_summary: pd.DataFrame = field(default_factory=_empty)
+    correlation_clusters: pd.DataFrame = field(default_factory=_empty)
+    stress_results: pd.DataFrame = field(default_factory=_empty)
+    stress_breakdown: pd.DataFrame = field(default_factory=_empty)
+    scenarios: pd.DataFrame = field(default_factory=_empty)
+    snapshot: pd.DataFrame = field(default_factory=_empty)
+    position_pnl: pd.DataFrame = field(default_factory=_empty)
+    snapshot_history: pd.DataFrame = field(default_factory=_empty)
+    failed_checks: list[str] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.anchor_date = as_date(self.anchor_date)
+        self.portfolio = dict(self.portfolio)
+        for key in ("portfolio_id", "name"):
+            if not self.portfolio.get(key):
+                raise ValueError(f"ReportInput.portfolio needs {key!r}")
+        self.portfolio.setdefault("owner", None)
+        self.failed_checks = [str(c) for c in (self.failed_checks or [])]
+        self.flags = [str(f) for f in (self.flags or [])]
+        #: what the report derives from these frames (not a dataclass field: not compared, not copied
+        #: by ``dataclasses.replace``); :func:`load_report_inputs` shares one between a range's inputs
+        self.cache = FrameCache()
+
+    @property
+    def portfolio_id(self) -> str:
+        return str(self.portfolio["portfolio_id"])
+
+    @property
+    def portfolio_name(self) -> str:
+        return str(self.portfolio["name"])
+
+    def section(self, name: str) -> pd.DataFrame:
+        """The frame of a section by its attribute name (``None`` reads as an empty frame)."""
+        frame = getattr(self, name)
+        return frame if isinstance(frame, pd.DataFrame) else pd.DataFrame()
+
+    def records(self, frame: pd.DataFrame) -> list[dict]:
+        """``records(frame)`` of one of this input's frames (shared: read them, never change them)."""
+        return self.cache.get(frame, "records", records)
+
+
+def load_report_inputs(engine: Engine, portfolio_id: str, anchor_dates) -> Iterator[ReportInput]:
+    """One :class:`ReportInput` per anchor date (in the order given) for one portfolio, reading each
+    warehouse table ONCE for all the dates (a ranged run reports every session of its range).
+
+    Every dated section of a report holds the rows of its own anchor date only: a table without rows for
+    that date gives an empty frame (the report then says "not available"), never another date's rows.
+    ``snapshot_history`` is ``portfolio_snapshots`` with ``date <= anchor_date`` (no look-ahead).
+    ``failed_checks`` and ``flags`` are left empty for the caller to fill.
+
+    The inputs share one :class:`FrameCache`, filled here once for the range: each table's records
+    (built for the whole range, then split by date) and the P&L history up to each date.
+    """
+    anchors = [as_date(d) for d in anchor_dates]
+    if not anchors:
+        return
+    row = get_portfolio(engine, portfolio_id)
+    pid = str(row["portfolio_id"])
+    portfolio = {"portfolio_id": pid, "name": row["name"], "owner": row.get("owner")}
+    cache = FrameCache(memoize=True)
+    by_table = {
+        name: _by_date(read_table(engine, table, dates=anchors, portfolio_id=pid), cache, pid)
+        for name, table in _TABLES.items()
+    }
+    s = schema.stress_scenarios
+    scenarios = read_frame(
+        engine,
+        sa.select(s.c.scenario_id, s.c.name, s.c.category, s.c.severity, s.c.display_order).order_by(
+            s.c.display_order, s.c.scenario_id
+        ),
+    )
+    snap = schema.portfolio_snapshots
+    history = read_frame(
+        engine,
+        sa.select(snap.c.date, snap.c.daily_pnl, snap.c.cumulative_pnl, snap.c.total_value)
+        .where((snap.c.portfolio_id == pid) & (snap.c.date <= max(anchors)))
+        .order_by(snap.c.date),
+    )
+    history_ends = pd.DatetimeIndex(history["date"]).searchsorted(pd.DatetimeIndex(anchors), side="right")
+    pnl_history = history_upto(history, pid, max(anchors))  # the P&L history of every anchor, cut below
+    pnl_ends = pd.DatetimeIndex(pnl_history["date"]).searchsorted(pd.DatetimeIndex(anchors), side="right")
+    positions = read_positions(engine, pid)
+    for anchor, history_end, pnl_end in zip(anchors, history_ends, pnl_ends):
+        inp = ReportInput(
+            portfolio=portfolio,
+            anchor_date=anchor,
+            positions=positions,
+            scenarios=scenarios,
+            snapshot_history=history.iloc[:history_end],
+            **{name: _rows_on(parts, anchor) for name, parts in by_table.items()},
+        )
+        # history_upto(slice, pid, anchor) is the range's P&L history cut at the anchor: the slice holds
+        # the rows dated up to the anchor, in date order
+        cache.put(inp.snapshot_history, ("history_upto", pid, anchor), pnl_history.iloc[:pnl_end])
+        inp.cache = cache
+        yield inp
+
+
+def _by_date(frame: pd.DataFrame, cache: FrameCache, portfolio_id: str) -> tuple[pd.DataFrame, dict]:
+    """A table's rows for a range, split once by date: (empty frame with its columns, {date: rows}).
+
+    A date's rows keep their order (the table's, primary-key order). What the report derives from each
+    date's rows goes into ``cache``, computed for the whole range at once: their records, and their
+    :func:`anchor_mask` for that date (every row is of that date; the portfolio is compared row by row).
+    """
+    empty = frame.iloc[0:0]
+    cache.put(empty, "records", [])
+    if frame.empty:
+        return empty, {}
+    stamps = pd.DatetimeIndex(frame["date"])
+    if stamps.tz is not None:  # a date is the wall-clock date, as DatetimeIndex.date gives it
+        stamps = stamps.tz_localize(None)
+    days = stamps.to_numpy().astype("datetime64[D]")
+    ordinal = days.view("int64")  # NaT is the smallest
+    if len(days) > 1 and not (ordinal[1:] >= ordinal[:-1]).all():  # group the days, keeping row order
+        order = np.argsort(ordinal, kind="stable")
+        frame, days, ordinal = frame.take(order), days[order], ordinal[order]
+    frame = frame.reset_index(drop=True)
+    recs = records(frame)
+    of_portfolio = _of_portfolio(frame, portfolio_id)
+    starts = np.flatnonzero(np.r_[True, ordinal[1:] != ordinal[:-1]]).tolist() + [len(days)]
+    parts = {}
+    for start, stop in zip(starts[:-1], starts[1:]):
+        if np.isnat(days[start]):  # rows without a date belong to no report
+            continue
+        part = frame.iloc[start:stop]
+        part.index = pd.RangeIndex(stop - start)  # as reset_index(drop=True), without its copy
+        day = days[start].astype(object)  # datetime64[D] -> datetime.date
+        cache.put(part, "records", recs[start:stop])
+        cache.put(part, ("anchor_mask", day, portfolio_id), of_portfolio[start:stop].copy())
+        parts[day] = part
+    return empty, parts
+
+
+def _of_portfolio(frame: pd.DataFrame, portfolio_id: str) -> np.ndarray:
+    """The portfolio part of :func:`row_mask` (all rows when the frame has no portfolio id)."""
+    if "portfolio_id" not in frame.columns:
+        return np.ones(len(frame), dtype=bool)
+    return np.fromiter(
+        ((v if type(v) is str else str(v)) == portfolio_id for v in frame["portfolio_id"].tolist()),
+        dtype=bool, count=len(frame),
+    )
+
+
+def _rows_on(parts: tuple[pd.DataFrame, dict], anchor: dt.date) -> pd.DataFrame:
+    empty, by_day = parts
+    return by_day.get(anchor, empty)
+
+
+def history_upto(history: pd.DataFrame, portfolio_id: str, anchor: dt.date) -> pd.DataFrame:
+    """``date, cumulative_pnl`` of ``history`` (``portfolio_snapshots`` rows) up to ``anchor``, by date.
+
+    Rows of another portfolio (when the frame says) and rows without a date are left out; a date given
+    twice keeps its last row. Never past the anchor.
+    """
+    cols = ["date", "cumulative_pnl"]
+    if len(history) == 0 or not set(cols) <= set(history.columns):
+        return pd.DataFrame(columns=cols)
+    h = history
+    if "portfolio_id" in h.columns:
+        h = h[h["portfolio_id"].astype(str) == portfolio_id]
+    h = h.assign(date=pd.to_datetime(h["date"], errors="coerce"))
+    h = h[h["date"].notna() & (h["date"].dt.date <= anchor)]  # never past the anchor
+    return h[cols].drop_duplicates("date", keep="last").sort_values("date").reset_index(drop=True)
+
+
+def load_report_input(engine: Engine, portfolio_id: str, anchor_date) -> ReportInput:
+    """Read one portfolio's report input for ``anchor_date`` from the warehouse (see
+    :func:`load_report_inputs`, of which this is the one-date case)."""
+    return next(load_report_inputs(engine, portfolio_id, [anchor_date]))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Reading frames: dates and records
+# ---------------------------------------------------------------------------------------------------
+def day_values(values) -> np.ndarray:
+    """``values`` (dates, datetimes, timestamps or strings) as a ``datetime64[D]`` array; unparsable -> NaT.
+
+    Day ``i`` is ``pd.to_datetime(values, errors="coerce").dt.date[i]`` (a time-zone-aware timestamp
+    counts by its wall-clock date), computed on the datetime64 values without a ``date`` object per row.
+    """
+    dates = values if isinstance(values, pd.Series) else pd.Series(values)
+    if not pd.api.types.is_datetime64_dtype(dates.dtype):  # tz-aware, object, strings, ...
+        dates = pd.to_datetime(dates, errors="coerce")
+        if isinstance(dates.dtype, pd.DatetimeTZDtype):
+            dates = dates.dt.tz_localize(None)  # wall-clock time in its own zone
+    return dates.to_numpy().astype("datetime64[D]")
+
+
+def on_date(values, anchor: dt.date) -> np.ndarray:
+    """Which of ``values`` fall on ``anchor`` (see :func:`day_values`); NaT never does."""
+    return day_values(values) == np.datetime64(anchor, "D")
+
+
+def row_mask(frame: pd.DataFrame, anchor: dt.date, portfolio_id: str) -> np.ndarray:
+    """Rows dated ``anchor`` (when the frame has a date) of ``portfolio_id`` (when it has a portfolio id)."""
+    keep = np.ones(len(frame), dtype=bool)
+    if "date" in frame.columns:
+        keep &= on_date(frame["date"], anchor)
+    if "portfolio_id" in frame.columns:  # compared as text, as ``astype(str)`` would
+        keep &= np.fromiter(
+            ((v if type(v) is str else str(v)) == portfolio_id for v in frame["portfolio_id"].tolist()),
+            dtype=bool, count=len(frame),
+        )
+    return keep
+
+
+def anchor_mask(inp: ReportInput, frame: pd.DataFrame) -> np.ndarray:
+    """:func:`row_mask` of one of ``inp``'s frames for its anchor and portfolio (computed once; the loader
+    computes it for a whole range at once)."""
+    return inp.cache.get(frame, ("anchor_mask", inp.anchor_date, inp.portfolio_id),
+                         lambda f: row_mask(f, inp.anchor_date, inp.portfolio_id))
+
+
+def records(frame: pd.DataFrame) -> list[dict]:
+    """``frame.to_dict("records")``, built column by column (pandas' own path indexes every column per call).
+
+    The values are the ones ``to_dict`` gives: a column is iterated as pandas iterates it (Python scalars,
+    ``Timestamp`` for datetimes) and object / extension columns are boxed to native types the same way.
+    """
+    if not len(frame):
+        return []
+    if _box_native is None or not frame.columns.is_unique:  # pragma: no cover - other pandas / odd frames
+        return frame.to_dict("records")
+    columns = frame.columns.tolist()
+    values = []
+    for _, column in frame.items():
+        values.append(_column_values(column))
+    return [dict(zip(columns, row)) for row in zip(*values)]
+
+
+_NATIVE = (str, type(None), float, int, bool)  # what maybe_box_native returns unchanged
+
+
+def _boxed(values: list) -> list:
+    return [v if type(v) in _NATIVE else _box_native(v) for v in values]
+
+
+def _column_values(column: pd.Series) -> list:
+    """The values ``to_dict("records")`` gives for one column, in row order."""
+    dtype = column.dtype
+    if isinstance(dtype, np.dtype) and dtype.kind in "biuf":
+        return column.to_numpy().tolist()  # Python scalars, as iterating the Series gives
+    if dtype == object:
+        return _boxed(column.to_numpy().tolist())
+    if isinstance(dtype, pd.StringDtype) and dtype.storage == "python":  # str, or the dtype's missing marker
+        return _boxed(column.to_numpy(dtype=object).tolist())
+    if isinstance(dtype, ExtensionDtype) and not isinstance(dtype, pd.DatetimeTZDtype):
+        return [_box_native(v) for v in column]
+    if len(column) > 64 and (isinstance(dtype, pd.DatetimeTZDtype) or dtype.kind == "M"):
+        # a Timestamp per distinct value (a range's rows share a few dates), as iterating would give
+        codes, uniques = pd.factorize(column, use_na_sentinel=True)
+        boxed = list(uniques) + [pd.NaT]  # code -1 (missing) -> NaT
+        return [boxed[code] for code in codes.tolist()]
+    return list(column)  # datetimes (Timestamp / NaT), timedeltas, ...

@@ -1,0 +1,46 @@
+"""The chart plan: which of the three charts a report draws (or why not), and the data of each."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from ..formatting import as_float
+from .anchored import Anchored
+from .risk import factor_rows
+
+__all__ = ["chart_plan"]
+
+
+def chart_plan(a: Anchored, stress: list[dict]) -> tuple[dict[str, tuple[bool, str | None]], dict[str, pd.DataFrame]]:
+    """chart file -> (drawn, reason when not), and the data of each chart drawn."""
+    plan: dict[str, tuple[bool, str | None]] = {}
+    data: dict[str, pd.DataFrame] = {}
+    if a.ok("factor_exposures"):
+        rows = factor_rows(a)
+        data["factor_exposures.png"] = pd.DataFrame(
+            {
+                "factor_name": [str(r.get("factor_name")) for r in rows],
+                "dollar_exposure": [as_float(r.get("dollar_exposure")) or 0.0 for r in rows],
+            }
+        )
+        plan["factor_exposures.png"] = (True, None)
+    else:
+        plan["factor_exposures.png"] = (False, "factor exposures not available: " + a.availability["factor_exposures"][1])
+    if a.ok("stress_tests") and stress:
+        data["stress_pnl.png"] = pd.DataFrame(
+            {
+                "name": [r["name"] for r in stress],
+                "direct_pnl": [r["_direct"] or 0.0 for r in stress],
+                "correlated_pnl": [r["_correlated"] or 0.0 for r in stress],
+            }
+        )
+        plan["stress_pnl.png"] = (True, None)
+    else:
+        plan["stress_pnl.png"] = (False, "stress tests not available: " + (a.availability["stress_tests"][1] or "no rows"))
+    hist = a.history()
+    if a.ok("snapshot") and len(hist):
+        data["cumulative_pnl.png"] = hist.assign(cumulative_pnl=pd.to_numeric(hist["cumulative_pnl"], errors="coerce"))
+        plan["cumulative_pnl.png"] = (True, None)
+    else:
+        plan["cumulative_pnl.png"] = (False, "snapshot not available: " + (a.availability["snapshot"][1] or "no history"))
+    return plan, data
