@@ -43,10 +43,10 @@ test: install
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile sigmasight_pipeline_tests
 
 ## dev: the Dagster UI and daemon on http://127.0.0.1:3000
-# Started from $(DAGSTER_HOME): `dagster dev` warns when the working directory holds a dagster.yaml other than
-# DAGSTER_HOME's, and the top-level one is the PostgreSQL deployment's.
+# `dg dev` (`dagster dev` is superseded and says so), started from $(DAGSTER_HOME): Dagster warns when the working
+# directory holds a dagster.yaml other than DAGSTER_HOME's, and the top-level one is the PostgreSQL deployment's.
 dev: install instance
-	cd $(DAGSTER_HOME) && $(CURDIR)/$(BIN)/dagster dev -w $(CURDIR)/workspace.yaml -h 127.0.0.1 -p 3000
+	cd $(DAGSTER_HOME) && $(CURDIR)/$(BIN)/dg dev -w $(CURDIR)/workspace.yaml --host 127.0.0.1 --port 3000
 
 ## check: definitions load (dagster and dg)
 check: install instance

@@ -743,7 +743,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "records into; the default), dagster-postgres storage in a throwaway database (dagster.yaml, "
                         "production), or in-memory (no event storage cost; runs one at a time)")
     p.add_argument("--workers", type=int, default=None,
-                   help="portfolio runs at once (default: SIGMASIGHT_WORKERS, else one per CPU up to 4)")
+                   help="portfolio runs at once (default: SIGMASIGHT_WORKERS, else one more than the CPUs, up to 4)")
     p.add_argument("--seed", type=int, default=7, help="seed of the generated books")
     p.add_argument("--no-sql", action="store_true", help="skip the SQL-models run")
     p.add_argument("--profile", action="store_true",

@@ -251,7 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="import the demo books and materialize the demo window")
     demo.add_argument("--start", default=DEMO_START, help=f"first date (default {DEMO_START})")
     demo.add_argument("--end", default=DEMO_END, help=f"last date (default {DEMO_END})")
-    demo.add_argument("--workers", type=int, help="portfolio runs at once (default $SIGMASIGHT_WORKERS, else one per CPU up to 4)")
+    demo.add_argument("--workers", type=int, help="portfolio runs at once (default $SIGMASIGHT_WORKERS, else one more than the CPUs, up to 4)")
     demo.set_defaults(func=cmd_demo)
 
     onboard = sub.add_parser("onboard", help="validate and import a portfolio CSV")
@@ -278,7 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     backfill.add_argument("--no-sql", action="store_true", help="do not rebuild the SQL models afterwards")
     backfill.add_argument("--submit", action="store_true", help="launch an asset backfill through the running Dagster webserver (as the UI does) instead of running here")
     backfill.add_argument("--url", default=os.environ.get("SIGMASIGHT_DAGSTER_URL", "http://127.0.0.1:3000"), help="Dagster webserver for --submit (default $SIGMASIGHT_DAGSTER_URL or http://127.0.0.1:3000)")
-    backfill.add_argument("--workers", type=int, help="portfolio runs at once (default $SIGMASIGHT_WORKERS, else one per CPU up to 4)")
+    backfill.add_argument("--workers", type=int, help="portfolio runs at once (default $SIGMASIGHT_WORKERS, else one more than the CPUs, up to 4)")
     backfill.set_defaults(func=cmd_backfill)
 
     status = sub.add_parser("status", help="latest date, coverage and failed checks per portfolio and engine")
