@@ -20,7 +20,7 @@ import pytest
 import sqlalchemy as sa
 
 from sigmasight_pipeline import runner
-from sigmasight_pipeline.defs.automation import SENSOR_NAME, XnysSessions, completed_sessions
+from sigmasight_pipeline.defs.automation import SENSOR_NAME, XnysSessions, closed_date_range
 from sigmasight_pipeline.defs.partitions import history_start, multi_key
 from sigmasight_pipeline.defs.resources import MarketDataResource
 from sigmasight_pipeline.onboarding import DEMO_BOOKS, demo_csv_text
@@ -106,13 +106,16 @@ def _execute(w, requested: dict[str, list], *, market_resources=None) -> None:
 
 
 def test_sessions_filter_knows_holidays_and_closes():
-    assert completed_sessions(at("2025-01-10"), 0) == {"2025-01-10"}
-    assert completed_sessions(at("2025-01-10", 15, 59), 0) == frozenset()  # before the close
-    assert completed_sessions(at("2025-01-09"), 0) == frozenset()  # closure: National Day of Mourning
-    assert completed_sessions(at("2025-01-11"), 0) == frozenset()  # Saturday
+    none = ("9999-12-31", "0000-01-01")
+    assert closed_date_range(at("2025-01-10"), 0) == ("2025-01-10", "2025-01-10")
+    assert closed_date_range(at("2025-01-10", 15, 59), 0) == none  # before the close
+    assert closed_date_range(at("2025-01-09"), 0) == none  # closure: National Day of Mourning
+    assert closed_date_range(at("2025-01-11"), 0) == none  # Saturday
     # Early close (13:00): the day after Thanksgiving 2025 has closed by 13:05.
-    assert completed_sessions(at("2025-11-28", 13, 5), 0) == {"2025-11-28"}
-    assert completed_sessions(at("2025-01-10"), 3) == {"2025-01-07", "2025-01-08", "2025-01-10"}
+    assert closed_date_range(at("2025-11-28", 13, 5), 0) == ("2025-11-28", "2025-11-28")
+    # The 3 latest closed sessions span the closure: the range keeps it (one contiguous run).
+    assert closed_date_range(at("2025-01-10"), 3) == ("2025-01-07", "2025-01-10")
+    assert closed_date_range(at("2025-01-10", 12, 0), None)[1] == "2025-01-08"
     assert XnysSessions(latest=5).name != XnysSessions().name  # distinct ids in the condition tree
 
 
@@ -131,8 +134,11 @@ def test_a_holiday_requests_nothing_and_the_next_session_everything_once(world):
     assert world.tick(at("2025-01-09", 12, 0)) == {}  # first evaluation: nothing is "new" yet
     assert world.tick(at("2025-01-09")) == {}  # the closure's 18:30 tick: nothing to compute
 
-    requested = world.tick(at("2025-01-10"))  # Friday 18:31: the Friday partition exists (end_offset=1)
-    _expect(requested, ["market_prices", "security_returns"], ["2025-01-10"])
+    # Friday 18:31: the Friday partition exists (end_offset=1). The closure before it, still missing, joins the
+    # range as its explicit no-op, so the range stays one run.
+    requested = world.tick(at("2025-01-10"))
+    days = ["2025-01-09", "2025-01-10"]
+    _expect(requested, ["market_prices", "security_returns"], days)
     _execute(world, requested)
     # The engines cannot share a run with the date-only market assets: they follow on the next tick, one
     # backfill over every portfolio of that date (one run: the single-run policy holds the date fixed).
@@ -140,7 +146,7 @@ def test_a_holiday_requests_nothing_and_the_next_session_everything_once(world):
     requested = world.tick(at("2025-01-10", 18, 32))
     early_sql = set(requested) - set(engines)
     assert early_sql and early_sql <= set(sql), early_sql
-    _expect({k: v for k, v in requested.items() if k in engines}, engines, [f"2025-01-10|{p}" for p in BOOK_IDS])
+    _expect({k: v for k, v in requested.items() if k in engines}, engines, [f"{d}|{p}" for d in days for p in BOOK_IDS])
     _execute(world, requested)
     requested = world.tick(at("2025-01-10", 18, 33))  # then the models of the engines' tables
     # Every mart, and no model of tables that did not change (positions, reference data).
@@ -182,19 +188,19 @@ class _WithoutSymbol(MarketDataResource):
 def test_a_failed_blocking_check_stops_what_follows(world, stale):
     _books_with_market(world, "2025-01-08")
     world.tick(at("2025-01-10", 12, 0))
-    assert world.tick(at("2025-01-10"))["market_prices"] == ["2025-01-10"]
+    assert world.tick(at("2025-01-10"))["market_prices"] == ["2025-01-09", "2025-01-10"]
     if stale:  # AAPL (held) stops arriving: its last close becomes 4 sessions old, stale_prices fails
         prices = schema.market_prices
         with get_engine(world.url).begin() as conn:
             conn.execute(prices.delete().where(sa.and_(prices.c.symbol == "AAPL", prices.c.date >= dt.date(2025, 1, 3))))
         resources = {**dict(world.defs.resources), "market_data": _WithoutSymbol(drop="AAPL")}
         with pytest.raises(runner.RunFailedError, match="stale_prices"):
-            runner.materialize_market(world.instance, "2025-01-10", "2025-01-10", defs=world.defs, resources=resources)
+            runner.materialize_market(world.instance, "2025-01-09", "2025-01-10", defs=world.defs, resources=resources)
         # An operator computes the returns anyway: every input of the engines is there, only the check failed.
         runner.run(world.instance, [dg.AssetKey("security_returns")], defs=world.defs,
-                   tags=runner.range_tags("2025-01-10", "2025-01-10", "returns"))
+                   tags=runner.range_tags("2025-01-09", "2025-01-10", "returns"))
     else:
-        runner.materialize_market(world.instance, "2025-01-10", "2025-01-10", defs=world.defs)
+        runner.materialize_market(world.instance, "2025-01-09", "2025-01-10", defs=world.defs)
     requested = world.tick(at("2025-01-10", 18, 40))
     engines = {k.to_user_string() for k in runner.portfolio_asset_keys(world.defs)}
     if stale:

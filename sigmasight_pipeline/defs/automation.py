@@ -47,9 +47,13 @@ SENSOR_NAME = "sigmasight_automation"
 
 
 class XnysSessions(dg.AutomationCondition):
-    """True for partitions whose date is an XNYS session already closed at the evaluation time: all of them
-    (``latest=None``), the ``latest`` most recent ones, or (``latest=0``) only today's session in New York
-    once it has closed. Works on date and date x portfolio partitions."""
+    """True for partitions dated on or before the latest XNYS session closed at the evaluation time.
+
+    ``latest=None``: every such date; ``latest=n``: from the ``n``-th most recent closed session on; holidays
+    between sessions are kept, so a requested range stays contiguous (one run under the single-run policy)
+    and a holiday inside it materializes as its explicit no-op. ``latest=0``: only today's date in New York,
+    once today's session has closed (nothing on a holiday). Works on date and date x portfolio partitions.
+    """
 
     def __init__(self, latest: int | None = None):
         self.latest = latest
@@ -61,10 +65,10 @@ class XnysSessions(dg.AutomationCondition):
     @property
     def description(self) -> str:
         if self.latest is None:
-            return "date is a completed XNYS session"
+            return "dated on or before the latest closed XNYS session"
         if self.latest == 0:
-            return "date is today's XNYS session, closed"
-        return f"date is one of the {self.latest} latest completed XNYS sessions"
+            return "dated today, and today's XNYS session has closed"
+        return f"dated within the {self.latest} latest closed XNYS sessions"
 
     @property
     def requires_cursor(self) -> bool:
@@ -74,19 +78,19 @@ class XnysSessions(dg.AutomationCondition):
         candidates = context.candidate_subset
         if candidates.is_empty:
             return dg.AutomationResult(context=context, true_subset=candidates)
-        allowed = completed_sessions(context.evaluation_time, self.latest)
-        keep = {k for k in candidates.expensively_compute_partition_keys() if _date_of(k) in allowed}
+        first, last = closed_date_range(context.evaluation_time, self.latest)
+        keep = {k for k in candidates.expensively_compute_partition_keys() if first <= _date_of(k) <= last}
         return dg.AutomationResult(context=context, true_subset=candidates.compute_intersection_with_partition_keys(keep))
 
 
-def completed_sessions(now: dt.datetime, latest: int | None) -> frozenset[str]:
-    """ISO dates of the XNYS sessions closed at ``now``: all, the ``latest`` most recent, or (0) today's."""
+def closed_date_range(now: dt.datetime, latest: int | None) -> tuple[str, str]:
+    """The ISO dates ``(first, last)`` a :class:`XnysSessions` condition keeps at ``now`` (first > last: none)."""
     last = xcal.latest_completed_session(now)
     if latest == 0:
         today = xcal.business_date(now)
-        return frozenset([f"{today:%Y-%m-%d}"]) if last == today else frozenset()
-    sessions = xcal.sessions_window(last, latest) if latest else xcal.sessions_in_range(xcal.CALENDAR_START, last)
-    return frozenset(sessions.strftime("%Y-%m-%d"))
+        return (f"{today:%Y-%m-%d}",) * 2 if last == today else ("9999-12-31", "0000-01-01")
+    first = xcal.sessions_window(last, latest)[0] if latest else xcal.CALENDAR_START
+    return f"{first:%Y-%m-%d}", f"{last:%Y-%m-%d}"
 
 
 def _date_of(partition_key: str) -> str:
