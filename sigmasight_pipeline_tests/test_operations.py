@@ -299,3 +299,27 @@ def _execute(defs, instance, request: dg.RunRequest) -> dg.ExecuteInProcessResul
     """Run a (resolved) RunRequest in-process the way the daemon would launch it."""
     tags = {k: v for k, v in (request.tags or {}).items() if k != "dagster/partition"}
     return orch.run(instance, request.asset_selection, defs=defs, tags=tags, partition_key=request.partition_key)
+
+
+def test_backfill_submit_launches_through_the_webserver(warehouse, sqlite_engine, monkeypatch, capsys):
+    """`sigmasight backfill --submit` sends the UI's backfill: market with its history, every date x portfolio
+    asset per portfolio, the SQL models whole."""
+    from sigmasight_pipeline import cli, webserver_client
+
+    for book in DEMO_BOOKS[:2]:
+        _seed_positions(sqlite_engine, book)
+    sent = {}
+
+    def launch_backfill(url, asset_keys, **kwargs):
+        sent.update(url=url, keys=list(asset_keys), **kwargs)
+        return "abcdefgh"
+
+    monkeypatch.setattr(webserver_client, "launch_backfill", launch_backfill)
+    code = cli.main(["backfill", "--from", "2025-06-23", "--to", "2025-06-27", "--submit", "--url", "http://127.0.0.1:3999"])
+    assert code == 0 and "abcdefgh" in capsys.readouterr().out
+    assert sent["url"] == "http://127.0.0.1:3999"
+    ranges = {k.to_user_string(): v for k, v in sent["partition_ranges"].items()}
+    assert ranges["market_prices"] == [(f"{history_start('2025-06-23'):%Y-%m-%d}", "2025-06-27")]
+    ids = sorted(b.portfolio_id for b in DEMO_BOOKS[:2])
+    assert sorted(ranges["stress_results"]) == sorted((f"2025-06-23|{p}", f"2025-06-27|{p}") for p in ids)
+    assert ranges["mart_portfolio_daily"] == []  # unpartitioned: the whole model
