@@ -134,3 +134,16 @@ def test_portfolio_partitions_show_their_own_book(world):
         assert md["dagster/row_count"].value == len(positions)
         assert book.portfolio_id in md["book"].value and book.portfolio_id in md["run_portfolios"].value
     assert mats[BOOKS[0].portfolio_id]["dagster/row_count"].value != mats[BOOKS[1].portfolio_id]["dagster/row_count"].value
+
+
+def test_the_report_preview_is_dated_and_the_counts_are_the_runs(world, monkeypatch):
+    monkeypatch.setenv("SIGMASIGHT_DATABASE_URL", world["engine"].url.render_as_string(hide_password=False))
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("portfolio", [BOOKS[0].portfolio_id])
+    result = runner.materialize_portfolio(instance, BOOKS[0].portfolio_id, START, END,
+                                          selection=[dg.AssetKey("portfolio_reports")])
+    md = _by_partition(result, "portfolio_reports")[f"{START}|{BOOKS[0].portfolio_id}"]
+    assert md["run_reports_written"].value == 3  # the three sessions of the run, shown on each partition
+    assert f"report ({END}, latest date of this run)" in md
+    assert md["run_latest_report_dir"].value.endswith(END)
+    assert not {"reports_written", "latest_report", "latest_report_dir"} & set(md)

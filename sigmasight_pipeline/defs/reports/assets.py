@@ -6,6 +6,7 @@ import dagster as dg
 import pandas as pd
 
 from sigmasight_pipeline.defs.resources import ReportsResource, WarehouseResource
+from sigmasight_pipeline.defs.metadata import RUN, preview_label
 from sigmasight_pipeline.defs.date_portfolio import add_rows, date_portfolio_asset, portfolio_batches, run_metadata, write_tables
 from sigmasight_pipeline.defs.risk.correlations import position_correlations
 from sigmasight_pipeline.defs.risk.factor_exposures import factor_exposures
@@ -64,7 +65,7 @@ def portfolio_reports(context: dg.AssetExecutionContext, warehouse: WarehouseRes
     engine = warehouse.engine
     expected_scenarios = len(stress_scenarios()[0])
     failed_checks = failed_upstream_checks(context.instance)
-    batches, rows, problems, written, preview = [], {}, [], [], None
+    batches, rows, problems, written, preview, preview_date = [], {}, [], [], None, None
     for batch in portfolio_batches(context, engine):
         batches.append(batch)
         index_rows = []
@@ -80,7 +81,7 @@ def portfolio_reports(context: dg.AssetExecutionContext, warehouse: WarehouseRes
             if result.overwrote:
                 context.log.info(f"overwrote the report in {result.directory}")
             written.append(str(result.directory))
-            preview = rendered.markdown
+            preview, preview_date = rendered.markdown, date
             index_rows.append({
                 "date": date, "report_dir": str(result.directory), "generated_at": generated_at,
                 "engines_available": rendered.engines_available, "engines_missing": rendered.engines_missing,
@@ -89,10 +90,12 @@ def portfolio_reports(context: dg.AssetExecutionContext, warehouse: WarehouseRes
     yield dg.MaterializeResult(
         metadata=run_metadata(
             batches, rows,
-            reports_written=len(written),
-            output_root=str(reports.root),
-            latest_report_dir=written[-1] if written else "none",
-            latest_report=dg.MetadataValue.md(preview or "_no report written_"),
+            **{
+                f"{RUN}reports_written": len(written),
+                "output_root": str(reports.root),
+                f"{RUN}latest_report_dir": written[-1] if written else "none",
+                preview_label("report", preview_date): dg.MetadataValue.md(preview or "_no report written_"),
+            },
         )
     )
     yield dg.AssetCheckResult(
