@@ -443,7 +443,7 @@ def run_case(dialect: str, scenario: str, books: list[Book], args, defs) -> Case
                         )
 
                 phase = "market"
-                market_start = orch.history_start(args.start)
+                market_start = orch.market_history_start(args.start)
                 tqdm.write(f"{label} market run {market_start:%Y-%m-%d} .. {args.end} (history + window)")
                 with _Phase(res, "market"):
                     result = orch.materialize_market(instance, market_start, args.end, defs=defs)

@@ -212,13 +212,11 @@ def _submit_backfill(args: argparse.Namespace, portfolio_ids: list[str]) -> int:
     """Launch the backfill through the running webserver's GraphQL API, as the UI's Materialize dialog does."""
     from sigmasight_pipeline import runner as orch
     from sigmasight_pipeline import webserver_client as web
-    from sigmasight_pipeline.defs.partitions import history_start, multi_key, trading_days
-
-    import pandas as pd
+    from sigmasight_pipeline.defs.partitions import multi_key
 
     defs = orch.load_definitions()
     first, last = orch.weekday_keys(args.start, args.end)
-    market_first = first if args.no_history else max(history_start(first), pd.Timestamp(trading_days.get_first_partition_key())).strftime("%Y-%m-%d")
+    market_first = first if args.no_history else f"{orch.market_history_start(first):%Y-%m-%d}"
     ranges = {key: [(market_first, last)] for key in orch.market_asset_keys(defs)}
     for key in orch.portfolio_asset_keys(defs):
         ranges[key] = [(str(multi_key(first, p)), str(multi_key(last, p))) for p in portfolio_ids]

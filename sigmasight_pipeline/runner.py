@@ -136,6 +136,12 @@ def weekday_keys(start, end) -> tuple[str, str]:
     return days[0].strftime("%Y-%m-%d"), days[-1].strftime("%Y-%m-%d")
 
 
+def market_history_start(first_date) -> pd.Timestamp:
+    """The first market session that computing from ``first_date`` needs: the 160 sessions of history behind
+    it, never before the first market partition."""
+    return max(history_start(first_date), pd.Timestamp(trading_days.get_first_partition_key()))
+
+
 def range_tags(first, last, label: str) -> dict[str, str]:
     """The tags of a ranged run: Dagster's range tags and what the run covers, for the Runs list."""
     return {RANGE_START_TAG: str(first), RANGE_END_TAG: str(last), COVERS_TAG: label}
@@ -348,7 +354,7 @@ def run_window(
         for name, ok in checks.items():
             summary["checks"][name] = summary["checks"].get(name, True) and ok
 
-    market_start = max(history_start(start), pd.Timestamp(trading_days.get_first_partition_key())) if with_history else pd.Timestamp(start)
+    market_start = market_history_start(start) if with_history else pd.Timestamp(start)
     progress(f"market data {market_start:%Y-%m-%d} .. {pd.Timestamp(end):%Y-%m-%d}")
     result = materialize_market(instance, market_start, end, defs=defs, tags=tags)
     record(result.run_id, check_results(result))
