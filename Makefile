@@ -48,9 +48,8 @@ test: install
 dev: install instance
 	cd $(DAGSTER_HOME) && $(CURDIR)/$(BIN)/dg dev -w $(CURDIR)/workspace.yaml --host 127.0.0.1 --port 3000
 
-## check: definitions load (dagster and dg)
+## check: the definitions load and validate (`dg check defs`; `dagster definitions validate` is superseded by it)
 check: install instance
-	$(BIN)/dagster definitions validate -w workspace.yaml
 	$(BIN)/dg check defs
 
 ## up / down: the PostgreSQL deployment in Docker (PostgreSQL, code location, webserver, daemon); UI on :3000
