@@ -242,6 +242,26 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 1 if (table["gaps"].gt(0) | table["failed_checks"].astype(bool)).any() else 0
 
 
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Bring the warehouse to the head schema revision (what every engine does on start), printing before/after."""
+    import sqlalchemy as sa
+
+    from sigmasight_pipeline.warehouse.io import _normalise_url, database_url
+    from sigmasight_pipeline.warehouse.migrate import migrate
+
+    url = _normalise_url(args.database_url or database_url())
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)  # not get_engine: that would migrate already
+    try:
+        result = migrate(engine)
+    finally:
+        engine.dispose()
+    before, after = (", ".join(revs) or "none (empty or pre-migration warehouse)" for revs in result)
+    print(f"warehouse: {engine.url.render_as_string(hide_password=True)}")
+    print(f"  revision before: {before}")
+    print(f"  revision after:  {after}" + ("" if result.changed else " (already at head)"))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sigmasight", description="SigmaSight Pipeline: portfolio risk on Dagster.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -283,6 +303,10 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--from", dest="start", help="coverage window start (default: each portfolio's first computed date)")
     status.add_argument("--to", dest="end", help="coverage window end (default: its latest computed date)")
     status.set_defaults(func=cmd_status)
+
+    migrate = sub.add_parser("migrate", help="upgrade the warehouse schema to the latest revision (Alembic)")
+    migrate.add_argument("--database-url", help="warehouse URL (default $SIGMASIGHT_DATABASE_URL, else the embedded SQLite file)")
+    migrate.set_defaults(func=cmd_migrate)
     return parser
 
 

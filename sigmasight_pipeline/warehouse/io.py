@@ -17,7 +17,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from sigmasight_pipeline.warehouse import schema
+from sigmasight_pipeline.warehouse.migrate import migrate
 
 DATABASE_URL_ENV = "SIGMASIGHT_DATABASE_URL"
 HOME_ENV = "SIGMASIGHT_HOME"
@@ -78,7 +78,9 @@ def _engine_for(url: str) -> Engine:
             cur.close()
     else:
         engine = sa.create_engine(url, pool_pre_ping=True)
-    schema.metadata.create_all(engine)
+    # The schema through its migrations (warehouse/migrate.py): one query when it is at head already; an empty
+    # or pre-migration warehouse is upgraded in place, never dropped.
+    migrate(engine)
     _ENGINES.append(engine)
     return engine
 

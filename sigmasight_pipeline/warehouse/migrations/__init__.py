@@ -1,0 +1,1 @@
+"""The warehouse's Alembic environment (``env.py``) and revisions (``versions/``); see ``warehouse/migrate.py``."""
