@@ -116,8 +116,9 @@ def test_betas_t_stats_r2_equal_statsmodels_with_limited_and_insufficient_histor
     out = rolling_factor_betas(assets, design, dates, window=150, min_obs=60)
     assert list(out.columns) == [
         "date", "symbol", "factor_name", "beta", "t_stat", "r_squared", "n_obs", "window_start",
-        "window_end", "flag",
+        "window_end", "flag", "exact_fit",  # exact_fit: books.md, "Numbers that must not mislead"
     ]
+    assert not out["exact_fit"].any()  # noisy symbols: their t-stats are statistics, kept
     assert len(out) == len(dates) * assets.shape[1] * len(FACTORS)
     checked = 0
     for d in dates:
@@ -221,6 +222,9 @@ def test_exact_linear_combination_recovers_betas_without_cap(design):
         np.testing.assert_allclose(got["beta"], true, rtol=0, atol=1e-6)
         assert (got["flag"] == "ok").all()
         assert got["r_squared"].iloc[0] > 1 - 1e-9
+        # both are exact fits: EXACT's residuals are round-off; TINY's (1e-9 on returns of ~5%) are below
+        # EXACT_FIT_RTOL (SSR <= 1e-12 x ||y||^2): no t-statistic is reported for either, betas are kept
+        assert got["exact_fit"].all() and got["t_stat"].isna().all()
     assert out.loc[(out["symbol"] == "EXACT") & (out["factor_name"] == "Market"), "beta"].iloc[0] == pytest.approx(4.0, abs=1e-9)
 
 
@@ -360,8 +364,10 @@ def test_position_and_portfolio_exposures_sum_over_positions():
     )
     pos = position_factor_exposures(positions, betas, exposures)
     assert list(pos.columns) == [
-        "date", "position_id", "factor_name", "beta", "t_stat", "r_squared", "n_obs", "flag", "dollar_exposure",
+        "date", "position_id", "factor_name", "beta", "t_stat", "r_squared", "n_obs", "flag", "exact_fit",
+        "dollar_exposure",
     ]
+    assert not pos["exact_fit"].any()  # p4 (no beta) included: not regressed is not an exact fit
     assert len(pos) == 4 * 7
     p = pos.set_index(["position_id", "factor_name"])
     # the option takes AAPL's betas (it has no return history of its own), scaled by its delta-adjusted exposure
@@ -429,3 +435,62 @@ def test_benchmark_runs_and_matches_statsmodels():
     assert figures["results_match"]
     assert figures["positions_fitted"] == 40
     assert figures["max_abs_beta_diff"] < 1e-10
+
+
+# --- exact fits (books.md, "Numbers that must not mislead") -------------------------------------------
+
+
+def test_exact_fit_on_a_tiny_hand_built_design_keeps_betas_and_nulls_t_stats():
+    """y equals regressor a exactly (y = 0 + 1 a + 0 b): betas 0, 1, 0 by hand; residuals are zero, so the
+    t-statistics (round-off / round-off) are NaN and the fit is flagged. A y with a genuine residual is not."""
+    idx = pd.bdate_range("2025-01-01", periods=6)
+    a = np.array([0.01, 0.02, 0.03, 0.00, -0.01, 0.00])
+    b = np.array([0.00, 0.01, 0.01, -0.02, 0.01, 0.02])
+    x = pd.DataFrame({"a": a, "b": b}, index=idx)
+    # NOISY = a + e with e = (1, -1, 0, 0, -1, 1) x 0.001: e has mean 0 and e . a = e . b = 0, so OLS gives
+    # betas (0, 1, 0) and residuals exactly e: SSR = 4e-6 against ||y||^2 = ||a||^2 + ||e||^2 = 1.5e-3 + 4e-6.
+    e = np.array([1.0, -1.0, 0.0, 0.0, -1.0, 1.0]) * 0.001
+    assert abs(e @ a) < 1e-15 and abs(e @ b) < 1e-15 and e.sum() == 0
+    y = pd.DataFrame({"SAME": a, "NOISY": a + e}, index=idx)
+    res = rolling_ols(y, x, [idx[-1]], window=6, min_obs=4)
+    assert res.exact_fit[0].tolist() == [True, False]
+    np.testing.assert_allclose(res.params[0, 0], [0.0, 1.0, 0.0], atol=1e-14)
+    assert np.isnan(res.tvalues[0, 0]).all()
+    assert res.rsquared[0, 0] == pytest.approx(1.0, abs=1e-14) and res.flag[0, 0] == "ok"
+    # the noisy series: hand-computed betas and a finite t-stat that equals statsmodels'
+    np.testing.assert_allclose(res.params[0, 1], [0.0, 1.0, 0.0], atol=1e-14)
+    fit = sm.OLS(y["NOISY"], sm.add_constant(x)).fit()
+    np.testing.assert_allclose(res.tvalues[0, 1], fit.tvalues.to_numpy(), rtol=1e-10, atol=1e-10)
+    assert np.isfinite(res.tvalues[0, 1]).all()
+    assert fit.ssr == pytest.approx(4e-6, rel=1e-9)
+
+    out = rolling_factor_betas(y, x, [idx[-1]], window=6, min_obs=4).set_index(["symbol", "factor_name"])
+    assert out.loc["SAME", "exact_fit"].all() and out.loc["SAME", "t_stat"].isna().all()
+    np.testing.assert_allclose(out.loc["SAME", "beta"], [1.0, 0.0], atol=1e-14)
+    assert not out.loc["NOISY", "exact_fit"].any() and out.loc["NOISY", "t_stat"].notna().all()
+
+
+def test_spy_on_a_design_containing_spy_is_an_exact_fit_and_a_normal_symbol_is_unchanged(etfs, design, assets):
+    """SPY regressed on Market (= SPY) and spreads: beta 1 on Market, 0 on the styles, t-stats NaN (they
+    used to be ~1e16, and noise like "t = -3.24" on the styles). FULL is fitted as before (statsmodels)."""
+    d = design.index[-1]
+    y = pd.concat([etfs[["SPY"]], assets[["FULL"]]], axis=1)
+    out = rolling_factor_betas(y, design, [d], window=150, min_obs=60)
+    spy = out[out["symbol"] == "SPY"].set_index("factor_name").loc[FACTORS]
+    assert spy["exact_fit"].all() and spy["t_stat"].isna().all()
+    np.testing.assert_allclose(spy["beta"], [1.0] + [0.0] * 6, atol=1e-12)
+    assert (spy["flag"] == "ok").all() and spy["r_squared"].iloc[0] == pytest.approx(1.0, abs=1e-12)
+    full = out[out["symbol"] == "FULL"].set_index("factor_name").loc[FACTORS]
+    assert not full["exact_fit"].any()
+    rows = window_rows(design.index, d, 150)
+    fit = sm_fit(assets.loc[rows, "FULL"], design.loc[rows])
+    np.testing.assert_allclose(full["t_stat"], fit.tvalues[FACTORS], rtol=TOL, atol=TOL)
+    np.testing.assert_allclose(full["beta"], fit.params[FACTORS], rtol=0, atol=TOL)
+    # a position in SPY carries the flag and the NaN t-stats, and keeps its dollar exposure
+    positions = pd.DataFrame({"position_id": [1, 2], "symbol": ["SPY", "FULL"], "underlying_symbol": ["SPY", "FULL"],
+                              "is_option": [False, False]})
+    expo = pd.DataFrame({"date": d, "position_id": [1, 2], "delta_adjusted_exposure": [10_000.0, 5_000.0]})
+    pos = position_factor_exposures(positions, out, expo).set_index(["position_id", "factor_name"])
+    assert pos.loc[1, "exact_fit"].all() and pos.loc[1, "t_stat"].isna().all()
+    assert pos.loc[(1, "Market"), "dollar_exposure"] == pytest.approx(10_000.0)
+    assert not pos.loc[2, "exact_fit"].any() and pos.loc[2, "t_stat"].notna().all()

@@ -88,9 +88,17 @@ def test_first_snapshot_is_measured_from_entry_and_flagged():
     assert first["cumulative_pnl"] == 300.0
     p0 = pnl[pnl["date"] == DATES[0]]
     assert (p0["pnl_basis"] == "entry_price").all() and p0["daily_pnl"].sum() == 300.0
-    # return on the gross entry cost: 18,000 + 12,000 + 1,000
-    assert first["daily_return"] == pytest.approx(300.0 / 31_000.0)
+    # No daily return: the P&L since entry is not a one-day return. (Before books.md's "Numbers that must not
+    # mislead" this was 300 / 31,000, the P&L since entry on the gross entry cost booked as ONE day's return,
+    # which then fed volatility, Sharpe and VaR backtests.)
+    assert np.isnan(first["daily_return"])
     assert not snaps["is_first_snapshot"].iloc[1:].any()
+    # the second snapshot's return is as before: its P&L (day 2: AAPL +200, TSLA -500, call +100) on the
+    # previous day's equity base, the first snapshot's gross exposure 19,000 + 12,500 + 800 = 32,300
+    second = snaps.iloc[1]
+    assert snaps.iloc[0]["gross_exposure"] == pytest.approx(32_300.0)
+    assert second["daily_return"] == pytest.approx(-200.0 / 32_300.0)
+    assert np.isfinite(snaps["daily_return"].iloc[1:]).all()
 
 
 def test_pnl_sums_values_and_cumulative():

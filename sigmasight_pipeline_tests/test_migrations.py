@@ -209,3 +209,41 @@ def test_sigmasight_migrate_prints_the_revision_before_and_after(tmp_path, capsy
     assert main(["migrate", "--database-url", url]) == 0
     out = capsys.readouterr().out
     assert f"revision before: {head_revisions()[0]}" in out and "already at head" in out
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_a_warehouse_at_0001_with_rows_upgrades_to_0002_and_keeps_them(dialect, tmp_path):
+    """0002_exact_fit adds ``position_factor_exposures.exact_fit`` (batch "move and copy" on SQLite): the rows of
+    a 0001 warehouse survive, with exact_fit false and their other values unchanged."""
+    from alembic import command
+
+    from sigmasight_pipeline.warehouse.migrate import alembic_config
+
+    cols = "date, portfolio_id, position_id, factor_name, beta, t_stat, r_squared, n_obs, flag, dollar_exposure"
+    rows = [
+        {"date": dt.date(2025, 6, 30), "portfolio_id": "alpha", "position_id": 1, "factor_name": "Market",
+         "beta": 1.0, "t_stat": 2.7e16, "r_squared": 1.0, "n_obs": 150, "flag": "ok", "dollar_exposure": 1000.25},
+        {"date": dt.date(2025, 6, 30), "portfolio_id": "alpha", "position_id": 2, "factor_name": "Market",
+         "beta": 1.2, "t_stat": 9.5, "r_squared": 0.6, "n_obs": 150, "flag": "ok", "dollar_exposure": -50.0},
+    ]
+    with blank_database(dialect, tmp_path) as url, raw_engine(url) as engine:
+        with engine.begin() as conn:
+            command.upgrade(alembic_config(connection=conn), BASELINE)
+        with engine.begin() as conn:
+            assert current_revisions(conn) == (BASELINE,)
+            assert "exact_fit" not in {c["name"] for c in sa.inspect(conn).get_columns("position_factor_exposures")}
+            conn.execute(sa.text(f"INSERT INTO position_factor_exposures ({cols}) VALUES "
+                                 f"({', '.join(':' + c.strip() for c in cols.split(','))})"), rows)
+        result = migrate(engine)
+        assert result.before == (BASELINE,) and result.after == head_revisions() == ("0002_exact_fit",)
+        assert schema_differences(engine) == []
+        t = schema.position_factor_exposures
+        with engine.connect() as conn:
+            got = conn.execute(
+                sa.select(t.c.position_id, t.c.beta, t.c.t_stat, t.c.r_squared, t.c.n_obs, t.c.flag,
+                          t.c.dollar_exposure, t.c.exact_fit).order_by(t.c.position_id)
+            ).all()
+        assert [tuple(r) for r in got] == [
+            (1, 1.0, 2.7e16, 1.0, 150, "ok", 1000.25, False),
+            (2, 1.2, 9.5, 0.6, 150, "ok", -50.0, False),
+        ]

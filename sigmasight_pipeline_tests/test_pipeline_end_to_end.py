@@ -190,3 +190,28 @@ def test_ranged_report_reads_equal_one_date_reads(sqlite_build):
         assert build_report(got, generated_at=stamp).markdown == build_report(want, generated_at=stamp).markdown
     assert len(ranged[1].valuations) == 30 and ranged[2].valuations.empty and ranged[4].snapshot_history.empty
     assert pd.DatetimeIndex(ranged[1].snapshot_history["date"]).max() == pd.Timestamp("2025-06-18")
+
+
+def test_numbers_that_must_not_mislead_on_the_demo_books(sqlite_build):
+    """books.md: SPY (the Market proxy) regressed on a design containing SPY is an exact fit: flagged, t_stat
+    NULL, betas kept (beta 1 on Market, 0 on the spreads); no other symbol is. The first snapshot has no daily
+    return (NULL); the second's is its P&L over the first's gross exposure, as before."""
+    t = sqlite_build["tables"]
+    pos = read_table(sqlite_build["engine"], schema.positions)
+    under = pos.assign(u=pos.underlying_symbol.fillna(pos.symbol))[["portfolio_id", "position_id", "u"]]
+    f = t["position_factor_exposures"].merge(under, on=["portfolio_id", "position_id"])
+    spy = f[f.u == "SPY"]
+    assert set(spy.portfolio_id) == {"demo-hnw", "demo-hedge-fund"}  # the hedge fund's SPY call takes SPY's betas
+    assert spy.exact_fit.astype(bool).all() and spy.t_stat.isna().all()
+    assert spy[spy.factor_name == "Market"].beta.to_numpy() == pytest.approx(1.0, abs=1e-9)
+    assert spy[spy.factor_name != "Market"].beta.abs().max() < 1e-9
+    others = f[(f.u != "SPY") & f.beta.notna()]
+    assert not others.exact_fit.astype(bool).any() and others.t_stat.notna().all()
+
+    s = t["portfolio_snapshots"].sort_values(["portfolio_id", "date"])
+    for _, g in s.groupby("portfolio_id"):
+        first, second = g.iloc[0], g.iloc[1]
+        assert bool(first.is_first_snapshot) and first.pnl_basis == "entry_price"
+        assert pd.isna(first.daily_return)
+        # (stored P&L and exposure are rounded to the cent; the return was computed before rounding)
+        assert second.daily_return == pytest.approx(second.daily_pnl / first.gross_exposure, rel=1e-6)

@@ -144,7 +144,7 @@ def make_input(**overrides) -> ReportInput:
     dae = {1: 16000.0, 2: -12000.0, 3: 72000.0, 4: 84000.0}
     position_factors = _dated([
         dict(position_id=p, factor_name=f, beta=b, t_stat=b * 10.0 + 0.123456, r_squared=0.55, n_obs=150, flag="ok",
-             dollar_exposure=round(b * dae[p], 2))
+             exact_fit=False, dollar_exposure=round(b * dae[p], 2))
         for p, bs in betas.items() for f, b in zip(FACTORS, bs)
     ])
     portfolio_factors = _dated([
@@ -946,3 +946,38 @@ def test_load_report_input_reads_only_the_anchor_date(sqlite_engine):
     assert not any(ok for ok, _ in r.availability.values())
     assert r.json["greeks"]["reason"] == "no rows in position_greeks for 2025-03-12"
     Draft202012Validator(load_report_schema()).validate(r.json)
+
+
+def test_exact_fit_and_first_snapshot_are_shown_honestly():
+    """books.md, "Numbers that must not mislead": position 4 (beta 1 on Market, 0 elsewhere) as an exact fit
+    has no t-statistic: null in the JSON, "n/a, exact fit" in the Markdown, beta kept; the other positions keep
+    theirs. A first snapshot has no daily return: null in the JSON, n/a in the Markdown, and says why."""
+    base = make_input()
+    pf = base.position_factors.copy()
+    spy = pf["position_id"] == 4
+    pf.loc[spy, "exact_fit"] = True
+    pf.loc[spy, "t_stat"] = float("nan")
+    snap = base.snapshot.assign(daily_return=float("nan"), is_first_snapshot=True, pnl_basis="entry_price")
+    rendered = build(make_input(position_factors=pf, snapshot=snap))
+    Draft202012Validator(load_report_schema()).validate(rendered.json)
+    rows = rendered.json["factor_exposures"]["data"]["positions"]
+    for r in rows:
+        if r["position_id"] == 4:
+            assert r["exact_fit"] is True and r["t_stat"] is None and r["beta"] in ("1.0000", "0.0000")
+        else:
+            assert r["exact_fit"] is False and r["t_stat"] is not None
+    md = rendered.markdown
+    betas = {r[0]: r[1:] for r in table_rows(section(md, "### Factor exposures"))[8:]}
+    spy_cells = next(v for k, v in betas.items() if k.endswith("(#4)"))
+    assert spy_cells[0] == "1.0000 (t n/a, exact fit)" and spy_cells[1] == "0.0000 (t n/a, exact fit)"
+    assert all("exact fit" not in c for k, v in betas.items() if not k.endswith("(#4)") for c in v)
+    assert rendered.json["snapshot"]["data"]["daily_return"] is None
+    assert rendered.json["snapshot"]["data"]["is_first_snapshot"] is True
+    value = dict(r for r in table_rows(section(md, "### Value and P&L"))[1:])
+    assert value["Daily return"] == "n/a" and value["Daily P&L"] == "$1,234.50"
+    assert "it has no daily return, and it is not used in volatility, Sharpe or VaR backtests" in md
+    # everything else as in the full report: the normal report's Markdown differs only where it must
+    normal = build().markdown.splitlines()
+    changed = [l for l in md.splitlines() if l not in normal]
+    assert all("exact fit" in l or "n/a" in l or "first snapshot" in l.lower() or "entry" in l
+               or l == "**Other flags:**" for l in changed), changed

@@ -57,10 +57,10 @@ FLAG_NO_RETURNS = "no_return_history"
 
 BETA_COLUMNS = [
     "date", "symbol", "factor_name", "beta", "t_stat", "r_squared", "n_obs",
-    "window_start", "window_end", "flag",
+    "window_start", "window_end", "flag", "exact_fit",
 ]
 POSITION_COLUMNS = [
-    "date", "position_id", "factor_name", "beta", "t_stat", "r_squared", "n_obs", "flag",
+    "date", "position_id", "factor_name", "beta", "t_stat", "r_squared", "n_obs", "flag", "exact_fit",
     "dollar_exposure",
 ]
 PORTFOLIO_COLUMNS = [
@@ -137,12 +137,16 @@ def rolling_factor_betas(
     ending on ``d`` (rows after ``d`` are never read), on the rows where the symbol and every factor have a
     return. Betas are not capped.
 
-    Columns: ``date, symbol, factor_name, beta, t_stat, r_squared, n_obs, window_start, window_end, flag``,
+    Columns: ``date, symbol, factor_name, beta, t_stat, r_squared, n_obs, window_start, window_end, flag,
+    exact_fit``,
     one row per (date, symbol, factor), sorted by date, symbol order of ``asset_returns``, factor order.
     ``window_start``/``window_end`` are the first and last sessions of the window; ``r_squared`` and
     ``n_obs`` belong to the symbol's regression (the same on its seven rows). ``flag``: ``ok`` (n_obs ==
     window), ``limited_history`` (min_obs <= n_obs < window), ``insufficient_history`` (n_obs < min_obs;
     beta, t_stat, r_squared NaN) or ``singular_design`` (collinear/constant regressors in the window; NaN).
+    ``exact_fit`` (bool): the symbol's residuals are numerically zero (SPY on a design that contains SPY;
+    see :data:`.regression.EXACT_FIT_RTOL`): betas and R^2 are kept, every t_stat is NaN (round-off divided
+    by round-off, not a statistic).
     """
     res = rolling_ols(asset_returns, factor_returns, as_of_dates, window=window, min_obs=min_obs)
     d, n, k = len(res.dates), len(res.series), len(res.regressors)
@@ -166,6 +170,7 @@ def rolling_factor_betas(
             "window_start": per_d(res.window_start.values),
             "window_end": per_d(res.window_end.values),
             "flag": per_dn(res.flag),
+            "exact_fit": per_dn(res.exact_fit),
         },
         columns=BETA_COLUMNS,
     )
@@ -396,13 +401,18 @@ def position_factor_exposures(
     ``dollar_exposure = delta_adjusted_exposure x beta``. Where there is no beta (short history, singular
     design, symbol not regressed) ``beta`` stays NaN, the flag says why and ``dollar_exposure`` is 0, so the
     portfolio sum never picks up a made-up number. Columns: ``date, position_id, factor_name, beta,
-    t_stat, r_squared, n_obs, flag, dollar_exposure``.
+    t_stat, r_squared, n_obs, flag, exact_fit, dollar_exposure`` (``exact_fit`` False where the symbol was
+    not regressed, or ``symbol_betas`` has no such column).
     """
     factor_names = list(dict.fromkeys(symbol_betas["factor_name"]))
+    if "exact_fit" not in symbol_betas.columns:
+        symbol_betas = symbol_betas.assign(exact_fit=False)
     out = attach_symbol_stats(
-        positions, symbol_betas, exposures, ["beta", "t_stat", "r_squared", "n_obs", "flag"], factor_names
+        positions, symbol_betas, exposures, ["beta", "t_stat", "r_squared", "n_obs", "flag", "exact_fit"],
+        factor_names,
     )
     out["n_obs"] = out["n_obs"].fillna(0).astype(np.int64)
+    out["exact_fit"] = out["exact_fit"].eq(True).to_numpy(dtype=bool)  # NaN (not regressed) -> False
     beta = out["beta"].to_numpy(dtype=np.float64)
     exp = out["delta_adjusted_exposure"].to_numpy(dtype=np.float64)
     out["dollar_exposure"] = np.where(np.isfinite(beta), exp * np.nan_to_num(beta), 0.0)

@@ -25,6 +25,11 @@ Flags (per date and series):
 ``limited_history``       min_obs <= n_obs < window: fitted, but on fewer rows than the window
 ``insufficient_history``  n_obs < min_obs: no fit (NaN)
 ``singular_design``       enough rows, but the regressors are (numerically) collinear or constant: NaN
+
+Exact fits (books.md, "Numbers that must not mislead"): a fitted series whose residual sum of squares is
+(numerically) zero relative to its own scale, ``SSR <= EXACT_FIT_RTOL * ||y||^2`` on its usable rows, is
+an exact fit (for example SPY regressed on a design that contains SPY). ``exact_fit`` is True for it; its
+coefficients are kept, but its t-statistics are NaN: they would be round-off divided by round-off.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ __all__ = [
     "FLAG_LIMITED",
     "FLAG_INSUFFICIENT",
     "FLAG_SINGULAR",
+    "EXACT_FIT_RTOL",
     "OLSResult",
     "rolling_ols",
     "window_positions",
@@ -56,6 +62,14 @@ FLAG_SINGULAR = "singular_design"
 # A design in which some regressor has a VIF above this (is explained by the others and the constant with
 # R^2 > 1 - 1e-10) is treated as singular: its coefficients are not identified to any useful precision.
 _MAX_VIF = 1e10
+
+# Exact fit: SSR <= EXACT_FIT_RTOL * ||y||^2 (usable rows, uncentred so that a constant or all-zero series,
+# which the intercept fits exactly, counts too). Why 1e-12: round-off leaves an exact fit with residuals of
+# ~1e-16 x |y| per row (SSR/||y||^2 ~ 1e-30; well under 1e-20 even with the conditioning _MAX_VIF admits on
+# return data), while 1e-12 means a residual RMS of 1e-6 of y's RMS -- for daily returns of ~1%, 1e-8 per
+# day, far below what prices quoted to the cent can carry, so no genuine regression of market data gets
+# there (R^2 of return regressions is far below 1 - 1e-12). Between the two there are ~18 orders of margin.
+EXACT_FIT_RTOL = 1e-12
 
 # Upper bound on the elements of one (dates x series x window) block; bounds memory at a few hundred MB.
 _CHUNK_ELEMENTS = 2_000_000
@@ -79,6 +93,7 @@ class OLSResult:
     n_obs: np.ndarray  # (D, N) int64, usable rows in the window
     resid_std: np.ndarray  # (D, N) sqrt(SSR / (n_obs - K - 1))
     flag: np.ndarray  # (D, N) str
+    exact_fit: np.ndarray  # (D, N) bool: fitted with SSR numerically zero (tvalues NaN, params kept)
     window_start: pd.DatetimeIndex  # (D,) first session of each window
     window_end: pd.DatetimeIndex  # (D,) last session of each window (== the as-of date)
 
@@ -156,6 +171,7 @@ def rolling_ols(
     rstd = np.full((d, n_series), np.nan)
     nobs = np.zeros((d, n_series), dtype=np.int64)
     singular = np.zeros((d, n_series), dtype=bool)
+    exact = np.zeros((d, n_series), dtype=bool)
 
     if d:
         x_ok = np.isfinite(xv).all(axis=1)
@@ -176,10 +192,11 @@ def rolling_ols(
                 min_obs=min_obs,
             )
             sl = slice(i0, i0 + len(p))
-            params[sl], bse[sl], rsq[sl], rstd[sl], nobs[sl], singular[sl] = out
+            params[sl], bse[sl], rsq[sl], rstd[sl], nobs[sl], singular[sl], exact[sl] = out
 
     with np.errstate(divide="ignore", invalid="ignore"):
         tvalues = params / bse
+    tvalues[exact] = np.nan  # round-off / round-off: not a statistic
 
     flag = np.where(nobs >= window, FLAG_OK, FLAG_LIMITED).astype(object)
     flag[nobs < min_obs] = FLAG_INSUFFICIENT
@@ -197,6 +214,7 @@ def rolling_ols(
         n_obs=nobs,
         resid_std=rstd,
         flag=flag,
+        exact_fit=exact,
         window_start=pd.DatetimeIndex(sessions[start_pos]),
         window_end=pd.DatetimeIndex(sessions[pos_all]),
     )
@@ -273,4 +291,5 @@ def _fit_windows(y, m, x, x_ok, min_obs):
     bse[~ok] = np.nan
     rsq = np.where(ok, rsq, np.nan)
     singular = fit & ~ok
-    return params, bse, rsq, rstd, n.astype(np.int64), singular
+    exact = ok & (ssr <= EXACT_FIT_RTOL * (y * y).sum(axis=2))  # y is 0 off the mask: ||y||^2 of usable rows
+    return params, bse, rsq, rstd, n.astype(np.int64), singular, exact

@@ -146,10 +146,12 @@ def portfolio_snapshots(
     - ``daily_pnl``: sum of the positions' daily P&L (``daily_position_pnl``); ``pnl_basis`` is that
       date's basis ("previous_close", "entry_price" or "mixed" when some positions were opened that day).
     - FIRST snapshot (``previous_snapshot`` None): the first date's P&L is the P&L since entry, the sum of
-      ``unrealized_pnl``; ``is_first_snapshot`` True, ``pnl_basis`` "entry_price".
+      ``unrealized_pnl``; it is flagged (``is_first_snapshot`` True, ``pnl_basis`` "entry_price") and has
+      NO daily return (NaN, stored NULL): P&L earned over an unknown number of days is not a one-day
+      return, so it never enters volatility, Sharpe or VaR backtests (books.md, "Numbers that must not
+      mislead").
     - ``daily_return = daily_pnl / previous day's gross exposure`` (the equity base is gross exposure;
-      for the first date, ``previous_snapshot["gross_exposure"]``, or on a first snapshot the gross entry
-      cost ``sum |cost_basis|``, the base the P&L since entry was earned on).
+      for the first date, ``previous_snapshot["gross_exposure"]``).
     - ``cumulative_pnl`` continues from ``previous_snapshot["cumulative_pnl"]`` (0 on a first snapshot).
     """
     if len(exposures) == 0:
@@ -164,12 +166,6 @@ def portfolio_snapshots(
         return f.groupby("date")[list(columns)].sum().reindex(dates).fillna(0.0)
 
     vals = by_date(valuations, ["market_value", "unrealized_pnl"])
-    gross_cost = (
-        valuations.assign(date=pd.DatetimeIndex(valuations["date"]), abs_cost=valuations["cost_basis"].abs())
-        .groupby("date")["abs_cost"]
-        .sum()
-        .reindex(dates)
-    )
     greek_sums = by_date(greeks, list(_GREEK_SUMS)).rename(columns=_GREEK_SUMS)
     pnl = np.array(by_date(position_pnl, ["daily_pnl"])["daily_pnl"], dtype=float)  # a writable copy
     pp = position_pnl.assign(date=pd.DatetimeIndex(position_pnl["date"]))
@@ -180,7 +176,7 @@ def portfolio_snapshots(
     if first:
         pnl[0] = vals["unrealized_pnl"].iloc[0]
         basis[0] = "entry_price"
-        base0 = gross_cost.iloc[0]
+        base0 = np.nan  # no previous snapshot: no daily return on the first date (P&L since entry)
         prev_cum = 0.0
     else:
         base0 = previous_snapshot.get("gross_exposure", np.nan)

@@ -218,7 +218,7 @@ def load_report_inputs(engine: Engine, portfolio_id: str, anchor_dates) -> Itera
     portfolio = {"portfolio_id": pid, "name": row["name"], "owner": row.get("owner")}
     cache = FrameCache(memoize=True)
     by_table = {
-        name: _by_date(read_table(engine, table, dates=anchors, portfolio_id=pid), cache, pid)
+        name: _by_date(_float_columns(read_table(engine, table, dates=anchors, portfolio_id=pid), table), cache, pid)
         for name, table in _TABLES.items()
     }
     s = schema.stress_scenarios
@@ -253,6 +253,16 @@ def load_report_inputs(engine: Engine, portfolio_id: str, anchor_dates) -> Itera
         cache.put(inp.snapshot_history, ("history_upto", pid, anchor), pnl_history.iloc[:pnl_end])
         inp.cache = cache
         yield inp
+
+
+def _float_columns(frame: pd.DataFrame, table: sa.Table) -> pd.DataFrame:
+    """Double-precision columns as float64 (NULL -> NaN) even when every value read is NULL: a one-date read
+    of a null (a first snapshot's daily return, an exact fit's t-statistics) then equals the same date's rows
+    cut from a ranged read, where pandas already made the column float64."""
+    for col in table.columns:
+        if isinstance(col.type, sa.Float) and col.name in frame.columns and frame[col.name].dtype == object:
+            frame[col.name] = frame[col.name].astype("float64")
+    return frame
 
 
 def _by_date(frame: pd.DataFrame, cache: FrameCache, portfolio_id: str) -> tuple[pd.DataFrame, dict]:

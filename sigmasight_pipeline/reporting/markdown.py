@@ -138,7 +138,7 @@ def _factors(data: dict) -> dict:
         pid = p["position_id"]
         labels[pid] = f"{p['symbol']} (#{pid})"
         beta = p["beta"] or "n/a"
-        tstat = p["t_stat"] or "n/a"
+        tstat = "n/a, exact fit" if p["exact_fit"] else (p["t_stat"] or "n/a")
         cells.setdefault(pid, {})[p["factor_name"]] = f"{beta} (t {tstat})" if p["beta"] else "n/a"
     w = data["window"]
     window = None if w is None else {

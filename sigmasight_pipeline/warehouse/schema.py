@@ -228,6 +228,10 @@ position_factor_exposures = _date_portfolio_position(
     sa.Column("window_end", sa.Date),
     sa.Column("flag", sa.String(24), nullable=False),
     sa.Column("dollar_exposure", Money),
+    # The symbol's regression is an exact fit (residuals numerically zero, e.g. SPY on a design containing
+    # SPY): beta kept, t_stat NULL (books.md, "Numbers that must not mislead"). Added by 0002_exact_fit,
+    # hence last (the column order of a migrated warehouse).
+    sa.Column("exact_fit", sa.Boolean, nullable=False, server_default=sa.false()),
     name="position_factor_exposures",
     pk_extra=("factor_name",),
 )

@@ -16,5 +16,6 @@ select
     window_start,
     window_end,
     flag,
+    exact_fit,
     cast(dollar_exposure as double precision) as dollar_exposure
 from {{ source('warehouse', 'position_factor_exposures') }}

@@ -135,6 +135,7 @@ def factor_section(a: Anchored) -> dict | None:
             "r_squared": format_field("r_squared", r.get("r_squared")),
             "n_obs": as_int(r.get("n_obs")),
             "flag": as_str(r.get("flag")),
+            "exact_fit": as_bool(r.get("exact_fit")),  # t_stat null: an exact fit has no t-statistic
             "dollar_exposure": format_field("dollar_exposure", r.get("dollar_exposure")),
         }
         for r in recs
