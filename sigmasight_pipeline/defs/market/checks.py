@@ -13,6 +13,7 @@ import dagster as dg
 import pandas as pd
 import sqlalchemy as sa
 
+from sigmasight_pipeline.defs.metadata import attach_date_partitions, no_session_result
 from sigmasight_pipeline.defs.resources import WarehouseResource
 from sigmasight_pipeline.marketdata import calendar as xcal
 from sigmasight_pipeline.quality import market as q
@@ -39,6 +40,15 @@ RETURNS_PLAUSIBLE = dg.AssetCheckSpec(
 def no_session_check(spec: dg.AssetCheckSpec) -> dg.AssetCheckResult:
     """The check of a run without an exchange session: nothing stored, nothing to check."""
     return dg.AssetCheckResult(check_name=spec.name, passed=True, metadata={"no_op": True})
+
+
+def no_session_outputs(
+    context: dg.AssetExecutionContext, closed: dict[str, str], table: str, spec: dg.AssetCheckSpec
+) -> list:
+    """What a market asset yields for a run of weekday holidays only: each partition's reason attached, the
+    explicit no-op, and its check passed with nothing to check."""
+    attach_date_partitions(context, {}, closed, table)
+    return [no_session_result(closed), no_session_check(spec)]
 
 
 def universe_priced(stored: pd.DataFrame, symbols: Iterable[str], sessions: pd.DatetimeIndex) -> dg.AssetCheckResult:

@@ -3,13 +3,12 @@
 import dagster as dg
 
 from sigmasight_pipeline.defs.automation import market_condition
-from sigmasight_pipeline.defs.market.checks import UNIVERSE_PRICED, no_session_check, universe_priced
+from sigmasight_pipeline.defs.market.checks import UNIVERSE_PRICED, no_session_outputs, universe_priced
 from sigmasight_pipeline.defs.metadata import (
     RUN,
     attach_date_partitions,
     date_range_text,
     holidays_text,
-    no_session_result,
     preview_label,
     rows_per_date,
 )
@@ -47,9 +46,7 @@ def market_prices(
     sessions, closed = split_sessions(dates)
     engine = warehouse.engine
     if sessions.empty:
-        attach_date_partitions(context, {}, closed, schema.market_prices.name)
-        yield no_session_result(closed)
-        yield no_session_check(UNIVERSE_PRICED)
+        yield from no_session_outputs(context, closed, schema.market_prices.name, UNIVERSE_PRICED)
         return
     symbols = universe(held_symbols(engine))
     source = market_data.get_source()

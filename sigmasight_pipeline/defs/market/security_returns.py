@@ -4,14 +4,13 @@ import dagster as dg
 
 from sigmasight_pipeline.defs.automation import follow_condition
 
-from sigmasight_pipeline.defs.market.checks import RETURNS_PLAUSIBLE, no_session_check, returns_plausible
+from sigmasight_pipeline.defs.market.checks import RETURNS_PLAUSIBLE, no_session_outputs, returns_plausible
 from sigmasight_pipeline.defs.market.market_prices import market_prices
 from sigmasight_pipeline.defs.metadata import (
     RUN,
     attach_date_partitions,
     date_range_text,
     holidays_text,
-    no_session_result,
     rows_per_date,
 )
 from sigmasight_pipeline.defs.partitions import partition_dates, single_run, trading_days
@@ -40,9 +39,7 @@ def security_returns(context: dg.AssetExecutionContext, warehouse: WarehouseReso
     sessions, closed = xcal.split_sessions(dates)
     engine = warehouse.engine
     if sessions.empty:
-        attach_date_partitions(context, {}, closed, schema.security_returns.name)
-        yield no_session_result(closed)
-        yield no_session_check(RETURNS_PLAUSIBLE)
+        yield from no_session_outputs(context, closed, schema.security_returns.name, RETURNS_PLAUSIBLE)
         return
     start = xcal.previous_session(sessions.min())
     closes = read_wide(engine, schema.market_prices, "close", start=start, end=sessions.max())

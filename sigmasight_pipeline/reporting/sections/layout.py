@@ -2,16 +2,6 @@
 
 from __future__ import annotations
 
-__all__ = [
-    "ENGINES",
-    "ENGINE_LABELS",
-    "REQUIRED_SECTIONS",
-    "CHARTS",
-    "CSV_COLUMNS",
-    "FACTOR_ORDER",
-    "factor_key",
-]
-
 ENGINES: tuple[str, ...] = (
     "exposures", "greeks", "factor_exposures", "rate_sensitivity", "correlations", "stress_tests", "snapshot",
 )
