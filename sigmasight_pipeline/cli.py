@@ -38,6 +38,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             filename=book.csv_file, defs=defs,
         )
         print(f"imported {book.name!r} as portfolio {pid}")
+        print_entry_warnings(pid)
         ids.append(pid)
 
     def progress(message: str) -> None:
@@ -55,7 +56,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     reports = ReportsResource().root
     latest = sorted(reports.glob(f"*_{args.end}"))
     print(f"\ndemo done in {time.monotonic() - started:.0f} s: {len(summary['runs'])} runs, "
-          f"{len(summary['checks'])} checks, failed: {', '.join(failed) or 'none'}")
+          f"{len(summary['checks']) + len(summary['warnings'])} checks, failed: {', '.join(failed) or 'none'}")
+    print_check_warnings(summary)
     print(f"  reports:        {reports}")
     for folder in latest:
         print(f"                  {folder / 'portfolio_report.md'}")
@@ -63,6 +65,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"  dagster home:   {os.environ['DAGSTER_HOME']} (runs recorded there; `make dev` shows them)")
     print("  Dagster UI:     make dev, then open http://127.0.0.1:3000 (Assets, Runs)")
     return 0
+
+
+def print_check_warnings(summary: dict) -> None:
+    """Name the warning checks that failed: something to read in the reports, not a failure."""
+    warned = [k for k, ok in summary.get("warnings", {}).items() if not ok]
+    if warned:
+        print(f"  warnings:       {', '.join(warned)} (named in the reports' data quality and the checks' metadata)")
 
 
 def cmd_onboard(args: argparse.Namespace) -> int:
@@ -82,9 +91,26 @@ def cmd_onboard(args: argparse.Namespace) -> int:
         print(f"error: {path}: {exc}", file=sys.stderr)
         return 1
     print(f"imported {args.name!r} as portfolio {pid}")
+    print_entry_warnings(pid)
     if args.no_backfill:
         return 0
     return _backfill_new_portfolio(pid)
+
+
+def print_entry_warnings(portfolio_id: str, source: str | None = None) -> None:
+    """The stored entry sanity warnings of a portfolio (of one ``source``: "upload" or a trades file's name), one
+    a line: entries booked at a price that cannot be right, imported as given (books.md, "Entry sanity")."""
+    from sigmasight_pipeline.warehouse.entry_warnings import read_entry_warnings
+    from sigmasight_pipeline.warehouse.io import get_engine
+
+    found = read_entry_warnings(get_engine(), portfolio_id)
+    if source is not None:
+        found = found[found["source"] == source]
+    if found.empty:
+        return
+    print(f"  entry sanity: {len(found)} warning(s), imported as given:")
+    for r in found.itertuples():
+        print(f"    warning ({r.source}): {r.message}")
 
 
 def _backfill_new_portfolio(portfolio_id: str) -> int:
@@ -107,7 +133,68 @@ def _backfill_new_portfolio(portfolio_id: str) -> int:
         return 1
     failed = [k for k, ok in summary["checks"].items() if not ok]
     print("failed checks: " + (", ".join(failed) if failed else "none"))
+    print_check_warnings(summary)
     return 1 if failed else 0
+
+
+def cmd_trades_import(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from sigmasight_pipeline import runner as orch
+    from sigmasight_pipeline.defs.operations.onboarding import history_window
+    from sigmasight_pipeline.onboarding.trades_csv import TradesValidationError
+    from sigmasight_pipeline.warehouse.portfolios import UnknownPortfolioError
+
+    path = Path(args.file)
+    if not path.is_file():
+        print(f"error: no such file: {path}", file=sys.stderr)
+        return 2
+    try:
+        done = orch.import_trades(_instance(), args.portfolio, path.read_bytes(), filename=path.name)
+    except TradesValidationError as exc:
+        print(f"error: {path}: {exc}", file=sys.stderr)
+        return 1
+    except UnknownPortfolioError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"imported {done.trades} trade(s) into {done.portfolio_id} "
+          f"({done.first_trade_date:%Y-%m-%d} .. {done.last_trade_date:%Y-%m-%d}); positions updated")
+    if args.no_backfill:
+        return 0
+    window = history_window(done.first_trade_date - pd.Timedelta(days=1))  # from the first trade's session
+    if window is None:
+        print("no completed session since the first trade yet: nothing to recompute")
+        return 0
+    start, end = window
+    print(f"recomputing {done.portfolio_id} {start:%Y-%m-%d} .. {end:%Y-%m-%d} (the dates its trades affect)")
+    try:
+        summary = orch.run_window(_instance(), [done.portfolio_id], start, end,
+                                  tags={orch.BACKFILL_TAG: orch.new_backfill_id()})
+    except (orch.RunFailedError, orch.WorkerDiedError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    failed = [k for k, ok in summary["checks"].items() if not ok]
+    print("failed checks: " + (", ".join(failed) if failed else "none"))
+    print_check_warnings(summary)
+    return 1 if failed else 0
+
+
+def cmd_trades_list(args: argparse.Namespace) -> int:
+    from sigmasight_pipeline.warehouse.book import ledger_tables
+    from sigmasight_pipeline.warehouse.io import get_engine
+    from sigmasight_pipeline.warehouse.portfolios import UnknownPortfolioError, get_portfolio
+
+    try:
+        pid = get_portfolio(get_engine(), args.portfolio)["portfolio_id"]
+    except UnknownPortfolioError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    ledger, lots = ledger_tables(get_engine(), pid)
+    print(f"# {pid}: ledger (opening holdings, then trades; quantities and prices on the split-adjusted scale)\n")
+    print(ledger.to_markdown(index=False, floatfmt=",.2f"))
+    print(f"\n# {pid}: lots (FIFO)\n")
+    print(lots.to_markdown(index=False, floatfmt=",.4f"))
+    return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -205,6 +292,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     failed = [k for k, ok in summary["checks"].items() if not ok]
     print(f"{len(summary['runs'])} runs: {', '.join(summary['runs'])}")
     print("failed checks: " + (", ".join(failed) if failed else "none"))
+    print_check_warnings(summary)
     return 1 if failed else 0
 
 
@@ -279,6 +367,17 @@ def build_parser() -> argparse.ArgumentParser:
     onboard.add_argument("--id", help="portfolio id (default: slug of the name)")
     onboard.add_argument("--no-backfill", action="store_true", help="import only; do not compute its history")
     onboard.set_defaults(func=cmd_onboard)
+
+    trades = sub.add_parser("trades", help="a book's trades: import a trades CSV, list the ledger and lots")
+    trades_sub = trades.add_subparsers(dest="trades_command", required=True)
+    trades_import = trades_sub.add_parser("import", help="validate and import a trades CSV (all or nothing)")
+    trades_import.add_argument("portfolio", help="portfolio id or exact name")
+    trades_import.add_argument("file", help="trades CSV: trade_date, ticker, quantity, price[, fees, trade_id, tags, close_and_reverse]")
+    trades_import.add_argument("--no-backfill", action="store_true", help="import only; do not recompute the affected dates")
+    trades_import.set_defaults(func=cmd_trades_import)
+    trades_list = trades_sub.add_parser("list", help="print the ledger and the FIFO lots of a portfolio")
+    trades_list.add_argument("portfolio", help="portfolio id or exact name")
+    trades_list.set_defaults(func=cmd_trades_list)
 
     report = sub.add_parser("report", help="write (or print) a portfolio report through Dagster")
     report.add_argument("--portfolio", required=True, help="portfolio id or exact name")

@@ -119,10 +119,15 @@ def run(
     return result
 
 
-def check_results(result: dg.ExecuteInProcessResult | None) -> dict[str, bool]:
-    """``asset.check -> passed`` for every check a run evaluated."""
+def check_results(result: dg.ExecuteInProcessResult | None, *, warnings: bool = False) -> dict[str, bool]:
+    """``asset.check -> passed`` for every check of ERROR severity a run evaluated (``warnings``: of WARN
+    severity instead: a failed warning names something to look at, such as stress losses beyond a levered
+    book's equity, and fails nothing)."""
+    severity = dg.AssetCheckSeverity.WARN if warnings else dg.AssetCheckSeverity.ERROR
     out: dict[str, bool] = {}
     for ev in result.get_asset_check_evaluations() if result is not None else []:
+        if ev.severity != severity:
+            continue
         name = f"{ev.asset_key.to_user_string()}.{ev.check_name}"
         out[name] = out.get(name, True) and ev.passed
     return out
@@ -172,6 +177,33 @@ def import_portfolio(
     return done.portfolio_id
 
 
+def import_trades(
+    instance: dg.DagsterInstance,
+    portfolio_id: str,
+    csv: str | bytes,
+    *,
+    filename: str | None = None,
+    database_url: str | None = None,
+    defs: dg.Definitions | None = None,
+):
+    """Store a trades file (all or nothing) and run the portfolio's positions here; returns the
+    :class:`~sigmasight_pipeline.defs.operations.onboarding.TradesOnboarding`. The caller computes the
+    affected dates (from the first trade date on): the positions run is tagged so that automation does not
+    request the book's whole history again."""
+    from sigmasight_pipeline.defs.automation import TRADES_WINDOW_TAG
+    from sigmasight_pipeline.defs.operations.onboarding import onboard_trades
+
+    defs = defs or load_definitions()
+    done = onboard_trades(get_engine(database_url), portfolio_id, csv, filename=filename)
+    resources = dict(defs.resources or {})
+    if database_url:
+        resources["warehouse"] = WarehouseResource(database_url=database_url)
+    request = done.run_request
+    run(instance, request.asset_selection, defs=defs, resources=resources, partition_key=request.partition_key,
+        tags={**request.tags, TRADES_WINDOW_TAG: f"{done.first_trade_date:%Y-%m-%d}"})
+    return done
+
+
 def materialize_market(instance, start, end, *, defs=None, resources=None, tags=None) -> dg.ExecuteInProcessResult:
     """One run of the market assets for every weekday in [start, end]."""
     defs = defs or load_definitions()
@@ -210,6 +242,7 @@ class PortfolioRun(NamedTuple):
     seconds: float
     checks: dict[str, bool]
     error: RunFailedError | None = None
+    warnings: dict[str, bool] | None = None  # WARN-severity checks -> passed
 
 
 def default_workers() -> int:
@@ -236,7 +269,8 @@ def _portfolio_run(instance, portfolio_id: str, start, end, defs, tags, run_conf
         result = materialize_portfolio(instance, portfolio_id, start, end, defs=defs, tags=tags, run_config=run_config)
     except RunFailedError as exc:
         return PortfolioRun(portfolio_id, exc.run_id, time.perf_counter() - started, {}, exc)
-    return PortfolioRun(portfolio_id, result.run_id if result else None, time.perf_counter() - started, check_results(result))
+    return PortfolioRun(portfolio_id, result.run_id if result else None, time.perf_counter() - started,
+                        check_results(result), warnings=check_results(result, warnings=True))
 
 
 _WORKER: dict = {}  # per worker process: its definitions (loaded once) and the parent's stop event
@@ -342,22 +376,24 @@ def run_window(
 
     ``progress`` gets a line before each phase; ``on_run`` a label after each run. If a portfolio run fails,
     the other portfolios still finish, then :class:`RunFailedError` is raised (the SQL models are not rebuilt).
-    Returns ``{"runs": [run ids], "checks": {check: passed}}``.
+    Returns ``{"runs": [run ids], "checks": {check: passed}, "warnings": {check: passed}}`` (ERROR- and
+    WARN-severity checks).
     """
     defs = defs or load_definitions()
-    summary: dict = {"runs": [], "checks": {}}
+    summary: dict = {"runs": [], "checks": {}, "warnings": {}}
     done = on_run or (lambda _label: None)
 
-    def record(run_id: str | None, checks: dict[str, bool]) -> None:
+    def record(run_id: str | None, checks: dict[str, bool], warnings: dict[str, bool] | None = None) -> None:
         if run_id:
             summary["runs"].append(run_id)
-        for name, ok in checks.items():
-            summary["checks"][name] = summary["checks"].get(name, True) and ok
+        for kind, results in (("checks", checks), ("warnings", warnings or {})):
+            for name, ok in results.items():
+                summary[kind][name] = summary[kind].get(name, True) and ok
 
     market_start = market_history_start(start) if with_history else pd.Timestamp(start)
     progress(f"market data {market_start:%Y-%m-%d} .. {pd.Timestamp(end):%Y-%m-%d}")
     result = materialize_market(instance, market_start, end, defs=defs, tags=tags)
-    record(result.run_id, check_results(result))
+    record(result.run_id, check_results(result), check_results(result, warnings=True))
     done("market data")
     workers = default_workers() if workers is None else workers
     parallel = 1 if instance.is_ephemeral else min(workers, len(portfolio_ids))
@@ -367,7 +403,7 @@ def run_window(
     )
     failed = []
     for pr in materialize_portfolios(instance, portfolio_ids, start, end, defs=defs, tags=tags, workers=workers):
-        record(pr.run_id, pr.checks)
+        record(pr.run_id, pr.checks, pr.warnings)
         if pr.error is not None:
             failed.append(pr.error)
         done(f"portfolio {pr.portfolio_id} ({pr.seconds:.0f} s{', FAILED' if pr.error else ''})")

@@ -264,7 +264,7 @@ def test_position_greeks_book():
     call = row.loc[(dates[1], 2)]
     T = (pd.Timestamp("2025-06-20") - dates[1]).days / 365
     g = bs_greeks(192.0, 200.0, T, 0.04, 0.30, True)
-    assert call["vol_source"] == "position_iv"
+    assert call["vol_source"] == "implied"
     assert call["days_to_expiry"] == (pd.Timestamp("2025-06-20") - dates[1]).days
     assert call["model_price"] == pytest.approx(float(g["price"]), abs=1e-12)
     # defect: position Greeks carry the x100 multiplier: 2 long calls -> 2 x 100 x delta

@@ -13,8 +13,11 @@ from sigmasight_pipeline.engines.stress import (
     POSITION_PNL_COLUMNS,
     RATE_FACTOR,
     RESULT_COLUMNS,
+    VIX_SHOCK,
     conditional_factor_moves,
+    equity_loss_rows,
     loss_cap_violations,
+    loss_exceeds_equity,
     stress_test,
     stress_test_range,
 )
@@ -172,7 +175,7 @@ def test_spy_book_loses_exactly_ten_percent():
     assert list(res.position_pnl.columns) == POSITION_PNL_COLUMNS
     assert r.loc["market_down_10", "direct_pnl"] == -50_000.0  # 10% of 500,000
     assert r.loc["market_down_10", "correlated_pnl"] == -50_000.0  # zero betas to the co-moving factors
-    assert r.loc["market_down_10", "pct_of_equity"] == pytest.approx(-0.10, abs=1e-15)
+    assert r.loc["market_down_10", "pct_of_gross_exposure"] == pytest.approx(-0.10, abs=1e-15)
     assert r.loc["market_down_10", "gross_exposure"] == 500_000.0
     assert r.loc["market_crash_35", "direct_pnl"] == pytest.approx(-175_000.0, abs=1e-9)
     assert r.loc["rates_up_100bp", "direct_pnl"] == 0.0
@@ -286,7 +289,7 @@ def test_rate_scenario_bond_like_position():
     pos = make_positions([(1, "TLT", 1_000.0, "TLT", None, None, None, np.nan)])
     res, _, _ = run(pos, {"TLT": [90.0]}, {1: {"Market": -0.1}}, {1: -0.0006})
     r = by_scen(res.results)
-    assert r.loc["rates_up_100bp", "pct_of_equity"] == pytest.approx(-0.06, rel=1e-12)  # -0.0006/bp x 100 bp
+    assert r.loc["rates_up_100bp", "pct_of_gross_exposure"] == pytest.approx(-0.06, rel=1e-12)  # -0.0006/bp x 100 bp
     assert r.loc["rates_up_100bp", "direct_pnl"] == pytest.approx(-0.06 * 90_000.0, rel=1e-12)
     assert r.loc["rates_down_25bp", "direct_pnl"] == pytest.approx(0.015 * 90_000.0, rel=1e-12)
     bd = res.factor_breakdown.set_index(["scenario_id", "factor_name"])
@@ -460,3 +463,152 @@ def test_conditional_moves_batched_over_dates_and_scenarios_match_one_by_one():
     # Value left out of the conditioning on date 2: it moves only where a scenario names it
     unnamed_value = np.isnan(named[:, 1])
     assert (moves[2, unnamed_value, 1] == 0.0).all()
+
+
+# --- losses against equity (books.md, "Numbers that must not mislead") ------------------------------------
+
+
+def levered_book():
+    """Long 1,000 A at $100 (market beta 1.5), short 600 B at $100 (market beta 0.5): gross 160,000,
+    equity (net liquidation value, no cash modelled) 100,000 - 60,000 = 40,000."""
+    pos = make_positions([(1, "AAA", 1_000.0, "AAA", None, None, None, np.nan),
+                          (2, "BBB", -600.0, "BBB", None, None, None, np.nan)])
+    return pos, {"AAA": [100.0], "BBB": [100.0]}, {1: {"Market": 1.5}, 2: {"Market": 0.5}}
+
+
+def test_levered_long_short_book_percentages_and_losses_beyond_equity_by_hand():
+    pos, spot, betas = levered_book()
+    spec = {"crash": {"Market": -0.35}, "down": {"Market": -0.10}, "rally": {"Market": 0.25}}
+    res, vals, _ = run(pos, spot, betas, cov=diagonal_cov(), spec=spec)
+    r = by_scen(res.results)
+    assert list(res.results.columns) == RESULT_COLUMNS
+    # crash: A 100,000 x 1.5 x -0.35 = -52,500; B -60,000 x 0.5 x -0.35 = +10,500; total -42,000
+    assert r.loc["crash", "direct_pnl"] == pytest.approx(-42_000.0, abs=1e-9)
+    assert r.loc["crash", "correlated_pnl"] == pytest.approx(-42_000.0, abs=1e-9)  # diagonal: nothing co-moves
+    assert r.loc["crash", "gross_exposure"] == 160_000.0 and r.loc["crash", "equity"] == 40_000.0
+    assert r.loc["crash", "pct_of_gross_exposure"] == pytest.approx(-42_000 / 160_000, rel=1e-14)  # -0.2625
+    assert r.loc["crash", "pct_of_equity"] == pytest.approx(-42_000 / 40_000, rel=1e-14)  # -1.05
+    assert r.loc["crash", "exceeds_equity"] and "loss_exceeds_equity" in r.loc["crash", "flag"]
+    assert "loss_exceeds_gross" not in r.loc["crash", "flag"]
+    # down 10%: -15,000 + 3,000 = -12,000: 7.5% of gross, 30% of equity, within equity
+    assert r.loc["down", "direct_pnl"] == pytest.approx(-12_000.0, abs=1e-9)
+    assert r.loc["down", "pct_of_gross_exposure"] == pytest.approx(-0.075, rel=1e-14)
+    assert r.loc["down", "pct_of_equity"] == pytest.approx(-0.30, rel=1e-14)
+    assert not r.loc["down", "exceeds_equity"] and r.loc["down", "flag"] == "ok"
+    # rally 25%: +37,500 - 7,500 = +30,000 = 75% of equity
+    assert r.loc["rally", "pct_of_equity"] == pytest.approx(0.75, rel=1e-14) and not r.loc["rally", "exceeds_equity"]
+    # equity is portfolio_exposures' net exposure, gross its gross exposure
+    ex = portfolio_exposures(vals, pos)
+    assert ex["net_exposure"].iloc[0] == 40_000.0 and ex["gross_exposure"].iloc[0] == 160_000.0
+    beyond = equity_loss_rows(res.results, ex)
+    assert beyond["scenario_id"].tolist() == ["crash"] and beyond["book_equity"].tolist() == [40_000.0]
+    # the book has a short: the (blocking) long-only loss cap does not apply to it
+    assert loss_cap_violations(res.results, ex).empty
+
+
+def test_non_positive_equity_has_no_pct_of_equity_and_any_loss_exceeds_it():
+    # long 100 A at $100, short 300 B at $100: equity 10,000 - 30,000 = -20,000
+    pos = make_positions([(1, "AAA", 100.0, "AAA", None, None, None, np.nan),
+                          (2, "BBB", -300.0, "BBB", None, None, None, np.nan)])
+    spec = {"up": {"Market": 0.10}, "down": {"Market": -0.10}}
+    res, vals, _ = run(pos, {"AAA": [100.0], "BBB": [100.0]}, {1: {"Market": 1.0}, 2: {"Market": 1.0}},
+                       cov=diagonal_cov(), spec=spec)
+    r = by_scen(res.results)
+    assert r.loc["up", "direct_pnl"] == pytest.approx(-2_000.0)  # +1,000 - 3,000
+    assert r.loc["up", "equity"] == -20_000.0 and np.isnan(r.loc["up", "pct_of_equity"])
+    assert r.loc["up", "pct_of_gross_exposure"] == pytest.approx(-2_000.0 / 40_000.0)
+    assert r.loc["up", "exceeds_equity"]  # a book with no equity: any loss is beyond it
+    assert r.loc["up", "flag"] == "equity_nonpositive;loss_exceeds_equity"
+    assert r.loc["down", "direct_pnl"] == pytest.approx(2_000.0) and not r.loc["down", "exceeds_equity"]
+    assert r.loc["down", "flag"] == "equity_nonpositive" and np.isnan(r.loc["down", "pct_of_equity"])
+    assert equity_loss_rows(res.results, portfolio_exposures(vals, pos))["scenario_id"].tolist() == ["up"]
+
+
+def test_loss_exceeds_equity_rule():
+    got = loss_exceeds_equity([-101.0, -100.0, -1.0, 0.0, 5.0, -1.0, np.nan, -1.0],
+                              [100.0, 100.0, 0.0, 0.0, -3.0, -3.0, 10.0, np.nan])
+    assert got.tolist() == [True, False, True, False, False, True, False, False]
+
+
+def test_unlevered_long_only_book_is_within_equity():
+    pos, spot, betas = spy_book()
+    res, _, _ = run(pos, spot, betas)
+    r = res.results
+    np.testing.assert_allclose(r["pct_of_equity"], r["pct_of_gross_exposure"], rtol=0, atol=0)  # equity == gross
+    assert not r["exceeds_equity"].any() and (r["equity"] == 500_000.0).all()
+
+
+# --- the VIX shock ---------------------------------------------------------------------------------------
+
+
+def bs_call_by_hand(S, K, T, r, sigma):
+    """Black-Scholes call from the textbook formula (scipy's normal cdf), independent of engines.options."""
+    from scipy.stats import norm
+
+    d1 = (np.log(S / K) + (r + 0.5 * sigma**2) * T) / (sigma * np.sqrt(T))
+    d2 = d1 - sigma * np.sqrt(T)
+    return S * norm.cdf(d1) - K * np.exp(-r * T) * norm.cdf(d2)
+
+
+def test_vix_shock_revalues_vix_options_at_the_shocked_level_and_nothing_else():
+    # 10 VIX 25 calls (VIX at 20, 60% vol, 90 days), plus 100 SPY shares; ^VIX has market beta -4
+    pos = make_positions([(1, "VIXC", 10.0, "^VIX", "C", 25.0, "2025-06-01", 0.60),
+                          (2, "SPY", 100.0, "SPY", None, None, None, np.nan)])
+    spot = {"^VIX": [20.0], "SPY": [500.0]}
+    betas = {1: {"Market": -4.0}, 2: {"Market": 1.0}}
+    spec = {"spike": {"Market": -0.15, VIX_SHOCK: 1.50}, "no_vix": {"Market": -0.15}, "vix_only": {VIX_SHOCK: 1.50}}
+    res, vals, greeks = run(pos, spot, betas, cov=diagonal_cov(), spec=spec)
+    T = (pd.Timestamp("2025-06-01") - AS_OF).days / 365.0
+    r = RATE_PCT / 100
+    v0 = bs_call_by_hand(20.0, 25.0, T, r, 0.60)
+    pp = res.position_pnl.set_index(["scenario_id", "position_id"])
+    # spike: the VIX goes 20 -> 50 (+150%), whatever its market beta says; SPY loses 15%
+    vix_pnl = (bs_call_by_hand(50.0, 25.0, T, r, 0.60) - v0) * 10 * 100
+    assert pp.loc[("spike", 1), "direct_pnl"] == pytest.approx(vix_pnl, rel=1e-10)
+    assert pp.loc[("spike", 1), "correlated_pnl"] == pytest.approx(vix_pnl, rel=1e-10)
+    assert pp.loc[("spike", 2), "direct_pnl"] == pytest.approx(-7_500.0, rel=1e-14)
+    # no VIX shock: as before, through its betas: -4 x -15% = +60%, 20 -> 32
+    beta_pnl = (bs_call_by_hand(32.0, 25.0, T, r, 0.60) - v0) * 10 * 100
+    assert pp.loc[("no_vix", 1), "direct_pnl"] == pytest.approx(beta_pnl, rel=1e-10)
+    # the VIX alone moves only the VIX options
+    assert pp.loc[("vix_only", 1), "direct_pnl"] == pytest.approx(vix_pnl, rel=1e-10)
+    assert pp.loc[("vix_only", 2), "direct_pnl"] == 0.0
+    # breakdown: a VIX row (delta-linear part), the rest in convexity; rows add up to the total
+    bd = res.factor_breakdown.set_index(["scenario_id", "factor_name"])
+    delta = greeks.set_index("position_id").loc[1, "delta"]
+    assert bd.loc[("spike", VIX_SHOCK), "direct_pnl"] == pytest.approx(delta * 10 * 100 * 20.0 * 1.5, rel=1e-12)
+    assert bd.loc[("spike", VIX_SHOCK), "shock"] == 1.5 and bd.loc[("no_vix", VIX_SHOCK), "shock"] == 0.0
+    assert bd.loc[("no_vix", VIX_SHOCK), "direct_pnl"] == 0.0
+    assert bd.loc[("spike", "Market"), "direct_pnl"] == pytest.approx(-7_500.0, rel=1e-14)  # SPY only
+    assert bd.loc[("no_vix", "Market"), "direct_pnl"] == pytest.approx(
+        -7_500.0 + delta * 10 * 100 * 20.0 * 0.60, rel=1e-12)  # the option's delta through its beta
+    totals = by_scen(res.results)
+    parts = res.factor_breakdown.groupby("scenario_id")[["direct_pnl", "correlated_pnl"]].sum()
+    np.testing.assert_allclose(parts.loc[totals.index], totals[["direct_pnl", "correlated_pnl"]], rtol=1e-12)
+    assert res.factor_breakdown.groupby("scenario_id").size().eq(len(FACTORS) + 3).all()
+
+
+def test_vix_shock_is_not_a_factor_and_the_scenario_file_carries_it():
+    from sigmasight_pipeline.warehouse.reference import stress_scenarios
+
+    cov = three_factor_cov()
+    m = conditional_factor_moves(pd.Series({"Market": -0.10}), cov)
+    assert VIX_SHOCK not in m.index  # never in the conditioning
+    _, shocks = stress_scenarios()
+    vix = shocks[shocks["factor_name"] == VIX_SHOCK]
+    assert vix[["scenario_id", "shock"]].values.tolist() == [["vix_spike_150", 1.5]]
+    # a zero VIX shock (as the zero-shock check runs) is exactly zero P&L, VIX options included
+    pos = make_positions([(1, "VIXC", 10.0, "^VIX", "C", 25.0, "2025-06-01", 0.60)])
+    res, _, _ = run(pos, {"^VIX": [20.0]}, {1: {"Market": -4.0}}, spec={"zero": {"Market": 0.0, VIX_SHOCK: 0.0}})
+    assert (res.results[["direct_pnl", "correlated_pnl"]] == 0.0).all().all()
+
+
+def test_the_scenario_file_refuses_a_vix_shock_that_would_take_the_level_to_zero_or_below(monkeypatch):
+    from sigmasight_pipeline.warehouse import reference
+
+    text = "scenarios:\n  - {id: bad, name: Bad, category: volatility, severity: severe, shocks: {VIX: -1.0}}\n"
+    monkeypatch.setattr(reference, "read_text", lambda name: text)
+    with pytest.raises(ValueError, match="scenario 'bad' VIX shock -1.0 must be above -1"):
+        reference.stress_scenarios()
+    monkeypatch.setattr(reference, "read_text", lambda name: text.replace("-1.0", "-0.4"))
+    assert reference.stress_scenarios()[1]["shock"].tolist() == [-0.4]

@@ -107,3 +107,130 @@ def test_a_bad_upload_imports_nothing(instance, sqlite_url, sqlite_engine, monke
     assert "row 3" in str(err.value)
     assert read_table(sqlite_engine, schema.positions).empty
     assert instance.get_dynamic_partitions("portfolio") == []
+
+
+# ------------------------------------------------------------------------------------------------------
+# Splits and the security master, stored with the prices (books.md, "Market data that a real book needs")
+# ------------------------------------------------------------------------------------------------------
+#: NVDA held through its 10-for-1 split (and an option on it); ZZZZ, a symbol no security master knows (and an
+#: option on it, classified by its underlying).
+SPLIT_BOOK = (
+    "ticker,quantity,entry_price,entry_date\n"
+    "NVDA,800,700.00,2024-01-05\n"
+    "NVDA251017C00800000,5,12.50,2024-01-15\n"
+    "ZZZZ,10,100.00,2024-01-05\n"
+    "ZZZZ250117C00050000,1,2.00,2024-01-05\n"
+)
+
+
+def _import_split_book(instance, sqlite_url, monkeypatch):
+    monkeypatch.setenv("SIGMASIGHT_DATABASE_URL", sqlite_url)
+    defs = orch.load_definitions()
+    orch.import_portfolio(instance, SPLIT_BOOK, name="Split Book", portfolio_id="split-book", defs=defs)
+    return defs
+
+
+def _check(result, name):
+    (ev,) = [e for e in result.get_asset_check_evaluations() if e.check_name == name]
+    return ev
+
+
+def _master(engine):
+    t = schema.security_master
+    return read_table(engine, t).set_index("symbol")
+
+
+def test_market_prices_stores_the_splits_once_and_names_an_unclassified_symbol(instance, sqlite_url, sqlite_engine, monkeypatch):
+    from sigmasight_pipeline.warehouse.splits import read_splits
+
+    defs = _import_split_book(instance, sqlite_url, monkeypatch)
+    result = orch.materialize_market(instance, "2025-01-02", "2025-01-03", defs=defs)
+    assert result.success  # the unclassified symbol is a warning, not a failure
+
+    stored = read_splits(sqlite_engine, with_source=True)
+    assert stored.to_dict("records") == [
+        {"symbol": "NVDA", "ex_date": pd.Timestamp("2024-06-10"), "ratio": 10.0, "source": "sample"}]
+    md = result.asset_materializations_for_node("market_prices")[0].metadata
+    assert md["run_splits"].value.splitlines()[2].replace(" ", "") == "|NVDA|2024-06-10|10|"  # a Markdown table
+    assert md["run_split_errors"].value == "none"
+    # the prices of the same run are on the post-split scale
+    nvda = read_table(sqlite_engine, schema.market_prices, symbols=["NVDA"]).set_index("date").close
+    assert nvda[pd.Timestamp("2025-01-02")] == 138.31
+
+    # the security master of the universe, refreshed in the same transaction
+    master = _master(sqlite_engine)
+    assert tuple(master.loc["NVDA", ["sector", "dividend_yield"]]) == ("Technology", 0.0003)
+    assert tuple(master.loc["ZZZZ", ["asset_type", "sector", "industry"]]) == ("unknown", "Unclassified", "Unclassified")
+    assert master.loc["SPY", "category"] == "Large Blend"
+
+    check = _check(result, "unclassified_symbols")
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
+    assert check.metadata["unclassified"].value == "ZZZZ"  # once: its option is classified by it
+    assert check.metadata["symbols_checked"].value == 2  # NVDA and ZZZZ
+    assert "ZZZZ" in check.description and "Unclassified" in check.description
+
+    # a rerun (another range, the same splits): upserted by (symbol, ex_date), never duplicated
+    again = orch.materialize_market(instance, "2025-01-03", "2025-01-06", defs=defs)
+    assert again.success
+    pd.testing.assert_frame_equal(read_splits(sqlite_engine, with_source=True), stored)
+
+
+def _yf_download(**kw):
+    """yfinance.download stand-in shaped like yfinance 1.x: a close of 100 + the symbol's length per weekday."""
+    tickers = list(kw["tickers"])
+    days = pd.bdate_range(kw["start"], pd.Timestamp(kw["end"]) - pd.Timedelta(days=1), name="Date")
+    cols = pd.MultiIndex.from_product([["Close", "High", "Low", "Open", "Volume"], tickers], names=["Price", "Ticker"])
+    frame = pd.DataFrame(index=days.tz_localize("America/New_York"), columns=cols, dtype=float)
+    for t in tickers:
+        for field in ("Close", "High", "Low", "Open"):
+            frame[(field, t)] = 100.0 + len(t)
+        frame[("Volume", t)] = 1e6
+    return frame
+
+
+def test_yfinance_splits_and_classification_reach_the_warehouse(instance, sqlite_url, sqlite_engine, monkeypatch):
+    """Online: the split history of the universe's stocks and funds only, and ``Ticker.info`` classifies ZZZZ, so
+    the warning check passes; the dividend yield is stored as a decimal."""
+    import sigmasight_pipeline.marketdata.sources as marketdata_sources
+
+    from sigmasight_pipeline.warehouse.splits import read_splits
+
+    asked: list[str] = []
+
+    def splits(symbol):  # Ticker(symbol).splits in yfinance 1.x
+        asked.append(symbol)
+        if symbol != "NVDA":
+            return pd.Series(dtype=float, name="Stock Splits")
+        index = pd.DatetimeIndex(["2021-07-20 09:30", "2024-06-10 09:30"], name="Date").tz_localize("America/New_York")
+        return pd.Series([4.0, 10.0], index=index, name="Stock Splits")
+
+    infos = {
+        "ZZZZ": {"quoteType": "EQUITY", "longName": "Zed Corp", "sector": "Energy", "industry": "Oil & Gas E&P",
+                 "dividendYield": 2.5, "trailingAnnualDividendYield": 0.024},
+        "NVDA": {"quoteType": "EQUITY", "longName": "NVIDIA Corporation", "sector": "Technology",
+                 "industry": "Semiconductors", "dividendYield": 0.03},
+    }
+    real_get_source = marketdata_sources.get_source
+
+    def get_source(name=None, **options):
+        return real_get_source(name, download=_yf_download, splits=splits, info=lambda s: infos.get(s, {}),
+                               sleep=lambda s: None, threads=False, **options)
+
+    defs = _import_split_book(instance, sqlite_url, monkeypatch)
+    monkeypatch.setattr(marketdata_sources, "get_source", get_source)
+    monkeypatch.setenv("SIGMASIGHT_MARKET_DATA", "yfinance")
+    result = orch.materialize_market(instance, "2025-01-02", "2025-01-03", defs=defs)
+    assert result.success
+
+    assert sorted(asked) == sorted(["NVDA", "ZZZZ", "SPY", "VTV", "VUG", "MTUM", "QUAL", "SIZE", "USMV"])  # no ^, no option
+    assert read_splits(sqlite_engine, with_source=True).to_dict("records") == [
+        {"symbol": "NVDA", "ex_date": pd.Timestamp("2021-07-20"), "ratio": 4.0, "source": "yfinance"},
+        {"symbol": "NVDA", "ex_date": pd.Timestamp("2024-06-10"), "ratio": 10.0, "source": "yfinance"},
+    ]
+    master = _master(sqlite_engine)
+    assert tuple(master.loc["ZZZZ", ["name", "asset_type", "sector"]]) == ("Zed Corp", "stock", "Energy")
+    assert master.loc["ZZZZ", "dividend_yield"] == pytest.approx(0.025)  # dividendYield 2.5 is percent
+    assert master.loc["NVDA", "dividend_yield"] == pytest.approx(0.0003)
+    assert master.loc["^TNX", "sector"] == "Rates"  # no info online: the shipped file
+    check = _check(result, "unclassified_symbols")
+    assert check.passed and check.metadata["unclassified"].value == "none"

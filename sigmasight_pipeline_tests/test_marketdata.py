@@ -268,8 +268,15 @@ class TestSampleSource:
         assert not sample_2024.isna().any().any()
 
     def test_anchors_equal_entry_prices(self, sample_2024):
+        """Each symbol's first anchor is one of its demo entries, on the split-adjusted scale of the closes: the
+        books' entry prices are as of their dates (NVDA 700 before its 10-for-1 split), the closes adjusted."""
+        from sigmasight_pipeline.engines.splits import split_factors
+
         src = SampleSource()
         books = demo_books()
+        books = books[~books["ticker"].map(is_option_symbol)]
+        factor = split_factors(src.fetch_splits(DEMO_STOCKS), books["ticker"], books["entry_date"])
+        books = books.assign(adjusted_entry=books["entry_price"] / factor)
         full = src.fetch_closes(DEMO_STOCKS, D(2023, 11, 1), D(2024, 3, 1))
         for sym in DEMO_STOCKS:
             session, price = src.anchor(sym)
@@ -278,12 +285,14 @@ class TestSampleSource:
             if sym == "SPY":  # anchored at 470 on 2024-01-02 (HF book: SPY 460 call)
                 assert (session, price) == (pd.Timestamp("2024-01-02"), 470.0)
                 continue
-            match = rows[rows["entry_price"] == price]
-            assert len(match), f"{sym}: anchor {price} is none of its entry prices"
+            match = rows[np.isclose(rows["adjusted_entry"], price, rtol=0, atol=1e-9)]
+            assert len(match), f"{sym}: anchor {price} is none of its (split-adjusted) entry prices"
             sessions = {xcal.session_on_or_before(d) for d in match["entry_date"]}
             assert session in sessions, sym
         assert src.anchor("META") == (pd.Timestamp("2024-01-19"), 530.0)  # HNW entry 2024-01-20 (Sat)
-        assert src.anchor("NVDA") == (pd.Timestamp("2024-01-05"), 700.0)
+        # NVDA: the HF book's 700 on 2024-01-05 is pre-split; / 10 on the post-split scale (the re-anchoring).
+        assert src.anchor("NVDA") == (pd.Timestamp("2024-01-05"), 70.0)
+        assert books.loc[books["ticker"] == "NVDA", "adjusted_entry"].tolist() == [70.0, 70.0, 70.0]
         assert src.anchor("GLD") == (pd.Timestamp("2024-02-01"), 219.23)
         assert 465 <= sample_2024.at[pd.Timestamp("2024-01-02"), "SPY"] <= 475
 
@@ -326,7 +335,7 @@ class TestSampleSource:
         src = SampleSource()
         for sym in sorted(set(DEMO_STOCKS) | set(FACTOR_PROXIES.values())):
             anchors = src.anchors(sym)
-            assert len(anchors) == 2, sym
+            assert len(anchors) == (3 if sym == "NVDA" else 2), sym  # NVDA also has its real 2025-06-30 close
             assert anchors[0] == src.anchor(sym), sym
             assert anchors[1][0] == pd.Timestamp("2025-01-02"), sym
             for session, price in anchors:
@@ -339,32 +348,36 @@ class TestSampleSource:
     def test_second_anchors_are_plausible_2024_returns(self):
         src = SampleSource()
         ret = {s: src.anchors(s)[1][1] / src.anchors(s)[0][1] - 1 for s in DEMO_STOCKS}
-        assert all(-0.3 <= v <= 0.8 for v in ret.values()), ret
-        assert 0.2 <= ret["SPY"] <= 0.3 and ret["NVDA"] > 0.4 and abs(ret["BND"]) < 0.05
+        assert all(-0.3 <= v <= 0.8 for s, v in ret.items() if s != "NVDA"), ret
+        # NVDA, split-adjusted: 70 (the books' 700 / 10) to its real 138.31 (real 2024: 49.1 -> 138.3, +182 %)
+        assert 0.8 <= ret["NVDA"] <= 1.9
+        assert 0.2 <= ret["SPY"] <= 0.3 and abs(ret["BND"]) < 0.05
         assert 0.15 <= ret["GLD"] <= 0.35
         for etf in list(FACTOR_PROXIES.values())[1:]:  # style spreads vs SPY stay modest
             a = src.anchors(etf)
             assert abs(a[1][1] / a[0][1] - 1 - ret["SPY"]) < 0.15, etf
 
     def test_bridge_only_adds_a_constant_drift_between_anchors(self):
-        """Daily log returns = the model's, plus a constant per day between the two anchors only."""
+        """Daily log returns = the model's, plus one constant per day between each two anchors, nothing outside."""
         from sigmasight_pipeline.marketdata.sample import grid
 
         src = SampleSource()
         index = grid()
         for sym in ("SPY", "VUG", "NVDA", "AMD", "BND", "F", "FXNAX"):
-            (s1, p1), (s2, p2) = src.anchors(sym)
+            anchors = src.anchors(sym)
             got = np.diff(np.log(src.series(sym).to_numpy()))
             model = pd.Series(np.log1p(src._returns(sym, src.parameters(sym)))[1:], index=index[1:])
             excess = got - model
-            after_s1 = s1 + pd.Timedelta(days=1)
-            inside = excess.loc[after_s1:s2]
-            outside = pd.concat([excess.loc[:s1], excess.loc[s2 + pd.Timedelta(days=1) :]])
             tol = 1e-4 / src.series(sym).min()  # closes are rounded to 4 decimals
+            (first, _), (last, _) = anchors[0], anchors[-1]
+            outside = pd.concat([excess.loc[:first], excess.loc[last + pd.Timedelta(days=1) :]])
             assert outside.abs().max() < tol, sym
-            assert inside.max() - inside.min() < 2 * tol, sym  # one constant per day
-            drift = (np.log(p2 / p1) - model.loc[after_s1:s2].sum()) / len(inside)
-            assert len(inside) > 200 and abs(inside.mean() - drift) < 1e-6, sym  # the bridge's drift
+            for (s1, p1), (s2, p2) in zip(anchors, anchors[1:]):
+                after_s1 = s1 + pd.Timedelta(days=1)
+                inside = excess.loc[after_s1:s2]
+                assert inside.max() - inside.min() < 2 * tol, (sym, s1)  # one constant per day
+                drift = (np.log(p2 / p1) - model.loc[after_s1:s2].sum()) / len(inside)
+                assert len(inside) > 100 and abs(inside.mean() - drift) < 1e-6, (sym, s1)  # the bridge's drift
 
     def test_demo_window_is_realistic(self, sample_demo):
         spy = sample_demo.loc["2025-01-02":"2025-06-30", "SPY"]
@@ -586,29 +599,63 @@ class TestYFinanceSource:
         assert closes.at[pd.Timestamp("2025-01-02"), "AAPL"] == 243.85
 
     def test_security_info(self):
+        """``Ticker.info`` dicts shaped as yfinance 1.x returns them (the keys used, with real-looking values)."""
         infos = {
-            "NVDA": {"quoteType": "EQUITY", "longName": "NVIDIA Corporation",
-                     "sector": "Technology", "industry": "Semiconductors"},
+            "AAPL": {"quoteType": "EQUITY", "longName": "Apple Inc.", "shortName": "Apple Inc.",
+                     "sector": "Technology", "sectorKey": "technology", "industry": "Consumer Electronics",
+                     "dividendRate": 1.04, "dividendYield": 0.44, "trailingAnnualDividendRate": 1.02,
+                     "trailingAnnualDividendYield": 0.004305, "fiveYearAvgDividendYield": 0.55,
+                     "currentPrice": 236.5},
+            "TSLA": {"quoteType": "EQUITY", "longName": "Tesla, Inc.", "sector": "Consumer Cyclical",
+                     "industry": "Auto Manufacturers", "trailingAnnualDividendRate": 0.0,
+                     "trailingAnnualDividendYield": 0.0},
+            "SPY": {"quoteType": "ETF", "longName": "SPDR S&P 500 ETF Trust", "category": "Large Blend",
+                    "fundFamily": "State Street Investment Management", "legalType": "Exchange Traded Fund",
+                    "yield": 0.0121, "trailingAnnualDividendYield": 0.0119},
             "GLD": {"quoteType": "ETF", "longName": "SPDR Gold Shares", "category": "Commodities Focused"},
-            "FXNAX": {"quoteType": "MUTUALFUND", "longName": "Fidelity U.S. Bond Index Fund"},
+            "FXNAX": {"quoteType": "MUTUALFUND", "longName": "Fidelity U.S. Bond Index Fund",
+                      "category": "Intermediate Core Bond", "yield": 0.0372},
+            "VTIAX": {"quoteType": "MUTUALFUND", "shortName": "Vanguard Total Intl Stock Idx Admiral",
+                      "category": "Foreign Large Blend"},
             "^VIX": {"quoteType": "INDEX", "shortName": "CBOE Volatility Index"},
+            "ODD": {"quoteType": "EQUITY", "shortName": "Odd Co", "dividendYield": 250.0},  # not a usable yield
         }
 
         def info(sym):
             if sym == "BROKEN":
                 raise ValueError("404")
-            return infos.get(sym, {})
+            return infos.get(sym, {"trailingPegRatio": None})  # what 1.x gives for an unknown symbol
 
         src = YFinanceSource(info=info)
-        assert src.fetch_security_info("NVDA") == {
-            "symbol": "NVDA", "name": "NVIDIA Corporation", "asset_type": "stock",
-            "sector": "Technology", "industry": "Semiconductors",
+        assert src.fetch_security_info("AAPL") == {
+            "symbol": "AAPL", "name": "Apple Inc.", "asset_type": "stock", "sector": "Technology",
+            "industry": "Consumer Electronics", "category": None,
+            "dividend_yield": pytest.approx(0.0044, abs=1e-15),  # dividendYield is in percent: 0.44 -> 0.0044
         }
-        assert src.fetch_security_info("GLD")["sector"] == "Commodities Focused"
-        assert src.fetch_security_info("FXNAX")["asset_type"] == "mutual_fund"
-        assert src.fetch_security_info("^VIX")["asset_type"] == "index"
+        assert src.fetch_security_info("TSLA")["dividend_yield"] == 0.0  # pays none: trailing yield 0.0
+        spy = src.fetch_security_info("spy")
+        assert spy == {"symbol": "SPY", "name": "SPDR S&P 500 ETF Trust", "asset_type": "etf", "sector": "Equity",
+                       "industry": "Large Blend", "category": "Large Blend", "dividend_yield": 0.0121}
+        gld = src.fetch_security_info("GLD")
+        assert (gld["sector"], gld["category"], gld["dividend_yield"]) == ("Commodities", "Commodities Focused", None)
+        fxnax = src.fetch_security_info("FXNAX")
+        assert (fxnax["asset_type"], fxnax["sector"], fxnax["dividend_yield"]) == ("mutual_fund", "Fixed Income", 0.0372)
+        assert src.fetch_security_info("VTIAX")["sector"] == "International Equity"
+        vix = src.fetch_security_info("^VIX")
+        assert (vix["asset_type"], vix["sector"], vix["industry"], vix["dividend_yield"]) == ("index", None, None, None)
+        assert src.fetch_security_info("ODD")["dividend_yield"] is None  # 250 % is no yield: unknown
         assert src.fetch_security_info("BROKEN") is None
         assert src.fetch_security_info("NOPE") is None
+
+    def test_dividend_yield_units(self):
+        from sigmasight_pipeline.marketdata.yfinance_source import dividend_yield_from_info
+
+        # the percent field first (forward yield), then a fund's decimal yield, then the trailing decimal
+        assert dividend_yield_from_info({"dividendYield": 3.04, "trailingAnnualDividendYield": 0.0296}) == pytest.approx(0.0304)
+        assert dividend_yield_from_info({"yield": 0.0121, "trailingAnnualDividendYield": 0.0119}) == 0.0121
+        assert dividend_yield_from_info({"trailingAnnualDividendYield": 0.0296}) == 0.0296
+        assert dividend_yield_from_info({"dividendYield": None, "trailingAnnualDividendYield": "n/a"}) is None
+        assert dividend_yield_from_info({}) is None
 
 
 # --------------------------------------------------------------------------------------- csv
@@ -668,7 +715,8 @@ class TestCsvSource:
 class TestSecurityMaster:
     def test_covers_the_demo_universe(self):
         master = load_security_master()
-        assert list(master.columns) == ["symbol", "name", "asset_type", "sector", "industry"]
+        assert list(master.columns) == ["symbol", "name", "asset_type", "sector", "industry", "category",
+                                        "dividend_yield"]
         assert master["symbol"].is_unique
         assert set(universe(demo_books()["ticker"])) <= set(master["symbol"])
         assert set(master["asset_type"]) <= {"stock", "etf", "mutual_fund", "index", "option"}
@@ -680,15 +728,68 @@ class TestSecurityMaster:
         assert row.loc["FXNAX", "asset_type"] == "mutual_fund"
         assert row.loc["^TNX", "asset_type"] == "index"
 
+    def test_dividend_yields_and_categories(self):
+        row = load_security_master().set_index("symbol")
+        q = row["dividend_yield"]
+        # decimals, realistic: SPY ~1.3 %, AAPL ~0.45 %, JNJ ~3 %, XOM ~3.4 %, NVDA ~0.03 %; no dividend: 0
+        assert q["SPY"] == 0.013 and q["AAPL"] == 0.0045 and q["MSFT"] == 0.0075 and q["NVDA"] == 0.0003
+        assert q["JNJ"] == 0.031 and q["XOM"] == 0.034 and q["JPM"] == 0.022
+        assert (q[["TSLA", "AMZN", "NFLX", "AMD", "BRK-B", "GLD"]] == 0.0).all()
+        assert q[["^VIX", "^TNX", "^IRX"]].isna().all()  # an index has no yield: unknown
+        stocks, funds = row[row.asset_type == "stock"], row[row.asset_type.isin(["etf", "mutual_fund"])]
+        assert stocks["dividend_yield"].between(0, 0.08).all() and funds["dividend_yield"].between(0, 0.05).all()
+        assert stocks["category"].isna().all()
+        assert (funds["category"] == funds["industry"]).all() and row.loc["SPY", "category"] == "Large Blend"
+        # the shipped funds' sectors are the asset classes their categories map to (as yfinance's are mapped)
+        from sigmasight_pipeline.marketdata.security_master import fund_sector
+
+        assert {s: fund_sector(c) for s, c in funds["category"].items()} == funds["sector"].to_dict()
+
     def test_lookup(self):
         out = lookup(["nvda", "ZZZZ", "VIX", "AAPL250815P00200000"])
         assert out["symbol"].tolist() == ["NVDA", "ZZZZ", "VIX", "AAPL250815P00200000"]
         assert out.loc[1, ["asset_type", "sector"]].tolist() == ["unknown", "Unclassified"]
+        assert np.isnan(out.loc[1, "dividend_yield"]) and out.loc[1, "category"] is None
         assert out.loc[2, "asset_type"] == "index"
-        assert out.loc[3, ["asset_type", "sector"]].tolist() == ["option", "Technology"]
+        # an option: its underlying's sector and dividend yield (the q of its Black-Scholes-Merton price)
+        assert out.loc[3, ["asset_type", "sector", "dividend_yield"]].tolist() == ["option", "Technology", 0.0045]
         info = {"name": "Zed", "asset_type": "stock", "sector": "Energy"}
         online = lookup(["ZZZZ"], fetch_info=lambda s: info)
-        assert online.iloc[0].tolist() == ["ZZZZ", "Zed", "stock", "Energy", "Unclassified"]
+        assert online.iloc[0, :5].tolist() == ["ZZZZ", "Zed", "stock", "Energy", "Unclassified"]
+
+    def test_lookup_online_first_then_the_file(self):
+        """Online (yfinance) values win; a field the source lacks comes from the file; offline is the file."""
+        src = YFinanceSource(info=lambda s: {
+            "AAPL": {"quoteType": "EQUITY", "longName": "Apple Inc.", "sector": "Technology",
+                     "industry": "Consumer Electronics", "dividendYield": 0.41},
+            "^VIX": {"quoteType": "INDEX", "shortName": "CBOE Volatility Index"},
+            "NEWCO": {"quoteType": "EQUITY", "longName": "New Co", "sector": "Energy", "industry": "Oil & Gas E&P",
+                      "trailingAnnualDividendYield": 0.021},
+        }.get(s, {}))
+        out = lookup(["AAPL", "^VIX", "NEWCO", "GONE", "NEWCO250117C00010000"], fetch_info=src.fetch_security_info)
+        out = out.set_index("symbol")
+        assert out.loc["AAPL", "dividend_yield"] == pytest.approx(0.0041)  # online, not the file's 0.0045
+        assert tuple(out.loc["^VIX", ["sector", "industry"]]) == ("Volatility", "Volatility Index")  # from the file
+        assert tuple(out.loc["NEWCO", ["asset_type", "sector", "dividend_yield"]]) == ("stock", "Energy", 0.021)
+        assert tuple(out.loc["GONE", ["asset_type", "sector"]]) == ("unknown", "Unclassified")
+        assert tuple(out.loc["NEWCO250117C00010000", ["asset_type", "sector", "dividend_yield"]]) == (
+            "option", "Energy", 0.021)
+        offline = lookup(["AAPL"], fetch_info=SampleSource().fetch_security_info).iloc[0]
+        assert offline["dividend_yield"] == 0.0045 and offline["sector"] == "Technology"
+
+    def test_fund_sector(self):
+        from sigmasight_pipeline.marketdata.security_master import fund_sector
+
+        assert fund_sector("Large Blend") == "Equity" and fund_sector("Mid-Cap Growth") == "Equity"
+        assert fund_sector("Foreign Large Blend") == "International Equity"
+        assert fund_sector("Diversified Emerging Mkts") == "International Equity"
+        assert fund_sector("Emerging Markets Bond") == "Fixed Income"
+        assert fund_sector("Muni National Interm") == "Fixed Income"
+        assert fund_sector("Global Real Estate") == "Real Estate"
+        assert fund_sector("Commodities Broad Basket") == "Commodities"
+        assert fund_sector("Moderate Allocation") == "Allocation"
+        assert fund_sector("Trading--Leveraged Equity") == "Alternative"
+        assert fund_sector("Digital Assets") is None and fund_sector(None) is None and fund_sector("") is None
 
 
 def test_fetch_report_summary():

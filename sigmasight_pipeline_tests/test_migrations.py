@@ -235,7 +235,7 @@ def test_a_warehouse_at_0001_with_rows_upgrades_to_0002_and_keeps_them(dialect, 
             conn.execute(sa.text(f"INSERT INTO position_factor_exposures ({cols}) VALUES "
                                  f"({', '.join(':' + c.strip() for c in cols.split(','))})"), rows)
         result = migrate(engine)
-        assert result.before == (BASELINE,) and result.after == head_revisions() == ("0002_exact_fit",)
+        assert result.before == (BASELINE,) and result.after == head_revisions()
         assert schema_differences(engine) == []
         t = schema.position_factor_exposures
         with engine.connect() as conn:
@@ -247,3 +247,233 @@ def test_a_warehouse_at_0001_with_rows_upgrades_to_0002_and_keeps_them(dialect, 
             (1, 1.0, 2.7e16, 1.0, 150, "ok", 1000.25, False),
             (2, 1.2, 9.5, 0.6, 150, "ok", -50.0, False),
         ]
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_a_warehouse_at_0004_with_rows_upgrades_through_0005_option_inputs_and_keeps_them(dialect, tmp_path):
+    """0005_option_inputs adds position_greeks.dividend_yield / pricing_note and volatility_delta_exposure to
+    portfolio_exposures and group_exposures: the stored rows survive unchanged; option Greeks rows get q = 0
+    (they were priced without dividends), a VIX option its spot note, "position_iv" becomes "implied"; the
+    exposures of a book that never held a VIX option get 0.00, those of one that did stay NULL (their
+    delta-adjusted exposure still includes the VIX options until the partition is rerun)."""
+    from alembic import command
+
+    from sigmasight_pipeline.engines.options import SPOT_PRICING_NOTE, VOLATILITY_INDEXES
+    from sigmasight_pipeline.marketdata.base import SYMBOLS
+    from sigmasight_pipeline.warehouse.migrate import alembic_config
+
+    day, uploaded = dt.date(2025, 6, 30), dt.datetime(2025, 6, 1, tzinfo=dt.timezone.utc)
+
+    def insert(conn, table: str, rows: list[dict]) -> None:
+        cols = list(rows[0])
+        conn.execute(sa.text(f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join(':' + c for c in cols)})"), rows)
+
+    def position(pid, symbol, underlying, option_type=None, strike=None, expiration=None, multiplier=1):
+        return {"portfolio_id": "vol", "position_id": pid, "symbol": symbol, "position_type": "LC" if option_type else "LONG",
+                "quantity": 2, "entry_price": 1.5, "entry_date": dt.date(2025, 6, 2), "underlying_symbol": underlying,
+                "option_type": option_type, "strike": strike, "expiration": expiration, "multiplier": multiplier,
+                "cost_basis": 300.0, "source_row": pid + 1}
+
+    def greeks(pid, vol_source, days, implied_vol):
+        return {"date": day, "portfolio_id": "vol", "position_id": pid, "underlying_price": 17.5,
+                "implied_vol": implied_vol, "vol_source": vol_source, "days_to_expiry": days, "delta": 0.25,
+                "flag": "ok"}
+
+    def exposures(portfolio_id, dae):
+        return {"date": day, "portfolio_id": portfolio_id, "delta_adjusted_exposure": dae, "long_count": 2,
+                "short_count": 0, "option_count": 1, "stock_count": 1, "position_count": 2, "missing_price_count": 0}
+
+    with blank_database(dialect, tmp_path) as url, raw_engine(url) as engine:
+        with engine.begin() as conn:
+            command.upgrade(alembic_config(connection=conn), "0004_market_reference")
+        with engine.begin() as conn:
+            assert current_revisions(conn) == ("0004_market_reference",)
+            assert "pricing_note" not in {c["name"] for c in sa.inspect(conn).get_columns("position_greeks")}
+            insert(conn, "portfolios", [{"portfolio_id": p, "name": p.title(), "source_csv": "ticker\n", "uploaded_at": uploaded}
+                                        for p in ("vol", "plain")])
+            insert(conn, "positions", [
+                position(1, "SPY", "SPY"),
+                position(2, "VIX250716C00025000", "^VIX", "C", 25.0, dt.date(2025, 7, 16), 100),
+                position(3, "SPY250919P00500000", "SPY", "P", 500.0, dt.date(2025, 9, 19), 100),
+            ])
+            insert(conn, "position_greeks", [
+                greeks(1, "none", None, None), greeks(2, "realized", 16, 0.95), greeks(3, "position_iv", 81, 0.21),
+            ])
+            insert(conn, "portfolio_exposures", [exposures("vol", 12_345.67), exposures("plain", -250.5)])
+            insert(conn, "group_exposures", [
+                {"date": day, "portfolio_id": p, "group_type": "underlying", "group_name": g, "delta_adjusted_exposure": x,
+                 "position_count": 1} for p, g, x in (("vol", "^VIX", 875.0), ("plain", "SPY", -250.5))
+            ])
+        result = migrate(engine)
+        assert result.before == ("0004_market_reference",) and result.after == head_revisions()
+        assert schema_differences(engine) == []
+        g, e, ge = schema.position_greeks, schema.portfolio_exposures, schema.group_exposures
+        with engine.connect() as conn:
+            got_greeks = conn.execute(
+                sa.select(g.c.position_id, g.c.implied_vol, g.c.vol_source, g.c.days_to_expiry, g.c.delta, g.c.flag,
+                          g.c.dividend_yield, g.c.pricing_note).order_by(g.c.position_id)
+            ).all()
+            got_expo = conn.execute(
+                sa.select(e.c.portfolio_id, e.c.delta_adjusted_exposure, e.c.position_count, e.c.volatility_delta_exposure)
+                .order_by(e.c.portfolio_id)
+            ).all()
+            got_groups = conn.execute(
+                sa.select(ge.c.portfolio_id, ge.c.group_name, ge.c.delta_adjusted_exposure, ge.c.volatility_delta_exposure)
+                .order_by(ge.c.portfolio_id)
+            ).all()
+    vix_note = SPOT_PRICING_NOTE.format(name=VOLATILITY_INDEXES[SYMBOLS.VIX])
+    assert [tuple(r) for r in got_greeks] == [
+        (1, None, "none", None, 0.25, "ok", None, None),
+        (2, 0.95, "realized", 16, 0.25, "ok", 0.0, vix_note),
+        (3, 0.21, "implied", 81, 0.25, "ok", 0.0, None),
+    ]
+    assert [tuple(r) for r in got_expo] == [("plain", -250.5, 2, 0.0), ("vol", 12_345.67, 2, None)]
+    assert [tuple(r) for r in got_groups] == [("plain", "SPY", -250.5, 0.0), ("vol", "^VIX", 875.0, None)]
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_a_warehouse_at_0005_with_stress_rows_upgrades_through_0006_stress_equity_and_keeps_them(dialect, tmp_path):
+    """0006_stress_equity renames ``stress_results.pct_of_equity`` (always correlated P&L / gross exposure) to
+    ``pct_of_gross_exposure`` keeping its values, adds ``equity`` / ``pct_of_equity`` (NULL) and
+    ``exceeds_equity`` (false) to the rows already stored, widens ``flag`` and adds ``entry_warnings``; its
+    downgrade gives the 0005 table back with the same rows."""
+    from alembic import command
+
+    from sigmasight_pipeline.warehouse.migrate import alembic_config
+
+    cols = ("date, portfolio_id, scenario_id, direct_pnl, correlated_pnl, correlation_effect, pct_of_equity, "
+            "gross_exposure, loss_cap_applied, flag")
+    rows = [
+        {"date": dt.date(2025, 6, 30), "portfolio_id": "alpha", "scenario_id": "market_crash_35", "direct_pnl": -175000.0,
+         "correlated_pnl": -180000.5, "correlation_effect": -5000.5, "pct_of_equity": -0.36,
+         "gross_exposure": 500001.25, "loss_cap_applied": False, "flag": "ok"},
+        {"date": dt.date(2025, 6, 30), "portfolio_id": "alpha", "scenario_id": "rates_up_25bp", "direct_pnl": -10.0,
+         "correlated_pnl": -10.0, "correlation_effect": 0.0, "pct_of_equity": None, "gross_exposure": None,
+         "loss_cap_applied": False, "flag": "missing_price=1"},
+    ]
+    with blank_database(dialect, tmp_path) as url, raw_engine(url) as engine:
+        with engine.begin() as conn:
+            command.upgrade(alembic_config(connection=conn), "0005_option_inputs")
+        with engine.begin() as conn:
+            names = {c["name"] for c in sa.inspect(conn).get_columns("stress_results")}
+            assert "pct_of_equity" in names and "pct_of_gross_exposure" not in names
+            assert "entry_warnings" not in sa.inspect(conn).get_table_names()
+            conn.execute(sa.text(f"INSERT INTO stress_results ({cols}) VALUES "
+                                 f"({', '.join(':' + c.strip() for c in cols.split(','))})"), rows)
+        result = migrate(engine)
+        assert result.before == ("0005_option_inputs",) and result.after == head_revisions()
+        assert schema_differences(engine) == []
+        t = schema.stress_results
+        with engine.connect() as conn:
+            got = conn.execute(
+                sa.select(t.c.scenario_id, t.c.direct_pnl, t.c.correlated_pnl, t.c.correlation_effect,
+                          t.c.pct_of_gross_exposure, t.c.gross_exposure, t.c.loss_cap_applied, t.c.flag, t.c.equity,
+                          t.c.pct_of_equity, t.c.exceeds_equity).order_by(t.c.scenario_id)
+            ).all()
+            conn.execute(schema.stress_results.update().values(flag="x" * 200))  # the widened flag holds 200
+            assert conn.execute(sa.select(schema.entry_warnings)).all() == []
+        assert [tuple(r) for r in got] == [
+            ("market_crash_35", -175000.0, -180000.5, -5000.5, -0.36, 500001.25, False, "ok", None, None, False),
+            ("rates_up_25bp", -10.0, -10.0, 0.0, None, None, False, "missing_price=1", None, None, False),
+        ]
+        with engine.begin() as conn:  # back to 0005: the old column name and the same rows
+            conn.execute(schema.stress_results.update().values(flag="ok"))
+            command.downgrade(alembic_config(connection=conn), "0005_option_inputs")
+        with engine.connect() as conn:
+            assert "entry_warnings" not in sa.inspect(conn).get_table_names()
+            back = conn.execute(sa.text("SELECT scenario_id, pct_of_equity, gross_exposure FROM stress_results "
+                                        "ORDER BY scenario_id")).all()
+        assert [tuple(r) for r in back] == [("market_crash_35", -0.36, 500001.25), ("rates_up_25bp", None, None)]
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_a_warehouse_at_0003_with_rows_upgrades_through_0004_market_reference_and_keeps_them(dialect, tmp_path):
+    """0004_market_reference creates ``stock_splits`` and adds ``security_master.category`` and ``.dividend_yield``
+    (nullable; batch "move and copy" on SQLite): the security master rows of a 0003 warehouse survive with the new
+    columns NULL (unknown until the next refresh), the prices untouched; the new columns and table take rows."""
+    from alembic import command
+
+    from sigmasight_pipeline.warehouse.migrate import alembic_config
+
+    master = [
+        {"symbol": "AAPL", "name": "Apple Inc.", "asset_type": "stock", "sector": "Technology",
+         "industry": "Consumer Electronics"},
+        {"symbol": "SPY", "name": "SPDR S&P 500 ETF Trust", "asset_type": "etf", "sector": "Equity",
+         "industry": "Large Blend"},
+    ]
+    with blank_database(dialect, tmp_path) as url, raw_engine(url) as engine:
+        with engine.begin() as conn:
+            command.upgrade(alembic_config(connection=conn), "0003_trades")
+        with engine.begin() as conn:
+            assert current_revisions(conn) == ("0003_trades",)
+            insp = sa.inspect(conn)
+            assert "stock_splits" not in insp.get_table_names()
+            assert {"category", "dividend_yield"}.isdisjoint(c["name"] for c in insp.get_columns("security_master"))
+            conn.execute(sa.text("INSERT INTO security_master (symbol, name, asset_type, sector, industry) "
+                                 "VALUES (:symbol, :name, :asset_type, :sector, :industry)"), master)
+            conn.execute(sa.text("INSERT INTO market_prices (date, symbol, close, source) VALUES "
+                                 "(:date, :symbol, :close, :source)"),
+                         [{"date": dt.date(2025, 1, 2), "symbol": "NVDA", "close": 138.31, "source": "sample"}])
+        result = migrate(engine)
+        assert result.before == ("0003_trades",) and result.after == head_revisions()
+        assert schema_differences(engine) == []
+        m = schema.security_master
+        with engine.begin() as conn:
+            got = conn.execute(sa.select(m.c.symbol, m.c.name, m.c.asset_type, m.c.sector, m.c.industry,
+                                         m.c.category, m.c.dividend_yield).order_by(m.c.symbol)).all()
+            assert [tuple(r) for r in got] == [
+                ("AAPL", "Apple Inc.", "stock", "Technology", "Consumer Electronics", None, None),
+                ("SPY", "SPDR S&P 500 ETF Trust", "etf", "Equity", "Large Blend", None, None),
+            ]
+            assert conn.execute(sa.select(schema.market_prices.c.symbol, schema.market_prices.c.close)).all() == [
+                ("NVDA", 138.31)]
+            assert conn.execute(sa.select(schema.stock_splits)).all() == []
+            conn.execute(m.update().where(m.c.symbol == "SPY").values(category="Large Blend", dividend_yield=0.013))
+            conn.execute(schema.stock_splits.insert(), [
+                {"symbol": "NVDA", "ex_date": dt.date(2024, 6, 10), "ratio": 10.0, "source": "sample"}])
+        with engine.connect() as conn:
+            assert conn.execute(sa.select(m.c.category, m.c.dividend_yield).where(m.c.symbol == "SPY")).one() == (
+                "Large Blend", 0.013)
+            assert conn.execute(sa.select(schema.stock_splits)).all() == [("NVDA", dt.date(2024, 6, 10), 10.0, "sample")]
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_a_warehouse_at_0002_with_a_book_upgrades_through_0003_trades_and_keeps_it(dialect, tmp_path):
+    """0003_trades creates ``trades`` and adds the columns that carry a book's trades: the positions of a 0002
+    warehouse survive with realized_pnl 0 (an upload-era book never traded) and no exit date; valuation,
+    P&L and snapshot rows keep their figures with the new columns NULL until their partitions rerun."""
+    from alembic import command
+
+    from sigmasight_pipeline.warehouse.migrate import alembic_config
+
+    day = dt.date(2025, 6, 30)
+    with blank_database(dialect, tmp_path) as url, raw_engine(url) as engine:
+        with engine.begin() as conn:
+            command.upgrade(alembic_config(connection=conn), "0002_exact_fit")
+        with engine.begin() as conn:
+            assert "trades" not in sa.inspect(conn).get_table_names()
+            conn.execute(sa.text("INSERT INTO portfolios (portfolio_id, name, source_csv, uploaded_at) VALUES "
+                                 "('alpha', 'Alpha', 'ticker,quantity,entry_price,entry_date', :t)"),
+                         {"t": dt.datetime(2025, 1, 2, tzinfo=dt.timezone.utc)})
+            conn.execute(sa.text(
+                "INSERT INTO positions (portfolio_id, position_id, symbol, position_type, quantity, entry_price, "
+                "entry_date, underlying_symbol, multiplier, cost_basis, source_row) VALUES "
+                "('alpha', 1, 'AAPL', 'LONG', 100, 180.5, :d, 'AAPL', 1, 18050, 2)"), {"d": dt.date(2025, 1, 2)})
+            conn.execute(sa.text(
+                "INSERT INTO position_daily_pnl (date, portfolio_id, position_id, daily_pnl, pnl_basis) VALUES "
+                "(:d, 'alpha', 1, 125.5, 'previous_close')"), {"d": day})
+        result = migrate(engine)
+        assert result.before == ("0002_exact_fit",) and result.after == head_revisions()
+        assert schema_differences(engine) == []
+        p, pnl = schema.positions, schema.position_daily_pnl
+        with engine.begin() as conn:
+            got = conn.execute(sa.select(p.c.symbol, p.c.quantity, p.c.cost_basis, p.c.exit_date, p.c.realized_pnl,
+                                         p.c.implied_vol)).all()
+            assert [tuple(r) for r in got] == [("AAPL", 100.0, 18050.0, None, 0.0, None)]
+            assert conn.execute(sa.select(pnl.c.daily_pnl, pnl.c.quantity, pnl.c.realized_pnl)).all() == [(125.5, None, None)]
+            conn.execute(schema.trades.insert(), [{
+                "portfolio_id": "alpha", "trade_seq": 1, "trade_id": "t1", "trade_date": day, "symbol": "AAPL",
+                "quantity": -40, "price": 200.25, "fees": 1.5, "close_and_reverse": False, "source_row": 2,
+                "imported_at": dt.datetime(2025, 7, 1, tzinfo=dt.timezone.utc)}])
+            t = schema.trades
+            assert conn.execute(sa.select(t.c.trade_id, t.c.quantity, t.c.price, t.c.fees)).all() == [("t1", -40.0, 200.25, 1.5)]

@@ -22,14 +22,14 @@ from sigmasight_pipeline.defs.market.checks import STALE_AFTER_SESSIONS, price_s
 from sigmasight_pipeline.defs.operations.onboarding import ONBOARDING_TAG, history_window
 from sigmasight_pipeline.defs.operations.sensors import portfolio_inbox_sensor
 from sigmasight_pipeline.defs.partitions import history_start, multi_key
-from sigmasight_pipeline.defs.portfolios.portfolio_positions import positions_frames
+from sigmasight_pipeline.defs.portfolios.portfolio_positions import store_book
 from sigmasight_pipeline.defs.resources import WarehouseResource
 from sigmasight_pipeline.marketdata import calendar as xcal
 from sigmasight_pipeline.onboarding import DEMO_BOOKS, PortfolioValidationError, demo_csv_text, inbox, parse_portfolio_csv
 from sigmasight_pipeline.reporting.writer import report_dir
 from sigmasight_pipeline.warehouse import schema
 from sigmasight_pipeline.warehouse.io import dispose_engines, get_engine, read_table, write_partition
-from sigmasight_pipeline.warehouse.portfolios import get_portfolio, replace_positions, save_portfolio_source
+from sigmasight_pipeline.warehouse.portfolios import get_portfolio, save_portfolio_source
 
 NY = ZoneInfo("America/New_York")
 DATA = Path(__file__).resolve().parents[1] / "sigmasight_pipeline" / "data" / "demo_portfolios"
@@ -51,8 +51,7 @@ def _seed_positions(engine, book) -> None:
     """A demo book stored with its positions, as `portfolio_positions` would leave it."""
     text = demo_csv_text(book)
     save_portfolio_source(engine, portfolio_id=book.portfolio_id, name=book.name, owner=None, csv_text=text)
-    positions, tags = positions_frames(book.portfolio_id, parse_portfolio_csv(text))
-    replace_positions(engine, book.portfolio_id, positions, tags)
+    store_book(engine, book.portfolio_id)
 
 
 def _inbox(instance, warehouse, defs=None, *, tick=False):

@@ -87,9 +87,9 @@ def test_a_failing_portfolio_does_not_stop_the_others(tmp_path, monkeypatch, def
     with dg.instance_for_test(temp_dir=str(tmp_path / "dagster")) as instance:
         _import_all(instance, defs)
         engine = get_engine(url)
-        with engine.begin() as conn:  # demo-hnw loses its positions: its run must fail, the others must not
-            conn.execute(sa.delete(schema.position_tags).where(schema.position_tags.c.portfolio_id == "demo-hnw"))
-            conn.execute(sa.delete(schema.positions).where(schema.positions.c.portfolio_id == "demo-hnw"))
+        with engine.begin() as conn:  # demo-hnw's stored book loses its rows: its run must fail, the others must not
+            conn.execute(sa.update(schema.portfolios).where(schema.portfolios.c.portfolio_id == "demo-hnw")
+                         .values(source_csv="ticker,quantity,entry_price,entry_date\n"))
         finished = []
         with pytest.raises(orch.RunFailedError) as failure:
             orch.run_window(instance, IDS, START, END, defs=defs, progress=lambda _: None, on_run=finished.append, workers=2)

@@ -73,11 +73,15 @@ def test_greek_bounds():
 # --- valuation ----------------------------------------------------------------------------------------------
 def _exposures(**over) -> pd.DataFrame:
     row = dict(date=D1, long_exposure=300.0, short_exposure=-100.0, gross_exposure=400.0, net_exposure=200.0,
-               long_count=2, short_count=1, option_count=1, stock_count=2, position_count=3)
+               long_count=2, short_count=1, option_count=1, stock_count=2, position_count=3,
+               delta_adjusted_exposure=150.0, delta_adjusted_long=250.0, delta_adjusted_short=-100.0,
+               volatility_delta_exposure=850.0)
     return pd.DataFrame([{**row, **over}])
 
 
-VALS = pd.DataFrame({"date": [D1] * 3, "position_id": [1, 2, 3], "market_value": [100.0, 200.0, -100.0]})
+# position 3 is a VIX call: its delta-adjusted exposure 850 is volatility exposure, apart from the equity 150
+VALS = pd.DataFrame({"date": [D1] * 3, "position_id": [1, 2, 3], "market_value": [100.0, 200.0, -100.0],
+                     "delta_adjusted_exposure": [250.0, -100.0, 850.0]})
 
 
 def test_exposures_consistent():
@@ -91,6 +95,14 @@ def test_exposures_consistent():
     assert valuation.exposure_problems(VALS.assign(market_value=[100.0, 200.0, -50.0]), _exposures(), pd.DataFrame(), "p") == [
         "p 2025-06-02: net != sum of position values"
     ]
+    # the VIX call counted in equity exposure as well: both delta-adjusted identities break
+    assert valuation.exposure_problems(VALS, _exposures(delta_adjusted_exposure=1000.0), pd.DataFrame(), "p") == [
+        "p 2025-06-02: delta-adjusted long + short != delta-adjusted exposure",
+        "p 2025-06-02: delta-adjusted + volatility delta != sum of position delta-adjusted exposures",
+    ]
+    # a row stored before the split (volatility_delta_exposure NULL) is not held to the second identity
+    old_row = _exposures(delta_adjusted_exposure=1000.0, delta_adjusted_long=1100.0, volatility_delta_exposure=None)
+    assert valuation.exposure_problems(VALS, old_row, pd.DataFrame(), "p") == []
 
 
 # --- factors ------------------------------------------------------------------------------------------------
@@ -166,3 +178,64 @@ def test_scenario_count():
 def test_zero_shock_zero_pnl(direct, problems):
     results = pd.DataFrame({"direct_pnl": [direct], "correlated_pnl": [0.0]})
     assert len(stress.zero_shock_problems(results, "p")) == problems
+
+
+def test_losses_beyond_equity_are_named_for_any_book():
+    expo = pd.DataFrame({"date": [D1, D2], "net_exposure": [400.0, -50.0], "gross_exposure": [1600.0, 1650.0],
+                         "short_count": [1, 1]})
+    results = pd.DataFrame({"date": [D1, D1, D2, D2], "scenario_id": ["crash", "dip", "crash", "rally"],
+                            "direct_pnl": [-350.0, -100.0, -10.0, 5.0], "correlated_pnl": [-420.0, -90.0, -12.0, 6.0],
+                            "loss_cap_applied": [False] * 4})
+    assert stress.equity_loss_problems(results, expo, "p") == [
+        "p 2025-06-02 crash: loss -420.00 beyond equity 400.00 (105.0% of equity)",
+        "p 2025-06-03 crash: loss -12.00 beyond equity -50.00 (not positive: any loss exceeds it)",
+    ]
+    # the blocking long-only loss cap does not apply to these books (they have shorts)
+    assert stress.loss_cap_problems(results, expo, "p") == []
+    # within equity: nothing to name
+    assert stress.equity_loss_problems(results.assign(direct_pnl=-1.0, correlated_pnl=-1.0), expo.assign(net_exposure=400.0), "p") == []
+
+
+def test_the_equity_check_warns_on_a_levered_book_and_blocks_nothing(tmp_path, monkeypatch):
+    """A long/short book (long QQQ, short SPY of about the same value: little equity) through Dagster: the
+    ``stress_losses_within_equity`` check fails with WARN severity naming the rows, the run succeeds, the blocking
+    long-only ``loss_cap`` passes, and the downstream report is written and flags the rows "beyond equity"."""
+    import dagster as dg
+
+    from sigmasight_pipeline import runner as orch
+    from sigmasight_pipeline.defs.stress.checks import LOSSES_WITHIN_EQUITY
+    from sigmasight_pipeline.reporting import report_dir
+    from sigmasight_pipeline.warehouse import schema
+    from sigmasight_pipeline.warehouse.io import dispose_engines, get_engine, read_table
+
+    url = f"sqlite:///{tmp_path / 'warehouse.db'}"
+    monkeypatch.setenv("SIGMASIGHT_DATABASE_URL", url)
+    day = "2025-01-03"
+    csv = "ticker,quantity,entry_price,entry_date\nQQQ,1000,529.20,2025-01-02\nSPY,-880,585.00,2025-01-02\n"
+    assert not LOSSES_WITHIN_EQUITY.blocking
+    with dg.instance_for_test() as instance:
+        defs = orch.load_definitions()
+        pid = orch.import_portfolio(instance, csv, name="Levered", portfolio_id="levered", defs=defs)
+        orch.materialize_market(instance, orch.market_history_start(day), day, defs=defs)
+        result = orch.materialize_portfolio(instance, pid, day, day, defs=defs)
+        assert result.success
+        evals = {e.check_name: e for e in result.get_asset_check_evaluations()
+                 if e.asset_key == dg.AssetKey("stress_results")}
+    warn = evals["stress_losses_within_equity"]
+    assert not warn.passed and warn.severity == dg.AssetCheckSeverity.WARN
+    assert evals["loss_cap"].passed  # the long-only model-error check: not this book's case
+    engine = get_engine(url)
+    rows = read_table(engine, schema.stress_results, portfolio_id=pid)
+    expo = read_table(engine, schema.portfolio_exposures, portfolio_id=pid).iloc[0]
+    beyond = rows[rows["exceeds_equity"]]
+    assert len(beyond) > 0 and (rows["equity"] == expo["net_exposure"]).all()
+    named = warn.metadata["rows"].value.splitlines()
+    assert sorted(named) == sorted(stress.equity_loss_problems(rows, read_table(engine, schema.portfolio_exposures,
+                                                                               portfolio_id=pid), pid))
+    assert len(named) == len(beyond) and warn.metadata["count"].value == len(beyond)
+    if expo["net_exposure"] > 0:
+        ratio = rows["correlated_pnl"] / expo["net_exposure"]
+        assert (rows["pct_of_equity"] - ratio).abs().max() < 1e-6  # stored P&L and equity are rounded to cents
+    md = (report_dir(tmp_path / "reports", "Levered", day) / "portfolio_report.md").read_text()
+    assert "**beyond equity**" in md
+    dispose_engines()

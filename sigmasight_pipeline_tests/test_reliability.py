@@ -535,7 +535,9 @@ def test_yfinance_timeouts_then_partial_answer(monkeypatch, no_network, sqlite_u
     real_get_source = marketdata_sources.get_source
 
     def get_source(name=None, **options):  # the configured source, with the stand-in downloader and no waiting
-        return real_get_source(name, download=download, sleep=sleeps.append, **options)
+        # (and stand-ins for the split history and Ticker.info the asset also reads: no split, no info)
+        return real_get_source(name, download=download, sleep=sleeps.append,
+                               splits=lambda s: pd.Series(dtype=float), info=lambda s: {}, **options)
 
     monkeypatch.setenv("SIGMASIGHT_MARKET_DATA", "yfinance")
     monkeypatch.setattr(marketdata_sources, "get_source", get_source)

@@ -117,8 +117,8 @@ def make_input(**overrides) -> ReportInput:
     exposures = _dated([dict(
         long_exposure=23500.0, short_exposure=-15000.0, gross_exposure=38500.0, net_exposure=8500.0,
         notional=468000.0, delta_adjusted_exposure=160000.0, delta_adjusted_long=172000.0,
-        delta_adjusted_short=-12000.0, options_exposure=4500.0, stock_exposure=4000.0, total_cost_basis=3500.0,
-        total_unrealized_pnl=5000.0, long_count=2, short_count=2, option_count=2, stock_count=2, position_count=4,
+        delta_adjusted_short=-12000.0, volatility_delta_exposure=0.0, options_exposure=4500.0, stock_exposure=4000.0,
+        total_cost_basis=3500.0, total_unrealized_pnl=5000.0, long_count=2, short_count=2, option_count=2, stock_count=2, position_count=4,
         missing_price_count=0,
     )])
     greeks = _dated([
@@ -172,7 +172,8 @@ def make_input(**overrides) -> ReportInput:
                                    dict(cluster_id=1, cluster_name="tech", position_id=3)])
     stress_results = _dated([
         dict(scenario_id=sid, direct_pnl=round(c * 0.8, 2), correlated_pnl=c, correlation_effect=round(c * 0.2, 2),
-             pct_of_equity=c / 38500.0, gross_exposure=38500.0, loss_cap_applied=False, flag="ok")
+             pct_of_gross_exposure=c / 38500.0, gross_exposure=38500.0, equity=8500.0, pct_of_equity=c / 8500.0,
+             exceeds_equity=c < -8500.0, loss_cap_applied=False, flag="loss_exceeds_equity" if c < -8500.0 else "ok")
         for sid, _, _, _, c in SCENARIOS
     ])
     stress_breakdown = _dated([
@@ -258,7 +259,7 @@ def test_full_report_json_validates_and_holds_the_figures():
     assert js["metadata"]["portfolio_name"] == NAME and js["metadata"]["portfolio_id"] == PID
     policy = js["metadata"]["precision_policy"]
     assert policy["money"]["decimals"] == 2 and policy["greeks_betas"]["decimals"] == 4
-    assert any("realized_pnl is 0.00" in n for n in policy["notes"])
+    assert any("realized_pnl is realised up to the report date" in n for n in policy["notes"])
     for engine in ("exposures", "greeks", "factor_exposures", "rate_sensitivity", "correlations", "stress_tests", "snapshot"):
         assert js[engine]["available"] is True, engine
         assert "reason" not in js[engine]
@@ -280,8 +281,9 @@ def test_full_report_json_validates_and_holds_the_figures():
     assert [s["scenario_id"] for s in stress["scenarios"]] == [s[0] for s in SCENARIOS]  # full list, file order
     crash = next(s for s in stress["scenarios"] if s["scenario_id"] == "market_crash_35")
     assert crash["correlated_pnl"] == "-40000.00" and crash["direct_pnl"] == "-32000.00"
-    assert crash["pct_of_equity"] == "-1.038961"
-    assert stress["gross_exposure"] == "38500.00"
+    assert crash["pct_of_gross_exposure"] == "-1.038961" and crash["pct_of_equity"] == "-4.705882"
+    assert crash["exceeds_equity"] is True and crash["flag"] == "loss_exceeds_equity"
+    assert stress["gross_exposure"] == "38500.00" and stress["equity"] == "8500.00"  # the net exposure
     assert stress["worst_five"][0] == "financial_crisis_2008" and stress["best_five"][0] == "market_rally_25"
     snap = js["snapshot"]["data"]
     assert snap["daily_pnl"] == "1234.50" and snap["cumulative_pnl"] == "5000.00"
@@ -390,6 +392,8 @@ def test_csv_has_the_34_columns_in_order_and_real_values():
     assert [r["tags"] for r in rows] == ["core, tech", "hedge", "options, tech", ""]
     assert aapl["realized_pnl"] == "0.00" and aapl["total_pnl"] == "1000.00" and aapl["unrealized_pnl"] == "1000.00"
     assert aapl["exit_date"] == "" and aapl["notes"] == ""
+    # an option's notes say which volatility priced it
+    assert call["notes"] == "volatility: realized 28.00%" and put["notes"] == "volatility: realized 18.00%"
     assert call["delta"] == "450.0000" and call["vega"] == "300.1235" and put["gamma"] == "-2.0000"
     assert call["underlying_symbol"] == "AAPL" and call["strike_price"] == "160.00"
     assert call["expiration_date"] == "2025-06-20" and aapl["expiration_date"] == "" and aapl["underlying_symbol"] == ""
@@ -468,7 +472,7 @@ def test_markdown_sections_in_order_with_valid_tables():
                      "Cumulative P&L": "$5,000.00", "P&L basis": "previous_close"}
     counts, expo = table_rows(section(md, "### Positions and exposures"))[0:2], table_rows(section(md, "### Positions and exposures"))[2:4]
     assert counts[1] == ["2", "2", "2", "2", "4", "0"]
-    assert expo[1] == ["$38,500.00", "$8,500.00", "$23,500.00", "-$15,000.00", "$468,000.00", "$160,000.00"]
+    assert expo[1] == ["$38,500.00", "$8,500.00", "$23,500.00", "-$15,000.00", "$468,000.00", "$160,000.00", "$0.00"]
     greeks = table_rows(section(md, "### Portfolio Greeks"))
     assert greeks[1] == ["650.0000", "18.0000", "-10.0000", "-149.8765", "400.0000", "$160,000.00", "-$1,152.00"]
     factors = table_rows(section(md, "### Factor exposures"))
@@ -499,9 +503,12 @@ def test_markdown_shows_worst_five_and_best_five_in_order():
     assert [r[1] for r in worst] == WORST
     assert [r[1] for r in best] == BEST
     assert [r[0] for r in worst] == ["1", "2", "3", "4", "5"]
-    assert worst[0] == ["1", "2008 Financial Crisis Replay", "historical", "-$44,000.00", "-$55,000.00", "-142.86%"]
-    assert best[0][3:] == ["$24,000.00", "$30,000.00", "77.92%"]
+    assert worst[0] == ["1", "2008 Financial Crisis Replay", "historical", "-$44,000.00", "-$55,000.00", "-142.86%",
+                        "-647.06% **beyond equity**"]  # % of gross exposure (38,500), % of equity (8,500)
+    assert [r[6].endswith("**beyond equity**") for r in worst] == [True] * 5
+    assert best[0][3:] == ["$24,000.00", "$30,000.00", "77.92%", "352.94%"]
     assert "18 scenarios" in section(md, "### Stress tests")
+    assert "**7 of 18 scenarios lose more than the book's equity.**" in section(md, "### Stress tests")
 
 
 def test_pipes_in_names_are_escaped_in_tables():
@@ -893,16 +900,18 @@ def test_records_are_exactly_to_dict_records():
 # Warehouse read (SQLite)
 # ---------------------------------------------------------------------------------------------------
 def test_load_report_input_reads_only_the_anchor_date(sqlite_engine):
+    from sigmasight_pipeline.defs.portfolios.portfolio_positions import store_book
     from sigmasight_pipeline.warehouse import schema
     from sigmasight_pipeline.warehouse.io import write_partition
-    from sigmasight_pipeline.warehouse.portfolios import replace_positions, save_portfolio_source
+    from sigmasight_pipeline.warehouse.portfolios import save_portfolio_source
 
     src = make_input()
-    save_portfolio_source(sqlite_engine, portfolio_id=PID, name=NAME, owner="owner@example.com", csv_text="x")
-    pos = src.positions.assign(portfolio_id=PID)[[c.name for c in schema.positions.columns]]
-    tags = pd.DataFrame([(PID, p, t) for p, ts in zip(src.positions.position_id, src.positions.tags) for t in ts],
-                        columns=["portfolio_id", "position_id", "tag"])
-    replace_positions(sqlite_engine, PID, pos, tags)
+    upload = "ticker,quantity,entry_price,entry_date,tags\n" + "".join(  # the upload these positions come from
+        f'{r.symbol},{r.quantity:g},{r.entry_price:g},{pd.Timestamp(r.entry_date):%Y-%m-%d},"{",".join(r.tags)}"\n'
+        for r in src.positions.sort_values("position_id").itertuples()
+    )
+    save_portfolio_source(sqlite_engine, portfolio_id=PID, name=NAME, owner="owner@example.com", csv_text=upload)
+    store_book(sqlite_engine, PID)
     with sqlite_engine.begin() as conn:
         conn.execute(schema.security_master.insert(), [
             {"symbol": "AAPL", "name": "Apple", "asset_type": "stock", "sector": "Technology", "industry": "Consumer Electronics"},

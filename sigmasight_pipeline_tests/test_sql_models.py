@@ -86,7 +86,7 @@ def _factor(date, pid, factor, dollars, beta_net):
 def _stress(date, pid, scenario, correlated):
     return {
         "date": date, "portfolio_id": pid, "scenario_id": scenario, "direct_pnl": correlated + 100.0,
-        "correlated_pnl": correlated, "correlation_effect": -100.0, "pct_of_equity": correlated / 100000.0,
+        "correlated_pnl": correlated, "correlation_effect": -100.0, "pct_of_gross_exposure": correlated / 100000.0,
         "gross_exposure": 100000.0,
         "loss_cap_applied": False, "flag": "ok",
     }

@@ -46,7 +46,7 @@ def test_money_is_rounded_to_cents_and_exact(engine):
         {
             "date": [D1], "portfolio_id": ["p1"], "scenario_id": ["market_down_10"],
             "direct_pnl": [0.1 + 0.2], "correlated_pnl": [-1234.5678], "correlation_effect": [-1234.8678],
-            "pct_of_equity": [0.0123], "loss_cap_applied": [False], "flag": ["ok"],
+            "pct_of_gross_exposure": [0.0123], "loss_cap_applied": [False], "flag": ["ok"], "exceeds_equity": [False],
         }
     )
     write_partition(engine, schema.stress_results, frame, dates=[D1], portfolio_ids=["p1"])
@@ -98,7 +98,7 @@ def test_upsert_updates_by_primary_key(engine):
     upsert(engine, schema.security_master, [row])
     upsert(engine, schema.security_master, [{**row, "sector": "Technology"}])
     got = _rows(engine, schema.security_master)
-    assert got == [("XYZ", "X", "stock", "Technology", "Software")]
+    assert got == [("XYZ", "X", "stock", "Technology", "Software", None, None)]  # category, dividend_yield unset
 
 
 
@@ -123,6 +123,6 @@ def test_factor_set_is_the_seven_with_unique_proxies():
 
 def test_every_scenario_shock_names_a_known_factor():
     scen, shocks = stress_scenarios()
-    assert set(shocks.factor_name) <= set(factor_definitions().factor_name) | {"Interest Rate"}
+    assert set(shocks.factor_name) <= set(factor_definitions().factor_name) | {"Interest Rate", "VIX"}  # VIX: its level
     rates = shocks[shocks.factor_name == "Interest Rate"].set_index("scenario_id").shock
     assert rates["rate_spike_300bp"] == 0.03 and rates["rates_down_25bp"] == -0.0025

@@ -44,6 +44,9 @@ RECENT_SESSIONS = 5
 
 POSITIONS = dg.AssetSelection.assets("portfolio_positions")  # by key: no import of another domain's module
 SENSOR_NAME = "sigmasight_automation"
+#: Tag of a positions run whose caller computes the dates its trades affect (``sigmasight trades import``:
+#: from the first trade date on); the engines' "book changed" trigger ignores it. Value: that first date.
+TRADES_WINDOW_TAG = "sigmasight/trades_from"
 
 
 class XnysSessions(dg.AutomationCondition):
@@ -151,7 +154,13 @@ def engine_condition() -> dg.AutomationCondition:
     """The date x portfolio engines: recent sessions when market data or an upstream engine updates; every
     session of a portfolio that is new (its partitions appear) or whose book changed."""
     new_partition = dg.AutomationCondition.newly_missing()
-    book_changed = dg.AutomationCondition.any_deps_match(dg.AutomationCondition.newly_updated()).allow(POSITIONS)
+    # A positions run tagged with TRADES_WINDOW_TAG comes from `sigmasight trades import`, which computes the
+    # dates its trades affect (from the first trade date on) itself; a new upload or an inbox file of trades
+    # is followed here, over every session of the book.
+    book_update = dg.AutomationCondition.newly_updated() & ~dg.AutomationCondition.executed_with_tags(
+        tag_keys={TRADES_WINDOW_TAG}
+    )
+    book_changed = dg.AutomationCondition.any_deps_match(book_update).allow(POSITIONS)
     upstream = dg.AutomationCondition.any_deps_updated().ignore(POSITIONS)
     trigger = (
         ((new_partition | book_changed) & XnysSessions())

@@ -2,9 +2,10 @@
 writes, and the metadata that says what it describes.
 
 A run covers a range of partitions (single-run backfill policy): several dates of one portfolio, or one
-date of several portfolios. An asset iterates ``portfolio_batches`` (one batch per portfolio, its positions
-read from the warehouse), computes each batch's dates in one vectorised engine call, writes with
-``write_tables`` (every table of the batch in one transaction) and returns ``run_metadata``.
+date of several portfolios. An asset iterates ``portfolio_batches`` (one batch per portfolio and period over
+which its book does not change: ``engines.book.book_periods`` on the ledger read from the warehouse), computes
+each batch's dates in one vectorised engine call, writes with ``write_tables`` (every table of the batch in
+one transaction) and returns ``run_metadata``. A book without trades inside the run is one batch.
 
 Every partition of a ranged run shows the run's ``MaterializeResult`` metadata, so ``run_metadata`` names the
 run's figures ``run_*`` and gives ``dagster/row_count`` (which the UI shows as the partition's row count) only
@@ -29,7 +30,8 @@ from sigmasight_pipeline.defs.metadata import RUN, date_range_text, holidays_tex
 from sigmasight_pipeline.defs.partitions import date_portfolio, partition_dates, partition_portfolios, single_run
 from sigmasight_pipeline.marketdata.calendar import split_sessions
 from sigmasight_pipeline.warehouse.io import read_table, write_partition
-from sigmasight_pipeline.warehouse.portfolios import read_positions
+from sigmasight_pipeline.engines.book import Ledger, book_periods
+from sigmasight_pipeline.warehouse.book import engine_positions, read_ledger
 
 __all__ = [
     "PortfolioBatch",
@@ -53,7 +55,8 @@ class PortfolioBatch:
     dates: pd.DatetimeIndex  # every partition date of the run (holidays included: their rows are cleared)
     sessions: pd.DatetimeIndex  # the XNYS sessions among them: the dates computed
     closed: dict[str, str]  # holiday -> reason
-    positions: pd.DataFrame
+    positions: pd.DataFrame  # the book held over these dates (engines.book.positions_on), engines' columns
+    ledger: Ledger  # the portfolio's whole ledger: trades, states, lots
 
     def stored(self, engine: Engine, table: sa.Table) -> pd.DataFrame:
         """This batch's rows of ``table`` as stored: its portfolio, its sessions."""
@@ -71,17 +74,22 @@ def date_portfolio_asset(*, group_name: str, kinds: tuple[str, ...] = ("python",
 
 
 def portfolio_batches(context: dg.AssetExecutionContext, engine: Engine) -> Iterator[PortfolioBatch]:
-    """One batch per portfolio of the run, with its positions read from the warehouse."""
+    """One batch per portfolio of the run and period of an unchanged book, in date order, with the positions
+    held over it (from the portfolio's ledger: upload, trades, splits)."""
     dates = partition_dates(context)
-    sessions, closed = split_sessions(dates)
     for pid in partition_portfolios(context):
-        positions = read_positions(engine, pid)
-        if positions.empty:
+        try:
+            ledger = read_ledger(engine, pid)
+        except ValueError as exc:  # a stored book that no longer parses, or trades that no longer apply
+            raise dg.Failure(f"portfolio {pid!r}: its book cannot be read: {exc}", metadata={"portfolio": pid}) from exc
+        if ledger.states.empty:
             raise dg.Failure(
                 f"portfolio {pid!r} has no positions: materialize portfolio_positions for it first",
                 metadata={"portfolio": pid},
             )
-        yield PortfolioBatch(pid, dates, sessions, closed, positions)
+        for period_dates, book in book_periods(ledger, dates):
+            sessions, closed = split_sessions(period_dates)
+            yield PortfolioBatch(pid, period_dates, sessions, closed, engine_positions(engine, book), ledger)
 
 
 def write_tables(engine: Engine, batch: PortfolioBatch, frames: Mapping[sa.Table, pd.DataFrame]) -> dict[str, int]:
@@ -106,18 +114,24 @@ def run_metadata(batches: list[PortfolioBatch], rows: dict[str, int], **extra) -
     """The run's figures, under ``run_*`` keys since every partition of the run shows them: rows written per
     table, portfolios, sessions, date range, holidays. ``dagster/row_count`` only when the run is one
     (date, portfolio) partition, the one case where the run's rows are the partition's."""
-    sessions = batches[0].sessions if batches else pd.DatetimeIndex([])
+    sessions = pd.DatetimeIndex(sorted({d for b in batches for d in b.sessions}))
+    dates = {d for b in batches for d in b.dates}
+    closed = {k: v for b in batches for k, v in b.closed.items()}
+    portfolios = list(dict.fromkeys(b.portfolio_id for b in batches))
     meta = {}
-    if len(batches) == 1 and len(batches[0].dates) == 1:
+    if len(portfolios) == 1 and len(dates) == 1:
         meta["dagster/row_count"] = int(sum(rows.values()))
     meta.update({
         f"{RUN}rows_by_table": dg.MetadataValue.json(rows),
-        f"{RUN}portfolios": ", ".join(b.portfolio_id for b in batches),
+        f"{RUN}portfolios": ", ".join(portfolios),
         f"{RUN}sessions": len(sessions),
         f"{RUN}date_range": date_range_text(sessions),
     })
-    if batches and batches[0].closed:
-        meta[f"{RUN}holidays_skipped"] = holidays_text(batches[0].closed)
+    periods = len(batches) - len(portfolios)
+    if periods:
+        meta[f"{RUN}book_changes"] = periods  # trade days inside the run: each starts a new book period
+    if closed:
+        meta[f"{RUN}holidays_skipped"] = holidays_text(closed)
     meta.update(extra)
     return meta
 

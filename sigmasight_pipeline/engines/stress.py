@@ -27,8 +27,31 @@ Factor breakdown: per factor, the linear contribution sum_i E_i b_ik f_k, where 
 the row "Option convexity" = full revaluation P&L - its linear parts, so the rows add up to the total
 (to floating-point rounding, ~1e-12 relative).
 
-Percent of equity: ``pct_of_equity = correlated_pnl / gross_exposure`` (the base is the book's gross
-exposure, sum of |market value| of priced positions, given in column ``gross_exposure``).
+VIX: a scenario may shock the VIX level itself with the key ``"VIX"`` (a relative change of the level,
+1.50 = +150%, so 20 -> 50). It is not a factor: it is not in the factor covariance, does not condition the
+other factors and moves nothing else. In a scenario with a VIX shock, an option on the VIX (underlying
+``^VIX``) is revalued at the shocked level VIX x (1 + shock) (full Black-Scholes, as every option: same vol,
+T and rate shift), in both the direct and the correlated run, instead of through the betas of ^VIX to the
+factors; in a scenario without one it moves through its factor and rate betas, as any option. When any
+scenario shocks the VIX, the breakdown has a row "VIX" (the delta-linear part of the VIX options,
+sum delta x quantity x multiplier x VIX x shock; its ``shock`` and ``implied_move`` are the VIX shock, 0 where
+a scenario has none) and the VIX options' non-linearity goes to "Option convexity" as for any option.
+
+Percentages, each named for what it divides by (books.md, "Numbers that must not mislead"):
+
+- ``pct_of_gross_exposure = correlated_pnl / gross_exposure``: gross exposure = sum of |market value| of the
+  priced positions held that date (NULL when 0);
+- ``pct_of_equity = correlated_pnl / equity``: equity = the book's net liquidation value = sum of the
+  signed market values of the priced positions held that date, which is ``portfolio_exposures.net_exposure``
+  (shorts and written options count negative). No cash is modelled: a short sale's proceeds and the cash
+  left after buying are not in the book, so this is the net market value of the positions. NULL when
+  equity <= 0 (a ratio on a non-positive base has no meaning); the row's flag then says
+  "equity_nonpositive".
+- ``exceeds_equity``: the scenario's loss (the worse of direct and correlated P&L) is larger than the
+  equity: P&L < -equity, and when equity <= 0 any loss (:func:`loss_exceeds_equity`); flag
+  "loss_exceeds_equity". Such a row is possible for a levered or long/short book and is reported, not
+  capped; for an unlevered long-only book a loss larger than gross exposure remains a model error
+  (:func:`loss_cap_violations`).
 """
 
 from __future__ import annotations
@@ -45,6 +68,8 @@ from .options import _as_bool, _rate_decimal, bs_greeks, bs_price
 
 __all__ = [
     "RATE_FACTOR",
+    "VIX_SHOCK",
+    "VIX_UNDERLYING",
     "CONVEXITY_ROW",
     "EQUITY_FACTORS",
     "RESULT_COLUMNS",
@@ -55,9 +80,16 @@ __all__ = [
     "stress_test",
     "stress_test_range",
     "loss_cap_violations",
+    "loss_exceeds_equity",
+    "equity_loss_rows",
 ]
 
 RATE_FACTOR = "Interest Rate"
+#: The scenario key (and breakdown row) of a shock to the VIX level itself: a relative change, not a factor.
+VIX_SHOCK = "VIX"
+#: The underlying symbol of a VIX option in the positions frame (the market-data symbol of the VIX level,
+#: ``marketdata.base.SYMBOLS.VIX``; engines do not import marketdata).
+VIX_UNDERLYING = "^VIX"
 CONVEXITY_ROW = "Option convexity"
 EQUITY_FACTORS = list(factor_proxies())  # data/factors.yaml
 SINGULAR_COND = 1e12  # above this condition number S_ss is treated as singular (lstsq / pseudo-inverse)
@@ -68,8 +100,11 @@ RESULT_COLUMNS = [
     "direct_pnl",
     "correlated_pnl",
     "correlation_effect",
-    "pct_of_equity",
+    "pct_of_gross_exposure",
     "gross_exposure",
+    "pct_of_equity",
+    "equity",
+    "exceeds_equity",
     "loss_cap_applied",
     "flag",
 ]
@@ -308,6 +343,9 @@ def stress_test(
     are counted ("missing_beta=n", "missing_rate_beta=n"). A loss larger than gross exposure adds
     "loss_exceeds_gross". With ``cap_losses=True`` such a loss is capped at -gross for display, the factor
     rows and position rows scaled by the same ratio, ``loss_cap_applied`` True and "loss_capped" in flag.
+    A loss larger than the book's equity sets ``exceeds_equity`` and adds "loss_exceeds_equity" (decided on
+    the uncapped loss); a non-positive equity adds "equity_nonpositive" and leaves ``pct_of_equity`` NULL.
+    ``shocks`` may name ``"VIX"`` (a relative change of the VIX level; see the module docstring).
 
     Returns ``StressResult(results, factor_breakdown, position_pnl)`` with ``RESULT_COLUMNS``,
     ``BREAKDOWN_COLUMNS`` and ``POSITION_PNL_COLUMNS``.
@@ -356,15 +394,19 @@ def stress_test_range(
     if unknown_scen:
         raise ValueError(f"shocks reference unknown scenarios: {sorted(unknown_scen)}")
     factors = list(dict.fromkeys([*_cov_factor_names(factor_cov), *_beta_factor_names(position_betas), *EQUITY_FACTORS]))
-    unknown_f = set(shocks["factor_name"]) - set(factors) - {RATE_FACTOR}
+    if VIX_SHOCK in factors:
+        raise ValueError(f"{VIX_SHOCK!r} is the VIX-level shock, not a factor name")
+    unknown_f = set(shocks["factor_name"]) - set(factors) - {RATE_FACTOR, VIX_SHOCK}
     if unknown_f:
-        raise ValueError(f"shocks name unknown factors {sorted(unknown_f)}; known: {factors + [RATE_FACTOR]}")
+        raise ValueError(f"shocks name unknown factors {sorted(unknown_f)}; known: {factors + [RATE_FACTOR, VIX_SHOCK]}")
     wide = shocks.pivot_table(index="scenario_id", columns="factor_name", values="shock", aggfunc="sum")
     wide = wide.reindex(index=scen_ids)
     named = wide.reindex(columns=factors).to_numpy(dtype=float)  # (s, K), NaN = not named
     D = np.nan_to_num(named, nan=0.0)
     dy = (wide[RATE_FACTOR] if RATE_FACTOR in wide else pd.Series(0.0, index=scen_ids)).fillna(0.0).to_numpy()
     bp = dy * 1e4
+    vix_row = bool((shocks["factor_name"] == VIX_SHOCK).any())  # a "VIX" breakdown row for every scenario
+    vix = (wide[VIX_SHOCK] if VIX_SHOCK in wide else pd.Series(np.nan, index=scen_ids)).to_numpy(dtype=float)  # (s,)
     C, lstsq = _conditional_moves(named, _cov_grid(factor_cov, dates, factors))  # (T, s, K), (T, s)
 
     # --- positions as (date x position) grids --------------------------------------------------------
@@ -378,6 +420,10 @@ def stress_test_range(
     book = positions.set_index("position_id").reindex(ids)
     scale = book["quantity"].to_numpy(dtype=float) * book["multiplier"].to_numpy(dtype=float)
     is_opt = _as_bool(book["is_option"])
+    # (n, s): a VIX option in a scenario that shocks the VIX moves with the VIX level, not with its betas
+    on_vix = is_opt & (book["underlying_symbol"].astype(object) == VIX_UNDERLYING).to_numpy(dtype=bool)
+    vix_moves = on_vix[:, None] & ~np.isnan(vix)[None, :]
+    by_betas = ~vix_moves
     B_raw = _beta_grid(position_betas, dates, ids, factors)
     missing_beta = (present & np.isnan(B_raw).all(axis=2)).sum(axis=1)
     B = np.nan_to_num(B_raw, nan=0.0)
@@ -402,11 +448,19 @@ def stress_test_range(
     valid = present & ~np.isnan(mv)
     valid[:, o] = present[:, o] & ~np.isnan(v0)
     E = np.where(valid, exposure, 0.0)
-    rate_carry = (E * rb).sum(axis=1)[:, None] * bp[None, :] + np.where(valid, rho_pos, 0.0).sum(axis=1)[:, None] * dy[None, :] * 100.0
+    rho_carry = np.where(valid, rho_pos, 0.0).sum(axis=1)[:, None] * dy[None, :] * 100.0
+    if vix_moves.any():
+        rate_carry = np.einsum("tn,ns->ts", E * rb, by_betas.astype(float)) * bp[None, :] + rho_carry
+        vix_linear = np.einsum("tn,ns->ts", E, vix_moves * np.nan_to_num(vix)[None, :])  # (T, s)
+    else:
+        rate_carry = (E * rb).sum(axis=1)[:, None] * bp[None, :] + rho_carry
+        vix_linear = np.zeros((n_dates, len(scen_ids)))
 
     def run(shock: np.ndarray):
         """P&L of every (date, position, scenario) under the (T, s, K) factor moves ``shock``."""
         ret = np.einsum("tnk,tsk->tns", B, shock) + rb[:, :, None] * bp[None, None, :]  # (T, n, s)
+        if vix_moves.any():
+            ret = np.where(vix_moves[None], vix[None, None, :], ret)
         pnl = mv[:, :, None] * ret
         lin = exposure[:, :, None] * ret + rho_pos[:, :, None] * (dy * 100.0)[None, None, :]
         if len(o):
@@ -415,7 +469,10 @@ def stress_test_range(
             pnl[:, o] = (v1 - v0[:, :, None]) * scale[o][None, :, None]
         pnl[~valid] = np.nan
         lin = np.where(valid[:, :, None], lin, 0.0)
-        factor_rows = np.einsum("tn,tnk->tk", E, B)[:, None, :] * shock  # (T, s, K) linear per factor
+        if vix_moves.any():  # the VIX options of a VIX scenario are not in the factor rows
+            factor_rows = np.einsum("tn,tnk,ns->tsk", E, B, by_betas.astype(float)) * shock
+        else:
+            factor_rows = np.einsum("tn,tnk->tk", E, B)[:, None, :] * shock  # (T, s, K) linear per factor
         convex = np.where(valid[:, o, None], pnl[:, o] - lin[:, o], 0.0).sum(axis=1)  # (T, s)
         total = np.nansum(pnl, axis=1)  # (T, s)
         return pnl, total, factor_rows, convex
@@ -423,9 +480,13 @@ def stress_test_range(
     pnl_d, tot_d, fac_d, cvx_d = run(np.broadcast_to(D, (n_dates, *D.shape)))
     pnl_c, tot_c, fac_c, cvx_c = run(C)
 
-    gross = np.nansum(np.where(present, np.abs(mv), np.nan), axis=1)  # (T,)
+    held_mv = np.where(present, mv, np.nan)
+    gross = np.nansum(np.abs(held_mv), axis=1)  # (T,)
+    equity = np.nansum(held_mv, axis=1)  # (T,) net liquidation value = portfolio_exposures.net_exposure
     worst = np.minimum(tot_d, tot_c)
     exceeds = worst < -gross[:, None]
+    beyond_equity = loss_exceeds_equity(worst, equity[:, None])
+    no_equity = np.broadcast_to((equity <= 0)[:, None], worst.shape)
     ratio_d = np.ones_like(tot_d)
     ratio_c = np.ones_like(tot_c)
     if cap_losses:
@@ -444,11 +505,14 @@ def stress_test_range(
         np.where(lstsq, "singular_cov_lstsq", ""),
         np.where(exceeds, "loss_exceeds_gross", ""),
         np.where(capped, "loss_capped", ""),
+        np.where(no_equity, "equity_nonpositive", ""),
+        np.where(beyond_equity, "loss_exceeds_equity", ""),
     )
     direct_total = tot_d * ratio_d
     corr_total = tot_c * ratio_c
     with np.errstate(divide="ignore", invalid="ignore"):
         pct = np.where(gross[:, None] > 0, corr_total / gross[:, None], np.nan)
+        pct_equity = np.where(equity[:, None] > 0, corr_total / equity[:, None], np.nan)
     scen_arr = np.asarray(scen_ids, dtype=object)
     results = pd.DataFrame(
         {
@@ -457,22 +521,30 @@ def stress_test_range(
             "direct_pnl": direct_total.ravel() + 0.0,
             "correlated_pnl": corr_total.ravel() + 0.0,
             "correlation_effect": (corr_total - direct_total).ravel(),
-            "pct_of_equity": pct.ravel(),
+            "pct_of_gross_exposure": pct.ravel(),
             "gross_exposure": np.repeat(gross, n_scen),
+            "pct_of_equity": pct_equity.ravel(),
+            "equity": np.repeat(equity, n_scen) + 0.0,
+            "exceeds_equity": beyond_equity.ravel(),
             "loss_cap_applied": capped.ravel(),
             "flag": flags.ravel().astype(object),
         },
         columns=RESULT_COLUMNS,
     )
 
-    row_names = np.asarray([*factors, RATE_FACTOR, CONVEXITY_ROW], dtype=object)
+    vix_names, vix_cols, vix_pnl = [], [], []
+    if vix_row:  # the VIX row: shock and implied move are the VIX shock (0 where none), P&L its linear part
+        vix_names = [VIX_SHOCK]
+        vix_cols = [np.broadcast_to(np.nan_to_num(vix)[None, :, None], (n_dates, n_scen, 1))]
+        vix_pnl = [vix_linear[:, :, None]]
+    row_names = np.asarray([*factors, RATE_FACTOR, *vix_names, CONVEXITY_ROW], dtype=object)
     n_rows = len(row_names)
     rate_col = np.broadcast_to(dy[None, :, None], (n_dates, n_scen, 1))
     blank = np.full((n_dates, n_scen, 1), np.nan)
-    shock_part = np.concatenate([np.broadcast_to(D, (n_dates, *D.shape)), rate_col, blank], axis=2)
-    implied_part = np.concatenate([C, rate_col, blank], axis=2)
-    bd_direct = np.concatenate([fac_d, rate_carry[:, :, None], cvx_d[:, :, None]], axis=2) * ratio_d[:, :, None]
-    bd_corr = np.concatenate([fac_c, rate_carry[:, :, None], cvx_c[:, :, None]], axis=2) * ratio_c[:, :, None]
+    shock_part = np.concatenate([np.broadcast_to(D, (n_dates, *D.shape)), rate_col, *vix_cols, blank], axis=2)
+    implied_part = np.concatenate([C, rate_col, *vix_cols, blank], axis=2)
+    bd_direct = np.concatenate([fac_d, rate_carry[:, :, None], *vix_pnl, cvx_d[:, :, None]], axis=2) * ratio_d[:, :, None]
+    bd_corr = np.concatenate([fac_c, rate_carry[:, :, None], *vix_pnl, cvx_c[:, :, None]], axis=2) * ratio_c[:, :, None]
     breakdown = pd.DataFrame(
         {
             "date": np.repeat(dates, n_scen * n_rows),
@@ -498,6 +570,31 @@ def stress_test_range(
         columns=POSITION_PNL_COLUMNS,
     )
     return StressResult(results, breakdown, position_pnl)
+
+
+def loss_exceeds_equity(pnl, equity) -> np.ndarray:
+    """Where a scenario P&L is a loss larger than the book's equity (broadcasting ``pnl`` and ``equity``):
+    ``pnl < -equity`` when equity > 0, and any loss (``pnl < 0``) when equity <= 0. An unknown P&L or
+    equity (NaN) is never flagged. The one rule for ``stress_results.exceeds_equity`` and the equity check."""
+    pnl = np.asarray(pnl, dtype=float)
+    equity = np.asarray(equity, dtype=float)
+    with np.errstate(invalid="ignore"):
+        return np.where(equity > 0, pnl < -equity, pnl < 0) & ~np.isnan(equity)
+
+
+def equity_loss_rows(results: pd.DataFrame, exposures: pd.DataFrame) -> pd.DataFrame:
+    """Scenario rows whose loss (the worse of direct and correlated P&L) is larger than the book's equity.
+
+    Equity is ``exposures.net_exposure`` of the row's date (the book's net liquidation value: the signed
+    market values of its priced positions; no cash is modelled), matched on ``date``; a date without an
+    exposures row is not judged. Such a loss is possible for any levered or long/short book: it is a warning
+    to read, not a model error. Returns the offending ``results`` rows plus ``book_equity``.
+    """
+    ex = exposures[["date", "net_exposure"]].rename(columns={"net_exposure": "book_equity"})
+    merged = results.merge(ex, on="date", how="left")
+    worst = np.minimum(merged["direct_pnl"].to_numpy(dtype=float), merged["correlated_pnl"].to_numpy(dtype=float))
+    keep = loss_exceeds_equity(worst, merged["book_equity"].to_numpy(dtype=float))
+    return merged.loc[keep].reset_index(drop=True)
 
 
 def loss_cap_violations(results: pd.DataFrame, exposures: pd.DataFrame, long_only_only: bool = True) -> pd.DataFrame:

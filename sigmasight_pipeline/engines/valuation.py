@@ -8,6 +8,11 @@ Conventions:
   ``delta_adjusted_long`` / ``delta_adjusted_short``).
 - A missing price is never 0: the row has ``price_source`` "missing" and NaN market value, unrealised
   P&L and exposures; aggregates sum over priced positions only and report ``missing_price_count``.
+- Options on a volatility index (``options.VOLATILITY_INDEXES``: ^VIX) are volatility exposure, not
+  equity exposure: a position keeps its own delta-adjusted exposure, but the aggregates put it in
+  ``volatility_delta_exposure`` and leave it out of ``delta_adjusted_exposure`` / ``_long`` / ``_short``
+  (SPX, NDX and RUT options stay equity exposure). Their market values count in every market-value figure
+  (long/short/gross/net, options exposure) like any other option's.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .options import _as_bool, _grid
+from .options import _as_bool, _grid, is_volatility_index_option
 
 __all__ = [
     "VALUATION_COLUMNS",
@@ -50,6 +55,7 @@ EXPOSURE_COLUMNS = [
     "delta_adjusted_exposure",
     "delta_adjusted_long",
     "delta_adjusted_short",
+    "volatility_delta_exposure",
     "options_exposure",
     "stock_exposure",
     "long_count",
@@ -149,22 +155,27 @@ def value_positions(
 
 
 def _aggregate(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    """Sum exposure contributions by ``keys``; ``frame`` = valuations joined with ``is_option``."""
+    """Sum exposure contributions by ``keys``; ``frame`` = valuations joined with ``is_option`` and
+    ``is_volatility`` (an option on a volatility index: its delta-adjusted exposure goes to
+    ``volatility_delta_exposure`` instead of the equity figures)."""
     mv = frame["market_value"]
     priced = mv.notna()
     mv0 = mv.fillna(0.0)
     is_long = frame["is_long"].astype(bool)
     is_option = frame["is_option"].astype(bool)
+    is_volatility = frame["is_volatility"].astype(bool)
     dae0 = frame["delta_adjusted_exposure"].fillna(0.0)
+    equity_dae = dae0.where(~is_volatility, 0.0)
     parts = pd.DataFrame(
         {
             **{k: frame[k] for k in keys},
             "long_exposure": mv0.where(is_long, 0.0),
             "short_exposure": mv0.where(~is_long, 0.0),
             "notional": frame["notional"].fillna(0.0),
-            "delta_adjusted_exposure": dae0,
-            "delta_adjusted_long": dae0.clip(lower=0.0),
-            "delta_adjusted_short": dae0.clip(upper=0.0),
+            "delta_adjusted_exposure": equity_dae,
+            "delta_adjusted_long": equity_dae.clip(lower=0.0),
+            "delta_adjusted_short": equity_dae.clip(upper=0.0),
+            "volatility_delta_exposure": dae0.where(is_volatility, 0.0),
             "options_exposure": mv0.where(is_option, 0.0),
             "stock_exposure": mv0.where(~is_option, 0.0),
             "long_count": is_long.astype(int),
@@ -184,7 +195,9 @@ def _aggregate(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
 
 
 def _with_option_flag(valuations: pd.DataFrame, positions: pd.DataFrame) -> pd.DataFrame:
-    flags = positions[["position_id"]].assign(is_option=_as_bool(positions["is_option"]))
+    flags = positions[["position_id"]].assign(
+        is_option=_as_bool(positions["is_option"]), is_volatility=is_volatility_index_option(positions)
+    )
     return valuations.merge(flags, on="position_id", how="left", validate="many_to_one")
 
 
@@ -193,8 +206,12 @@ def portfolio_exposures(valuations: pd.DataFrame, positions: pd.DataFrame) -> pd
 
     - ``long_exposure`` / ``short_exposure`` (a negative number): market values of long / short positions;
       ``gross = long + |short|``, ``net = long + short``.
-    - ``delta_adjusted_long`` / ``_short``: sums of the positive / negative delta-adjusted exposures
-      (split by the sign of the exposure, so a short put adds to the long side).
+    - ``delta_adjusted_exposure`` / ``_long`` / ``_short``: the equity delta-adjusted exposure, its sums
+      of positive / negative position exposures (split by the sign of the exposure, so a short put adds to
+      the long side); ``_long + _short == delta_adjusted_exposure``.
+    - ``volatility_delta_exposure``: the delta-adjusted exposure of options on a volatility index (VIX),
+      kept out of the equity figures; ``delta_adjusted_exposure + volatility_delta_exposure`` is the sum
+      of every priced position's delta-adjusted exposure.
     - ``options_exposure`` / ``stock_exposure``: signed market values of options / stocks (they add up to
       ``net_exposure``).
     - Counts add up: ``long_count + short_count == option_count + stock_count == position_count``

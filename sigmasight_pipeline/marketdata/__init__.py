@@ -2,16 +2,20 @@
 
 Sources: ``SampleSource`` (offline, deterministic; the default), ``YFinanceSource``, ``CsvSource``;
 choose one with ``get_source`` (``sources``; env SIGMASIGHT_MARKET_DATA). See ``base`` for the frame
-contract. Imports run one way: ``calendar`` <- ``base`` <- the sources <- ``sources`` (the registry).
+contracts (closes, and splits: ``fetch_splits``). Imports run one way: ``calendar`` <- ``base`` <-
+``security_master`` <- the sources <- ``sources`` (the registry).
 """
 
 from . import calendar
 from .base import (
     FACTOR_PROXIES,
     RATE_SYMBOLS,
+    SPLIT_COLUMNS,
     SYMBOLS,
     FetchReport,
     MarketDataSource,
+    empty_splits,
+    has_splits,
     is_option_symbol,
     option_underlying,
     price_symbol_for,
@@ -26,6 +30,7 @@ from .yfinance_source import YFinanceSource
 __all__ = [
     "FACTOR_PROXIES",
     "RATE_SYMBOLS",
+    "SPLIT_COLUMNS",
     "SYMBOLS",
     "CsvFormatError",
     "CsvSource",
@@ -34,7 +39,9 @@ __all__ = [
     "SampleSource",
     "YFinanceSource",
     "calendar",
+    "empty_splits",
     "get_source",
+    "has_splits",
     "is_option_symbol",
     "load_security_master",
     "lookup",

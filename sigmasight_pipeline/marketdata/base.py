@@ -16,6 +16,17 @@ Requested symbols are stripped, upper-cased and deduplicated (first occurrence k
 ``skip`` maps symbol -> dates the caller already stores. A remote source (yfinance) downloads only
 what is not covered; local sources ignore it and return everything. ``fetch_closes(...)`` is
 ``fetch(...)[0]``. Every source also keeps the report of its latest call in ``last_report``.
+
+``fetch_splits(symbols) -> splits`` is the source's split history (books.md, "Corporate actions"): a frame of
+exactly the columns ``SPLIT_COLUMNS`` (``symbol``: the requested symbol, stripped and upper-cased; ``ex_date``:
+tz-naive, normalized Timestamp; ``ratio``: float N / M, so a 10-for-1 split is 10.0 and a 1-for-10 reverse
+split 0.1), one row per (symbol, ex_date), sorted by symbol then ex_date; ``empty_splits()`` when there is
+none. Option symbols and ^ indexes have no splits (``has_splits``). Failures met on the way (a remote source)
+are listed in ``last_split_errors``; the symbols concerned are absent from the frame, never guessed.
+
+``fetch_security_info(symbol) -> dict | None`` is the source's own classification of a symbol (security
+master fields, see ``security_master.COLUMNS``), or None when it has none: the offline sources have none
+(the shipped file answers), yfinance reads ``Ticker.info``.
 """
 
 from __future__ import annotations
@@ -47,14 +58,52 @@ FACTOR_PROXIES: dict[str, str] = factor_proxies()
 
 RATE_SYMBOLS: tuple[str, str] = (SYMBOLS.TREASURY_10Y, SYMBOLS.TREASURY_13W)
 
-#: Underlyings whose price series has another symbol (an option on VIX is priced off ^VIX).
-_PRICE_SYMBOL_ALIASES: dict[str, str] = {"VIX": SYMBOLS.VIX}
+#: Index option roots (OCC) -> the index's market-data symbol. An index option's underlying is the index
+#: itself, not a stock: VIX options are priced off ^VIX spot, SPX off ^GSPC (the S&P 500), NDX off ^NDX, RUT
+#: off ^RUT. The PM-settled weekly roots (VIXW, SPXW, NDXP, RUTW) are the same indexes.
+INDEX_OPTION_ROOTS: dict[str, str] = {
+    "VIX": SYMBOLS.VIX, "VIXW": SYMBOLS.VIX,
+    "SPX": "^GSPC", "SPXW": "^GSPC",
+    "NDX": "^NDX", "NDXP": "^NDX",
+    "RUT": "^RUT", "RUTW": "^RUT",
+}
+
+#: Underlyings whose price series has another symbol (an option on VIX is priced off ^VIX, on SPX off ^GSPC).
+_PRICE_SYMBOL_ALIASES: dict[str, str] = dict(INDEX_OPTION_ROOTS)
 
 #: OCC option symbol, compact or space-padded: root (1-6), YYMMDD, C/P, strike x 1000 (8 digits).
 _OCC_RE = re.compile(r"^(?P<root>[A-Z][A-Z0-9.\-]{0,5})\s*(?P<ymd>\d{6})(?P<cp>[CP])(?P<strike>\d{8})$")
 
+#: The columns of a splits frame. The same contract as ``sigmasight_pipeline.engines.splits.SPLIT_COLUMNS``
+#: (which consumes it): ``marketdata`` may not import ``engines`` (DESIGN.md, "Layers"), so it is restated
+#: here and a test holds the two equal.
+SPLIT_COLUMNS: list[str] = ["symbol", "ex_date", "ratio"]
+
+
+def empty_splits() -> pd.DataFrame:
+    """A splits frame with no row (the columns and dtypes of ``SPLIT_COLUMNS``)."""
+    return pd.DataFrame({"symbol": pd.Series(dtype=object), "ex_date": pd.Series(dtype="datetime64[ns]"),
+                         "ratio": pd.Series(dtype=float)})
+
+
+def splits_frame(symbols, ex_dates, ratios) -> pd.DataFrame:
+    """A splits frame in the contract's shape from three equal-length sequences: symbols stripped and
+    upper-cased, ex-dates normalized tz-naive (a tz-aware timestamp keeps its local date), ratios float,
+    sorted by symbol and ex_date. Validation (ratio > 0, no duplicate) is the source's job."""
+    symbols = pd.Series(list(symbols), dtype=object)
+    if symbols.empty:
+        return empty_splits()
+    frame = pd.DataFrame({
+        "symbol": pd.Series(symbols.astype(str).str.strip().str.upper().to_numpy(dtype=object), dtype=object),
+        "ex_date": xcal.normalize_index(pd.DatetimeIndex(list(ex_dates))),
+        "ratio": np.asarray(list(ratios), dtype=float),
+    })
+    return frame.sort_values(["symbol", "ex_date"], kind="stable").reset_index(drop=True)
+
+
 def price_symbol_for(underlying: str) -> str:
-    """The market-data symbol of an underlying: "VIX" -> "^VIX"; any other symbol unchanged."""
+    """The market-data symbol of an underlying: an index option root maps to its index ("VIX" -> "^VIX",
+    "SPXW" -> "^GSPC", see ``INDEX_OPTION_ROOTS``); any other symbol unchanged."""
     sym = underlying.strip().upper()
     return _PRICE_SYMBOL_ALIASES.get(sym, sym)
 
@@ -71,6 +120,13 @@ def option_underlying(symbol: str) -> str | None:
 def is_option_symbol(symbol: str) -> bool:
     """True for an OCC option symbol (no market-data source prices those; they are marked to model)."""
     return option_underlying(symbol) is not None
+
+
+def has_splits(symbol: str) -> bool:
+    """False for what cannot split: an OCC option symbol (its contract is adjusted through its underlying)
+    and an index or yield (``^VIX``, ``^TNX``); True for any other symbol (stocks, ETFs, funds)."""
+    sym = str(symbol).strip().upper()
+    return bool(sym) and not sym.startswith("^") and not is_option_symbol(sym)
 
 
 def universe(held_symbols: Iterable[str]) -> list[str]:
@@ -143,6 +199,10 @@ class MarketDataSource(Protocol):
 
     def fetch_closes(self, symbols: Sequence[str], start: dt.date, end: dt.date) -> pd.DataFrame: ...
 
+    def fetch_splits(self, symbols: Sequence[str]) -> pd.DataFrame: ...
+
+    def fetch_security_info(self, symbol: str) -> dict | None: ...
+
 
 def dedupe_symbols(symbols: Iterable[str]) -> list[str]:
     """Stripped, upper-cased symbols in first-seen order without duplicates or blanks."""
@@ -164,15 +224,24 @@ def skipped_dates(skip: Mapping[str, Iterable[dt.date]] | None, symbol: str) -> 
 
 
 class SourceBase:
-    """Shared plumbing: ``fetch_closes``, ``last_report`` and shaping the result (``finish``)."""
+    """Shared plumbing: ``fetch_closes``, ``last_report``, ``last_split_errors``, shaping the result
+    (``finish``) and the offline answer to ``fetch_security_info`` (None: the shipped file answers)."""
 
     name: str = "base"
 
     def __init__(self) -> None:
         self.last_report: FetchReport | None = None
+        self.last_split_errors: list[str] = []
 
     def fetch(self, symbols, start, end, *, skip=None):  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def fetch_splits(self, symbols: Sequence[str]) -> pd.DataFrame:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def fetch_security_info(self, symbol: str) -> dict | None:
+        """None: an offline source has no classification of its own (the shipped security master answers)."""
+        return None
 
     def fetch_closes(self, symbols: Sequence[str], start: dt.date, end: dt.date) -> pd.DataFrame:
         """The closes frame of ``fetch`` (its report is kept in ``last_report``)."""

@@ -27,12 +27,20 @@ is not used, and its META 450 put stays out of the money), SPY 470 on 2024-01-02
 level and the HF book's SPY 460 call; the HNW book's SPY 530 entry is not used).
 
 Second anchor: each demo-universe symbol also has a plausible close on 2025-01-02 (``anchor2_date``,
-``anchor2_price``: its entry price x a realistic 2024 return, e.g. SPY 470 -> 585, NVDA +65 %, AMD
--15 %, BND ~0 %), so the paths do not wander off by the demo window. The log path is pinned to both
-anchors by a Brownian bridge: between the two anchor sessions a linear-in-time correction is added
-to the model's log path (a constant extra log return per day, so daily volatility and factor
-loadings are unchanged); before the first and after the last anchor the model's returns are kept as
-they are (a constant offset). Hashed symbols have a single anchor.
+``anchor2_price``: its entry price x a realistic 2024 return, e.g. SPY 470 -> 585, AMD -15 %, BND
+~0 %), so the paths do not wander off by the demo window. A symbol may have a third (``anchor3_date``,
+``anchor3_price``; only NVDA has one). The log path is pinned to every anchor by a Brownian bridge:
+between two anchor sessions a linear-in-time correction is added to the model's log path (a constant
+extra log return per day, so daily volatility and factor loadings are unchanged); before the first and
+after the last anchor the model's returns are kept as they are (a constant offset). Hashed symbols have
+a single anchor.
+
+Splits: closes are split-adjusted, as every source's are (books.md, "Corporate actions"), and the
+source's own split list is ``SAMPLE_SPLITS``: NVDA's 10-for-1 split of 2024-06-10. NVDA is therefore
+anchored on the post-split scale throughout its history: 70.00 on 2024-01-05 (the demo books' pre-split
+entry price 700 / 10, so a demo book entered that day starts at its cost), 138.31 on 2025-01-02 and
+157.99 on 2025-06-30 (NVDA's real closes on those days). ``fetch_splits`` returns the list, so the
+books' pre-split quantities and prices are put on the same scale as the closes.
 """
 
 from __future__ import annotations
@@ -46,7 +54,16 @@ import numpy as np
 import pandas as pd
 
 from . import calendar as xcal
-from .base import FACTOR_PROXIES, SYMBOLS, SourceBase, dedupe_symbols, is_option_symbol
+from .base import (
+    FACTOR_PROXIES,
+    SYMBOLS,
+    SourceBase,
+    dedupe_symbols,
+    empty_splits,
+    has_splits,
+    is_option_symbol,
+    splits_frame,
+)
 
 GRID_START = "2015-01-02"
 GRID_END = "2027-12-31"
@@ -55,7 +72,9 @@ GRID_END = "2027-12-31"
 #: 2025-06-30; each demo symbol within 0.6x..1.6x of its 2025-01-02 close on 2025-06-30, within
 #: 0.45x..2.5x of its entry price, and within 0.55x..1.75x of its anchors during 2024; ^TNX within
 #: 3.4..5.2 % and ^IRX within 3.8..5.4 % over 2024-2025. (20_240_102 drew SPY +24 % and TSLA +190 %
-#: in H1 2025, where the returns are the model's own after the last anchor.)
+#: in H1 2025, where the returns are the model's own after the last anchor.) NVDA was re-anchored after
+#: that choice (post-split scale, its real 2025 closes): its 2024 now rises 70 -> 138.31 (+98 %), beyond
+#: the 1.75x band, as real NVDA's did (+182 %).
 DEFAULT_SEED = 20_240_128
 DATA_FILE = "sample_market.csv"
 
@@ -80,6 +99,13 @@ TNX_MEAN, TNX_PHI, TNX_SHOCK_BP = 4.2, 0.993, 6.0
 IRX_MEAN, IRX_PHI, IRX_SHOCK_BP = 5.0, 0.98, 3.0
 ALPHA_LIMIT = 0.10  # |annual alpha| of any symbol
 DEFAULT_ANCHOR_DATE = "2024-01-02"
+#: Anchor columns of ``sample_market.csv``, (date, price) pairs in order.
+ANCHOR_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("anchor_date", "anchor_price"), ("anchor2_date", "anchor2_price"), ("anchor3_date", "anchor3_price"),
+)
+#: The sample source's split list: (symbol, ex-date, ratio N / M). NVDA split 10-for-1 with ex-date
+#: 2024-06-10 (its real split); the sample's closes are adjusted for it (NVDA's anchors are post-split).
+SAMPLE_SPLITS: tuple[tuple[str, str, float], ...] = (("NVDA", "2024-06-10", 10.0),)
 
 
 def _stable_seed(*parts: object) -> int:
@@ -144,9 +170,7 @@ def load_parameters() -> pd.DataFrame:
     """``data/sample_market.csv``: anchors and loadings of the demo universe, indexed by symbol."""
     path = resources.files("sigmasight_pipeline") / "data" / DATA_FILE
     with path.open("r", encoding="utf-8") as fh:
-        table = pd.read_csv(
-            fh, dtype={"symbol": str, "asset_type": str, "anchor_date": str, "anchor2_date": str}
-        )
+        table = pd.read_csv(fh, dtype={"symbol": str, "asset_type": str, **{d: str for d, _ in ANCHOR_COLUMNS}})
     table["symbol"] = table["symbol"].str.strip().str.upper()
     return table.set_index("symbol")
 
@@ -202,7 +226,7 @@ class SampleSource(SourceBase):
         """Anchors, asset type and true loadings of ``symbol`` (file row, else hashed).
 
         ``anchors`` lists (session, price) pairs in session order: the entry anchor and, for the
-        demo universe, the 2025-01-02 anchor.
+        demo universe, the 2025-01-02 anchor (and a third where the file has one).
         """
         sym = symbol.strip().upper()
         table = load_parameters()
@@ -216,10 +240,9 @@ class SampleSource(SourceBase):
         params["anchor_session"] = xcal.session_on_or_before(params["anchor_date"])
         params["anchor_price"] = float(params["anchor_price"])
         anchors = {params["anchor_session"]: params["anchor_price"]}
-        if params.get("anchor2_date") and params.get("anchor2_price") is not None:
-            anchors.setdefault(
-                xcal.session_on_or_before(params["anchor2_date"]), float(params["anchor2_price"])
-            )
+        for date_col, price_col in ANCHOR_COLUMNS[1:]:
+            if params.get(date_col) and params.get(price_col) is not None:
+                anchors.setdefault(xcal.session_on_or_before(params[date_col]), float(params[price_col]))
         params["anchors"] = sorted(anchors.items())
         return params
 
@@ -288,3 +311,10 @@ class SampleSource(SourceBase):
         frame = pd.DataFrame(columns, index=grid()[(grid() >= lo) & (grid() <= hi)])
         notes = [f"{s}: option symbols are not priced (marked to model)" for s in syms if is_option_symbol(s)]
         return self.finish(frame, syms, start, end, attempts=1, notes=notes)
+
+    def fetch_splits(self, symbols) -> pd.DataFrame:
+        """The splits of ``SAMPLE_SPLITS`` for the requested symbols (``base`` module docstring)."""
+        self.last_split_errors = []
+        wanted = {s for s in dedupe_symbols(symbols) if has_splits(s)}
+        rows = [r for r in SAMPLE_SPLITS if r[0] in wanted]
+        return splits_frame(*zip(*rows)) if rows else empty_splits()

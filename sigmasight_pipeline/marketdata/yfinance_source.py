@@ -22,20 +22,37 @@ Frame handling
     also for one ticker; the index ("Date") may be tz-aware. The "Close" level is taken ("Adj Close"
     if present), the index becomes tz-naive local dates, non-session rows are dropped, all-NaN
     columns count as missing.
+
+Splits
+    ``fetch_splits`` reads each symbol's split history, ``yfinance.Ticker(symbol).splits`` (injectable
+    as ``splits``): in yfinance 1.x a Series named "Stock Splits" indexed by tz-aware exchange-time
+    timestamps named "Date", values N / M (NVDA's 2024-06-10 split: 10.0), empty when the symbol never
+    split, and None when its history could not be downloaded (yfinance logs the error and leaves the
+    history unset). None or an exception is retried like a download (``max_attempts``, backoff); a
+    symbol still failing is listed in ``last_split_errors`` and absent from the frame, so the splits
+    already stored for it stay as they are. Option symbols and ^ indexes are not asked.
+
+Security info
+    ``fetch_security_info`` reads ``Ticker.info`` (injectable as ``info``); ``security_info_from_yfinance``
+    maps it to the security master's fields, see its docstring for the dividend yield's units.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from . import calendar as xcal
-from .base import SourceBase, dedupe_symbols, skipped_dates
+from .base import SourceBase, dedupe_symbols, empty_splits, has_splits, skipped_dates, splits_frame
+from .security_master import fund_sector
 
 #: yfinance ``quoteType`` -> security-master asset type.
 QUOTE_TYPES: dict[str, str] = {
@@ -60,6 +77,39 @@ def _default_info(symbol: str) -> Mapping[str, Any]:
     import yfinance
 
     return yfinance.Ticker(symbol).info
+
+
+def _default_splits(symbol: str) -> pd.Series | None:
+    import yfinance
+
+    with warnings.catch_warnings():  # as in _default_download
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        return yfinance.Ticker(symbol).splits
+
+
+def splits_from_yfinance(series: pd.Series, symbol: str) -> tuple[pd.DataFrame, list[str]]:
+    """``Ticker(symbol).splits`` (yfinance 1.x) as a splits frame of ``symbol``, and the problems met.
+
+    The index's tz-aware timestamps become their local dates (a split's ex-date is an exchange date);
+    zero or NaN values (no split that day, as ``history()`` fills its "Stock Splits" column) are dropped;
+    a negative or infinite ratio, or two values on one date, is a problem: named and left out.
+    """
+    if series is None or len(series) == 0:
+        return empty_splits(), []
+    ratios = pd.to_numeric(pd.Series(series.to_numpy(), index=range(len(series))), errors="coerce")
+    dates = xcal.normalize_index(series.index)
+    keep = (ratios.notna() & (ratios != 0)).to_numpy()
+    dates, ratios = dates[keep], ratios.to_numpy(dtype=float)[keep]
+    problems = [f"{symbol}: split on {d.date()} has ratio {float(r)} (must be > 0)"
+                for d, r in zip(dates, ratios) if not (np.isfinite(r) and r > 0)]
+    good = np.isfinite(ratios) & (ratios > 0)
+    dup = pd.Index(dates).duplicated(keep=False) & good
+    problems += [f"{symbol}: two splits on {d.date()} ({', '.join(str(float(x)) for x in ratios[dates == d])})"
+                 for d in pd.Index(dates[dup]).unique()]
+    good &= ~dup
+    frame = splits_frame([symbol] * int(good.sum()), dates[good], ratios[good])
+    return frame, problems
 
 
 def closes_from_download(raw: pd.DataFrame | None, tickers: Iterable[str]) -> pd.DataFrame:
@@ -121,6 +171,7 @@ class YFinanceSource(SourceBase):
         *,
         download: Callable[..., pd.DataFrame | None] | None = None,
         info: Callable[[str], Mapping[str, Any]] | None = None,
+        splits: Callable[[str], pd.Series | None] | None = None,
         have: Callable[[str], Iterable[dt.date]] | None = None,
         batch_size: int = 50,
         max_attempts: int = 3,
@@ -134,6 +185,7 @@ class YFinanceSource(SourceBase):
             raise ValueError("batch_size and max_attempts must be >= 1")
         self._download = download or _default_download
         self._info = info or _default_info
+        self._splits = splits or _default_splits
         self._have = have
         self.batch_size = batch_size
         self.max_attempts = max_attempts
@@ -217,21 +269,113 @@ class YFinanceSource(SourceBase):
         report.symbols_missing = [s for s in report.symbols_missing if s not in nothing_needed]
         return frame, report
 
+    # -- splits -------------------------------------------------------------------------------------
+    def _split_history(self, symbol: str) -> tuple[pd.DataFrame, list[str]]:
+        """One symbol's splits, with retries and backoff; (frame, errors). A symbol that fails every
+        attempt has an empty frame and its errors, the last one saying it was given up."""
+        errors: list[str] = []
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                series = self._splits(symbol)
+                if series is not None:
+                    frame, problems = splits_from_yfinance(series, symbol)
+                    return frame, errors + problems
+                errors.append(f"{symbol} splits, attempt {attempt}: no split history returned (download failed)")
+            except Exception as exc:  # network, parsing, rate limiting: all retried
+                errors.append(f"{symbol} splits, attempt {attempt}: {type(exc).__name__}: {exc}")
+            if attempt < self.max_attempts:
+                self._sleep(self.base_delay * 2 ** (attempt - 1))
+        errors.append(f"{symbol}: split history not loaded after {self.max_attempts} attempts")
+        return empty_splits(), errors
+
+    def fetch_splits(self, symbols) -> pd.DataFrame:
+        """Split history of ``symbols`` (``base`` module docstring); options and ^ indexes are not asked.
+
+        Symbols are read in parallel (up to 8 threads) when ``threads`` is set. Failures are listed in
+        ``last_split_errors``."""
+        wanted = [s for s in dedupe_symbols(symbols) if has_splits(s)]
+        if self.threads and len(wanted) > 1:
+            with ThreadPoolExecutor(max_workers=min(8, len(wanted))) as pool:
+                results = list(pool.map(self._split_history, wanted))
+        else:
+            results = [self._split_history(s) for s in wanted]
+        self.last_split_errors = [e for _, errs in results for e in errs]
+        frames = [f for f, _ in results if len(f)]
+        if not frames:
+            return empty_splits()
+        return pd.concat(frames, ignore_index=True).sort_values(["symbol", "ex_date"], kind="stable").reset_index(drop=True)
+
     # -- security master ---------------------------------------------------------------------------
     def fetch_security_info(self, symbol: str) -> dict | None:
-        """{symbol, name, asset_type, sector, industry} from ``Ticker(symbol).info``; None on failure."""
+        """``security_info_from_yfinance(symbol, Ticker(symbol).info)`` (symbol stripped and upper-cased); None
+        when the call fails."""
+        sym = symbol.strip().upper()
         try:
-            info = dict(self._info(symbol) or {})
+            info = dict(self._info(sym) or {})
         except Exception:
             return None
-        quote_type = str(info.get("quoteType") or "").upper()
-        name = info.get("longName") or info.get("shortName")
-        if not quote_type and not name:
-            return None
-        return {
-            "symbol": symbol.strip().upper(),
-            "name": name or symbol,
-            "asset_type": QUOTE_TYPES.get(quote_type, "unknown"),
-            "sector": info.get("sector") or info.get("category") or "Unclassified",
-            "industry": info.get("industry") or info.get("category") or "Unclassified",
-        }
+        return security_info_from_yfinance(sym, info)
+
+
+def _number(value) -> float | None:
+    """A finite float, or None (missing, text, NaN, inf)."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
+
+
+def dividend_yield_from_info(info: Mapping[str, Any]) -> float | None:
+    """The annual dividend yield in ``Ticker.info`` (yfinance 1.x) as a DECIMAL (0.0044 = 0.44 %), or None.
+
+    yfinance 1.x mixes units, so the keys are read in this order and the first usable value wins:
+
+    1. ``dividendYield``: the forward (indicated) yield, annual dividend rate / price, in PERCENT
+       (0.44 means 0.44 %): divided by 100;
+    2. ``yield``: a fund's distribution yield, a decimal;
+    3. ``trailingAnnualDividendYield``: dividends of the last 12 months / price, a decimal (0.0 for a
+       stock that pays none).
+
+    A value outside [0, 1) after conversion is not usable. The yield is used as the continuous dividend
+    yield q of Black-Scholes-Merton as it is: for yields of a few percent the difference between a simple
+    and a continuously compounded annual rate (3 % -> 2.96 %) is below the precision of a forward
+    dividend estimate.
+    """
+    for key, scale in (("dividendYield", 100.0), ("yield", 1.0), ("trailingAnnualDividendYield", 1.0)):
+        x = _number(info.get(key))
+        if x is not None and 0.0 <= x / scale < 1.0:
+            return x / scale
+    return None
+
+
+def security_info_from_yfinance(symbol: str, info: Mapping[str, Any]) -> dict | None:
+    """The security master fields of ``symbol`` from a ``Ticker.info`` dict (yfinance 1.x), or None when
+    the dict is not a quote (no ``quoteType`` and no name: an unknown or delisted symbol).
+
+    ``asset_type`` from ``quoteType`` (``QUOTE_TYPES``, else "unknown"); a stock's ``sector`` and
+    ``industry`` as Yahoo gives them; a fund's (ETF, mutual fund) ``category`` is its Morningstar category
+    (``info["category"]``, e.g. "Large Blend"), its ``industry`` the category and its ``sector`` the broad
+    asset class of the category (``security_master.fund_sector``: "Equity", "Fixed Income", ...);
+    ``dividend_yield`` per ``dividend_yield_from_info``. A field Yahoo does not give is None (the shipped
+    file, then "Unclassified", fills it in ``security_master.lookup``).
+    """
+    quote_type = str(info.get("quoteType") or "").upper()
+    name = info.get("longName") or info.get("shortName")
+    if not quote_type and not name:
+        return None
+    asset_type = QUOTE_TYPES.get(quote_type, "unknown")
+    category = info.get("category") or None
+    if asset_type in ("etf", "mutual_fund"):
+        sector, industry = fund_sector(category), category
+    else:
+        sector, industry, category = info.get("sector") or None, info.get("industry") or None, None
+    return {
+        "symbol": symbol.strip().upper(),
+        "name": name or None,
+        "asset_type": asset_type,
+        "sector": sector,
+        "industry": industry,
+        "category": category,
+        "dividend_yield": dividend_yield_from_info(info),
+    }

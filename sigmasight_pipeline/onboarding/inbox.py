@@ -33,6 +33,14 @@ REJECTED = "rejected"
 ERRORS_SUFFIX = ".errors.txt"
 SIDECAR_SUFFIX = ".json"
 SIDECAR_FIELDS = ("name", "owner", "id")
+#: ``<portfolio-id>.trades.csv``: trades for an existing portfolio (books.md, "Trades"), not a new book.
+TRADES_SUFFIX = ".trades.csv"
+
+
+def trades_portfolio(path: str | os.PathLike) -> str | None:
+    """The portfolio id of a trades file (``hnw.trades.csv`` -> ``"hnw"``), or None for a portfolio upload."""
+    name = Path(path).name
+    return name[: -len(TRADES_SUFFIX)] or None if name.lower().endswith(TRADES_SUFFIX) else None
 
 
 def ensure_inbox(root: str | os.PathLike) -> Path:

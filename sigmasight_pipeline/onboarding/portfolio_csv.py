@@ -2,7 +2,11 @@
 
 Columns (header required, names case-insensitive and trimmed, extra columns ignored)::
 
-    ticker, quantity, entry_price, entry_date[, tags]
+    ticker, quantity, entry_price, entry_date[, tags][, implied_vol]
+
+``implied_vol`` (optional, options only): the option's implied volatility as a decimal (0.32 = 32%),
+greater than 0 and less than 5; the Greeks use it before the underlying's realised volatility. Blank means
+none.
 
 Every row is validated and every problem is collected; a file with any problem raises
 :class:`PortfolioValidationError` listing all of them, so that nothing is imported. Row numbers are
@@ -34,13 +38,14 @@ __all__ = [
 ]
 
 REQUIRED_COLUMNS = ("ticker", "quantity", "entry_price", "entry_date")
-OPTIONAL_COLUMNS = ("tags",)
+OPTIONAL_COLUMNS = ("tags", "implied_vol")
 POSITION_TYPES = ("LONG", "SHORT", "LC", "SC", "LP", "SP")
 OPTION_MULTIPLIER = 100
 MAX_TAG_LENGTH = 40
 MAX_DECIMAL_PLACES = 8
 MAX_INTEGER_DIGITS = 12  # quantities and prices below one trillion
 MAX_TICKER_LENGTH = 10
+MAX_IMPLIED_VOL = 5  # implied_vol < 5 (500%): a larger number is a percent, e.g. 32 for 0.32
 _VALUE_SHOWN = 80  # longest cell value kept in a RowError
 
 _TICKER_RE = re.compile(r"[A-Z0-9][A-Z0-9.\-]{0,%d}" % (MAX_TICKER_LENGTH - 1))
@@ -93,6 +98,7 @@ class ParsedPosition:
     strike: Decimal | None = None
     expiration: date | None = None
     multiplier: int = 1
+    implied_vol: float | None = None  # decimal (0.32 = 32%), options only; None: not given
 
     @property
     def is_option(self) -> bool:
@@ -182,6 +188,7 @@ def parse_portfolio_csv(
         if option is not None and entry_date is not None and entry_date > option.expiration:
             fail("entry_date", cell["entry_date"], f"entry date is after the option's expiration {option.expiration}")
         tags = _parse_tags(cell.get("tags", ""), fail)
+        implied_vol = _parse_implied_vol(cell.get("implied_vol", ""), symbol, option, fail)
 
         if symbol is not None and entry_date is not None:
             earlier = first_seen.setdefault((symbol, entry_date), line)
@@ -198,7 +205,7 @@ def parse_portfolio_csv(
         if row_errors:
             errors.extend(row_errors)
             continue
-        positions.append(_position(line, symbol, option, quantity, price, entry_date, tags))
+        positions.append(_position(line, symbol, option, quantity, price, entry_date, tags, implied_vol))
 
     if errors:
         raise PortfolioValidationError(sorted(errors, key=lambda e: e.row))
@@ -333,7 +340,31 @@ def _parse_tags(text: str, fail) -> tuple[str, ...]:
     return tuple(tags)
 
 
-def _position(line, symbol, option, quantity, price, entry_date, tags) -> ParsedPosition:
+def _parse_implied_vol(text: str, symbol: str | None, option: OptionSymbol | None, fail) -> float | None:
+    """The optional ``implied_vol`` cell: blank -> None; else a decimal in (0, MAX_IMPLIED_VOL) on an option row.
+
+    Every problem is reported (through ``fail``) and gives None. A stock row with an implied vol is an error
+    (the value would be ignored); a row whose ticker is itself invalid is judged on the number alone.
+    """
+    if not text:
+        return None
+    value = _parse_decimal("implied_vol", text, fail)
+    if value is None:
+        return None
+    ok = True
+    if not 0 < value < MAX_IMPLIED_VOL:
+        hint = f"; {text} looks like a percent: write {value / 100}" if value >= MAX_IMPLIED_VOL else ""
+        fail("implied_vol", text, f"implied volatility must be a decimal greater than 0 and less than "
+                                  f"{MAX_IMPLIED_VOL}, e.g. 0.32 for 32%{hint}")
+        ok = False
+    if symbol is not None and option is None:
+        fail("implied_vol", text, f"implied volatility is only meaningful for options; {symbol} is not an "
+                                  "OCC option symbol (leave the cell blank)")
+        ok = False
+    return float(value) if ok else None
+
+
+def _position(line, symbol, option, quantity, price, entry_date, tags, implied_vol=None) -> ParsedPosition:
     """Build a ParsedPosition from validated fields (position type from kind and sign)."""
     long = quantity > 0
     if option is None:
@@ -342,5 +373,5 @@ def _position(line, symbol, option, quantity, price, entry_date, tags) -> Parsed
     return ParsedPosition(
         line, symbol, position_type, quantity, price, entry_date, tags, option.underlying,
         option_type=option.option_type, strike=option.strike, expiration=option.expiration,
-        multiplier=OPTION_MULTIPLIER,
+        multiplier=OPTION_MULTIPLIER, implied_vol=implied_vol,
     )

@@ -1,4 +1,4 @@
-"""Options Greeks: bounds every Black-Scholes Greek obeys, and put-call parity on matched pairs."""
+"""Options Greeks: bounds every Black-Scholes-Merton Greek obeys, and put-call parity on matched pairs."""
 
 from __future__ import annotations
 
@@ -28,8 +28,8 @@ def greek_bound_problems(g: pd.DataFrame, tol: float = 1e-9) -> list[str]:
 
 def put_call_parity_problems(g: pd.DataFrame) -> list[str]:
     """Matched call/put pairs (same portfolio, date, underlying, strike, expiry; model-priced, flag "ok") whose
-    prices break C - P = S - K e^{-rT} (T = days_to_expiry / 365, r = ``short_rate`` in percent / 100) by more
-    than ``PARITY_TOLERANCE`` x S."""
+    prices break C - P = S e^{-qT} - K e^{-rT} (T = days_to_expiry / 365, r = ``short_rate`` in percent / 100,
+    q = the call row's ``dividend_yield``, 0 when absent or NaN) by more than ``PARITY_TOLERANCE`` x S."""
     opts = g[g.is_option & g.model_price.notna() & (g.flag == "ok")]
     calls = opts[opts.option_type == "C"].drop_duplicates(PAIR_KEYS)
     puts = opts[opts.option_type == "P"].drop_duplicates(PAIR_KEYS)
@@ -39,7 +39,8 @@ def put_call_parity_problems(g: pd.DataFrame) -> list[str]:
     T = pairs.days_to_expiry.to_numpy(float) / 365.0
     r = pairs.short_rate.to_numpy(float) / 100.0
     lhs = pairs.model_price_c - pairs.model_price_p
-    rhs = pairs.underlying_price - pairs.strike * np.exp(-r * T)
+    q = pairs["dividend_yield"].fillna(0.0).to_numpy(float) if "dividend_yield" in pairs else 0.0
+    rhs = pairs.underlying_price * np.exp(-q * T) - pairs.strike * np.exp(-r * T)
     broken = pairs[(lhs - rhs).abs() > PARITY_TOLERANCE * pairs.underlying_price]
     return [f"{r.portfolio_id} {r.underlying_symbol} K={r.strike} {r.date:%Y-%m-%d}: put-call parity broken" for r in broken.itertuples()]
 
@@ -52,5 +53,6 @@ def greeks_problems(greeks: pd.DataFrame, positions: pd.DataFrame, tol: float = 
     """
     if greeks.empty:
         return []
-    g = greeks.merge(positions, on=["portfolio_id", "position_id"], how="left")
+    # the Greeks' own columns keep their names (positions also carry implied_vol and dividend_yield: inputs)
+    g = greeks.merge(positions, on=["portfolio_id", "position_id"], how="left", suffixes=("", "_position"))
     return greek_bound_problems(g, tol) + put_call_parity_problems(g)

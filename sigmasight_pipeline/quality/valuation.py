@@ -15,7 +15,10 @@ def exposure_problems(
 
     Per date of ``expo``: gross = long + |short|; net = long + short; long + short counts and options + stocks
     counts equal the position count; the position count equals the positions valued that date; net equals the
-    sum of the position market values (to ``tol`` per position).
+    sum of the position market values (to ``tol`` per position); delta-adjusted long + short = delta-adjusted
+    exposure; and delta-adjusted (equity) + volatility delta exposure (VIX options, kept apart) = the sum of the
+    position delta-adjusted exposures (to ``tol`` per position; not checked where volatility_delta_exposure is
+    NULL, a row written before the split).
     """
     if expo.empty:
         return []
@@ -28,7 +31,13 @@ def exposure_problems(
     count_held = held != e.position_count
     mv = vals.groupby("date").market_value.sum(min_count=1).reindex(e.index)
     sums = (mv.fillna(0) - e.net_exposure).abs() > tol * held.clip(lower=1)
+    split = (e.delta_adjusted_long + e.delta_adjusted_short - e.delta_adjusted_exposure).abs() > tol
+    dae = vals.groupby("date").delta_adjusted_exposure.sum().reindex(e.index).fillna(0)
+    vol = e.volatility_delta_exposure
+    dae_sums = vol.notna() & ((e.delta_adjusted_exposure + vol.fillna(0) - dae).abs() > tol * held.clip(lower=1))
     for name, mask in (("gross != long + |short|", gross), ("net != long + short", net), ("counts do not add up", counts),
-                       ("position_count != positions valued", count_held), ("net != sum of position values", sums)):
+                       ("position_count != positions valued", count_held), ("net != sum of position values", sums),
+                       ("delta-adjusted long + short != delta-adjusted exposure", split),
+                       ("delta-adjusted + volatility delta != sum of position delta-adjusted exposures", dae_sums)):
         out += [f"{portfolio_id} {d:%Y-%m-%d}: {name}" for d in e.index[mask.to_numpy()]]
     return out

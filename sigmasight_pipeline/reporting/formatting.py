@@ -1,7 +1,7 @@
 """How a report prints a value: precision by field, Decimal rounding, money / Greeks / betas, Markdown cells.
 
 Precision is by FIELD (:data:`FIELD_KINDS`), never by magnitude: money 2 decimals, Greeks / betas /
-regression statistics 4, correlations 6, ratios (weights, returns, % of equity, shocks) 6. Values are
+regression statistics 4, correlations 6, ratios (weights, returns, % of gross exposure or equity, shocks) 6. Values are
 converted through their shortest decimal representation (``repr`` of the float, i.e. the stored
 NUMERIC value) and quantized with ``ROUND_HALF_UP``; a value that rounds to zero is printed without a
 sign ("0.00", never "-0.00"). Missing values are ``None`` here: ``null`` in JSON, blank in CSV and "n/a"
@@ -52,12 +52,12 @@ _MONEY = (
     "entry_price", "current_price", "price", "underlying_price", "model_price", "strike_price",
     "market_value", "cost_basis", "unrealized_pnl", "realized_pnl", "daily_pnl", "total_pnl",
     "gross_exposure", "net_exposure", "notional", "position_exposure", "long_exposure", "short_exposure",
-    "delta_adjusted_exposure", "delta_adjusted_long", "delta_adjusted_short", "options_exposure",
-    "stock_exposure", "total_cost_basis", "total_unrealized_pnl", "total_value", "dollar_delta",
+    "delta_adjusted_exposure", "delta_adjusted_long", "delta_adjusted_short", "volatility_delta_exposure",
+    "options_exposure", "stock_exposure", "total_cost_basis", "total_unrealized_pnl", "total_value", "dollar_delta",
     "dollar_gamma", "cumulative_pnl", "dollar_exposure", "dollar_per_bp",
     "pnl_rates_up_100bp", "pnl_rates_down_100bp", "pnl_rates_up_200bp", "pnl_rates_down_200bp",
     "pnl_market_up_5", "pnl_market_down_5", "pnl_market_up_10", "pnl_market_down_10",
-    "pnl_market_up_20", "pnl_market_down_20", "direct_pnl", "correlated_pnl", "correlation_effect",
+    "pnl_market_up_20", "pnl_market_down_20", "direct_pnl", "correlated_pnl", "correlation_effect", "equity",
 )
 _GREEK = (
     "delta", "gamma", "theta", "vega", "rho",
@@ -67,7 +67,7 @@ _GREEK = (
     "condition_number", "max_vif", "effective_positions",
 )
 _CORRELATION = ("overall_correlation", "correlation", "concentration_score")
-_RATIO = ("portfolio_weight", "pct_of_equity", "daily_return", "shock", "implied_move")
+_RATIO = ("portfolio_weight", "pct_of_gross_exposure", "pct_of_equity", "daily_return", "shock", "implied_move", "dividend_yield")
 
 #: field name -> precision kind. Formatting an unknown field raises: nothing is formatted by magnitude.
 FIELD_KINDS: dict[str, str] = {

@@ -22,8 +22,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from sigmasight_pipeline.warehouse import schema
+from sigmasight_pipeline.warehouse.entry_warnings import read_entry_warnings
 from sigmasight_pipeline.warehouse.io import read_frame, read_table
-from sigmasight_pipeline.warehouse.portfolios import get_portfolio, read_positions
+from sigmasight_pipeline.warehouse.book import books_as_of
+from sigmasight_pipeline.warehouse.portfolios import get_portfolio
 
 try:  # what DataFrame.to_dict applies to object / extension columns
     from pandas.api.extensions import ExtensionDtype
@@ -135,14 +137,17 @@ class FrameCache:
 class ReportInput:
     """Everything one report formats, for one portfolio and one anchor date.
 
-    ``positions``: the ``positions`` table as :func:`read_positions` returns it (``tags`` a tuple,
-    ``sector``/``industry`` from the security master). The section frames are the warehouse rows of
+    ``positions``: the book on the anchor date (``warehouse.book.books_as_of``: every position opened by
+    then, quantity, entry price, cost basis and realised P&L of that date, ``exit_date`` once closed;
+    ``tags`` a tuple, ``sector``/``industry`` from the security master). The section frames are the warehouse rows of
     the anchor date; ``snapshot_history`` is ``portfolio_snapshots`` up to and including it.
     ``scenarios``: the stored stress scenarios (``scenario_id, name, category, severity`` and, when read
     from the warehouse, ``display_order``). ``failed_checks``: descriptions of asset checks that failed
     upstream (filled by the caller). ``flags``: extra data-quality notes from the caller (market-data
     gaps, ...); the report derives the standard flags (limited history, missing prices, model prices,
-    Greeks and stress flags) from the rows themselves.
+    Greeks and stress flags) from the rows themselves. ``entry_warnings``: the portfolio's entry sanity
+    warnings (``entry_warnings`` rows: ``source, source_row, symbol, entry_date, kind, message,
+    reference_price``; not dated by the anchor: the report lists those entered on or before it).
     """
 
     portfolio: dict
@@ -164,6 +169,7 @@ class ReportInput:
     snapshot: pd.DataFrame = field(default_factory=_empty)
     position_pnl: pd.DataFrame = field(default_factory=_empty)
     snapshot_history: pd.DataFrame = field(default_factory=_empty)
+    entry_warnings: pd.DataFrame = field(default_factory=_empty)
     failed_checks: list[str] = field(default_factory=list)
     flags: list[str] = field(default_factory=list)
 
@@ -238,14 +244,16 @@ def load_report_inputs(engine: Engine, portfolio_id: str, anchor_dates) -> Itera
     history_ends = pd.DatetimeIndex(history["date"]).searchsorted(pd.DatetimeIndex(anchors), side="right")
     pnl_history = history_upto(history, pid, max(anchors))  # the P&L history of every anchor, cut below
     pnl_ends = pd.DatetimeIndex(pnl_history["date"]).searchsorted(pd.DatetimeIndex(anchors), side="right")
-    positions = read_positions(engine, pid)
+    books = books_as_of(engine, pid, anchors)  # the book on each anchor date, from the ledger
+    entry_warnings = read_entry_warnings(engine, pid)
     for anchor, history_end, pnl_end in zip(anchors, history_ends, pnl_ends):
         inp = ReportInput(
             portfolio=portfolio,
             anchor_date=anchor,
-            positions=positions,
+            positions=books[anchor],
             scenarios=scenarios,
             snapshot_history=history.iloc[:history_end],
+            entry_warnings=entry_warnings,
             **{name: _rows_on(parts, anchor) for name, parts in by_table.items()},
         )
         # history_upto(slice, pid, anchor) is the range's P&L history cut at the anchor: the slice holds

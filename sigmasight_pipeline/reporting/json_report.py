@@ -44,13 +44,17 @@ def precision_policy() -> dict:
         "quantities": "as stored (up to 8 decimals), trailing zeros dropped",
         "notes": [
             "Money, Greeks, betas, correlations and ratios are strings with a fixed number of decimals by field.",
-            "realized_pnl is 0.00 for every position: closed lots are not tracked yet; total_pnl = unrealized_pnl + realized_pnl.",
+            "realized_pnl is realised up to the report date (lots matched FIFO, fees deducted when paid); total_pnl = unrealized_pnl + realized_pnl. positions lists the positions held, then those closed by the report date (exit_date set, quantity 0); positions_summary.position_count counts the held ones.",
             "portfolio_weight = market_value / portfolio gross exposure (signed ratio, 6 decimals).",
             "position_exposure = the position's delta-adjusted exposure.",
+            "delta_adjusted_exposure (and _long, _short) is equity exposure; volatility_delta_exposure is the delta-adjusted exposure of VIX options (priced off VIX spot, futures curve not modelled), reported apart.",
+            "Option Greeks are Black-Scholes-Merton: implied_vol is the volatility used and vol_source says which (implied: uploaded; realized: the underlying's realised volatility; none), dividend_yield is q; an option's CSV notes say the same in words.",
             "cost_basis is quantity x entry price x contract multiplier (x100 for options), as stored.",
             "Position Greeks (CSV delta..rho) are per position: per-share Greek x quantity x multiplier, signed.",
             "Portfolio Greek totals come from portfolio_snapshots.",
-            "pct_of_equity and daily_return are ratios on gross exposure; the Markdown shows them as percentages.",
+            "daily_return and stress pct_of_gross_exposure are ratios on gross exposure; stress pct_of_equity is a "
+            "ratio on equity (net liquidation value = net exposure, no cash modelled; null when equity <= 0) and "
+            "exceeds_equity marks a loss beyond equity; the Markdown shows ratios as percentages.",
         ],
     }
 
@@ -83,7 +87,7 @@ def report_document(sec: ReportSections) -> dict:
             "portfolio_id": inp.portfolio_id,
             "name": name,
             "owner": as_str(inp.portfolio.get("owner")),
-            "position_count": len(sec.positions),
+            "position_count": sec.positions_summary["position_count"],
         },
         **{engine: _envelope(sec, engine) for engine in ENGINES},
         "positions_summary": sec.positions_summary,
@@ -97,6 +101,7 @@ def report_document(sec: ReportSections) -> dict:
             "limited_history": list(sec.flags.limited_history),
             "missing_prices": list(sec.flags.missing_prices),
             "other_flags": list(sec.flags.other),
+            "entry_warnings": list(sec.flags.entry_warnings),
             "failed_checks": list(inp.failed_checks),
         },
     }

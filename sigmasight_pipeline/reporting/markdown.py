@@ -23,6 +23,7 @@ from .sections import (
     GREEK_NAMES,
     ReportSections,
 )
+from .sections.risk import option_pricing_note
 
 __all__ = ["TEMPLATE_DIR", "TEMPLATE", "not_available_marker", "markdown_context", "render_markdown"]
 
@@ -109,6 +110,7 @@ def _greeks(sec: ReportSections, data: dict) -> tuple[dict, list[dict]]:
             "days": "n/a" if p["days_to_expiry"] is None else str(p["days_to_expiry"]),
             **{g: p[f"position_{g}"] or "n/a" for g in GREEK_NAMES},
             "dollar_delta": md_money("dollar_delta", p["dollar_delta"]),
+            "pricing": md_inline(option_pricing_note(p) or "n/a"),
         }
         for p in data["positions"]
         if is_option(p["position_id"])
@@ -163,6 +165,18 @@ def _rates(row: dict) -> dict:
     }
 
 
+#: The stress table's mark of a scenario whose loss is larger than the book's equity (``exceeds_equity``).
+BEYOND_EQUITY = "beyond equity"
+
+
+def _pct_of_equity_cell(r: dict) -> str:
+    """% of equity, "n/a (equity <= 0)" when the book has no positive equity, marked when the loss is beyond it."""
+    cell = md_pct(r["_pct"])
+    if r["_pct"] is None and "equity_nonpositive" in r["flag"].split(";"):
+        cell = "n/a (equity <= 0)"
+    return f"{cell} **{BEYOND_EQUITY}**" if r["exceeds_equity"] else cell
+
+
 def _stress_table(rows: list[dict]) -> list[dict]:
     return [
         {
@@ -171,7 +185,8 @@ def _stress_table(rows: list[dict]) -> list[dict]:
             "category": md_inline(r["category"]),
             "direct": md_money("direct_pnl", r["_direct"]),
             "correlated": md_money("correlated_pnl", r["_correlated"]),
-            "pct": md_pct(r["_pct"]),
+            "pct_gross": md_pct(r["_pct_gross"]),
+            "pct": _pct_of_equity_cell(r),
         }
         for i, r in enumerate(rows)
     ]
@@ -206,7 +221,13 @@ def markdown_context(sec: ReportSections) -> dict:
     if ok["rate_sensitivity"]:
         ctx["rates"] = _rates(sec.rows["portfolio_rates"] or {})
     if ok["stress_tests"]:
-        ctx["stress"] = {"count": len(sec.stress), "worst": _stress_table(sec.worst), "best": _stress_table(sec.best)}
+        data = sec.engines["stress_tests"]
+        ctx["stress"] = {
+            "count": len(sec.stress), "worst": _stress_table(sec.worst), "best": _stress_table(sec.best),
+            "gross_exposure": md_money("gross_exposure", data["gross_exposure"]),
+            "equity": md_money("equity", data["equity"]),
+            "beyond_equity": sum(1 for r in sec.stress if r["exceeds_equity"]),
+        }
     ctx["charts"] = [
         {"file": f, "title": CHARTS[f], "available": drawn, "reason": md_inline(reason)}
         for f, (drawn, reason) in sec.charts.items()
@@ -224,6 +245,7 @@ def markdown_context(sec: ReportSections) -> dict:
         "limited_history": list(sec.flags.limited_history),
         "missing_prices": list(sec.flags.missing_prices),
         "other_flags": list(sec.flags.other),
+        "entry_warnings": [md_inline(w) for w in sec.flags.entry_warnings],
         "failed_checks": list(inp.failed_checks),
     }
     return ctx

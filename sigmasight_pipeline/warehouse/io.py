@@ -91,7 +91,8 @@ def _as_date(value) -> dt.date:
 
 def _records(table: sa.Table, frame: pd.DataFrame) -> list[dict]:
     """Rows of ``frame`` as dicts for ``table``: exact scale for NUMERIC, None for NaN, dates as dates."""
-    missing = [c.name for c in table.columns if c.name not in frame.columns and not c.nullable and c.default is None]
+    missing = [c.name for c in table.columns if c.name not in frame.columns and not c.nullable and c.default is None
+               and c.server_default is None]
     if missing:
         raise ValueError(f"{table.name}: frame lacks required columns {missing}")
     cols = [c for c in table.columns if c.name in frame.columns]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 
 import pandas as pd
 import sqlalchemy as sa
@@ -17,9 +18,13 @@ class UnknownPortfolioError(LookupError):
 
 
 def save_portfolio_source(
-    engine: Engine, *, portfolio_id: str, name: str, owner: str | None, csv_text: str, filename: str | None = None
+    engine: Engine, *, portfolio_id: str, name: str, owner: str | None, csv_text: str, filename: str | None = None,
+    also: Callable[[sa.Connection], object] | None = None,
 ) -> None:
-    """Store (or replace) a portfolio's validated upload; ``portfolio_positions`` derives positions from it."""
+    """Store (or replace) a portfolio's validated upload; ``portfolio_positions`` derives positions from it.
+
+    ``also(connection)``, when given, runs in the same transaction once the upload row is written (the
+    onboarding path stores the upload's entry sanity warnings so: both or neither)."""
     clash = read_frame(
         engine,
         sa.select(schema.portfolios.c.portfolio_id).where(
@@ -28,16 +33,19 @@ def save_portfolio_source(
     )
     if len(clash):
         raise ValueError(f"portfolio name {name!r} is already used by portfolio {clash.portfolio_id[0]!r}")
-    upsert(
-        engine,
-        schema.portfolios,
-        [
-            {
-                "portfolio_id": portfolio_id, "name": name, "owner": owner, "source_csv": csv_text,
-                "source_filename": filename, "uploaded_at": dt.datetime.now(dt.timezone.utc),
-            }
-        ],
-    )
+    with engine.begin() as conn:
+        upsert(
+            conn,
+            schema.portfolios,
+            [
+                {
+                    "portfolio_id": portfolio_id, "name": name, "owner": owner, "source_csv": csv_text,
+                    "source_filename": filename, "uploaded_at": dt.datetime.now(dt.timezone.utc),
+                }
+            ],
+        )
+        if also is not None:
+            also(conn)
 
 
 def list_portfolios(engine: Engine) -> pd.DataFrame:

@@ -1,7 +1,13 @@
 """Reference data (factors, stress scenarios, security master) loaded from the package's data files.
 
-The files are the source of truth; loading replaces each reference table whole in one transaction, so
-editing a file and reloading never leaves a stale or duplicated row (adding a scenario is a file edit).
+The files are the source of truth of factors and scenarios: loading replaces each of those tables whole in one
+transaction, so editing a file and reloading never leaves a stale or duplicated row (adding a scenario is a
+file edit).
+
+The security master has one resolver, ``marketdata.security_master.lookup`` (the market-data source's own
+classification when online, the shipped file offline), and one writer, ``store_security_master`` (upsert by
+symbol). ``load_reference_data`` seeds the symbols of the shipped file that the warehouse does not hold yet;
+the ``market_prices`` asset refreshes the rows of every symbol it loads with its source's view on each run.
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ from sigmasight_pipeline.data import factor_rows, read_text
 from sigmasight_pipeline.warehouse import schema
 
 INTEREST_RATE_FACTOR = "Interest Rate"
+#: A shock to the VIX level itself (relative change, 1.50 = +150%): not a factor (engines.stress.VIX_SHOCK).
+VIX_SHOCK = "VIX"
 
 
 def factor_definitions() -> pd.DataFrame:
@@ -48,11 +56,12 @@ def stress_scenarios() -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(scenarios, shocks)`` from ``data/stress_scenarios.yaml``.
 
     ``scenarios``: ``scenario_id, name, category, severity, period_start, period_end, display_order``;
-    ``shocks``: ``scenario_id, factor_name, shock``. Every shocked factor must be a defined factor or
-    ``Interest Rate``; anything else is refused (the earlier system silently dropped misnamed factors).
+    ``shocks``: ``scenario_id, factor_name, shock``. Every shocked factor must be a defined factor,
+    ``Interest Rate`` or ``VIX`` (the VIX level's relative change, above -1: the level stays positive);
+    anything else is refused (the earlier system silently dropped misnamed factors).
     """
     rows = yaml.safe_load(read_text("stress_scenarios.yaml"))["scenarios"]
-    known = set(factor_definitions().factor_name) | {INTEREST_RATE_FACTOR}
+    known = set(factor_definitions().factor_name) | {INTEREST_RATE_FACTOR, VIX_SHOCK}
     scen, shocks = [], []
     for i, r in enumerate(rows):
         period = r.get("period") or [None, None]
@@ -65,6 +74,9 @@ def stress_scenarios() -> tuple[pd.DataFrame, pd.DataFrame]:
         for factor, shock in r["shocks"].items():
             if factor not in known:
                 raise ValueError(f"stress_scenarios.yaml: scenario {r['id']!r} shocks unknown factor {factor!r}")
+            if factor == VIX_SHOCK and not float(shock) > -1.0:
+                raise ValueError(f"stress_scenarios.yaml: scenario {r['id']!r} VIX shock {shock} must be above -1 "
+                                 "(a relative change of the VIX level)")
             shocks.append({"scenario_id": r["id"], "factor_name": factor, "shock": float(shock)})
     scenarios = pd.DataFrame(scen)
     if scenarios.scenario_id.duplicated().any():
@@ -79,28 +91,53 @@ def security_master() -> pd.DataFrame:
     return load_security_master()
 
 
+def store_security_master(connection: sa.Connection, rows: pd.DataFrame, *, only_missing: bool = False) -> int:
+    """Write security master rows (``security_master.COLUMNS``, e.g. from ``lookup``) by symbol on the caller's
+    connection: upserted, or with ``only_missing`` inserted only for symbols not stored yet. Returns the rows
+    written."""
+    from sigmasight_pipeline.warehouse.io import _records, upsert
+
+    if rows is None or rows.empty:
+        return 0
+    rows = rows.drop_duplicates("symbol", keep="last")
+    if only_missing:
+        t = schema.security_master
+        stored = set(connection.execute(sa.select(t.c.symbol).where(t.c.symbol.in_(list(rows["symbol"])))).scalars())
+        rows = rows[~rows["symbol"].isin(stored)]
+        if rows.empty:
+            return 0
+    return upsert(connection, schema.security_master, _records(schema.security_master, rows))
+
+
 def load_reference_data(engine: Engine) -> dict[str, int]:
-    """Replace the reference tables from the data files in one transaction; returns rows per table."""
+    """Load the reference data from the data files in one transaction; returns rows per table.
+
+    Factors and scenarios are replaced whole; the shipped security master is seeded (its symbols the warehouse
+    does not hold yet are inserted; rows already held are the market asset's to refresh, see the module
+    docstring). The count of ``security_master`` is the shipped file's rows.
+    """
+    from sigmasight_pipeline.marketdata.security_master import lookup
     from sigmasight_pipeline.warehouse.io import _records
 
     factors = factor_definitions()
     scenarios, shocks = stress_scenarios()
-    master = security_master()[["symbol", "name", "asset_type", "sector", "industry"]]
+    master = lookup(security_master()["symbol"])
     counts = {}
     with engine.begin() as conn:
         # Children before parents for the delete, parents before children for the insert.
-        for table in (schema.stress_scenario_shocks, schema.stress_scenarios, schema.factor_definitions, schema.security_master):
+        for table in (schema.stress_scenario_shocks, schema.stress_scenarios, schema.factor_definitions):
             conn.execute(table.delete())
         for table, frame in (
             (schema.factor_definitions, factors),
             (schema.stress_scenarios, scenarios),
             (schema.stress_scenario_shocks, shocks),
-            (schema.security_master, master),
         ):
             recs = _records(table, frame)
             if recs:
                 conn.execute(table.insert(), recs)
             counts[table.name] = len(recs)
+        store_security_master(conn, master, only_missing=True)
+        counts[schema.security_master.name] = len(master)
     return counts
 
 

@@ -82,6 +82,10 @@ security_master = sa.Table(
     sa.Column("asset_type", sa.String(20), nullable=False),
     sa.Column("sector", sa.String(80)),
     sa.Column("industry", sa.String(120)),
+    # Added by 0004_market_reference, hence last: a fund's Morningstar category, and the annual dividend
+    # yield as a decimal (0.0045 = 0.45 %; the continuous yield q of Black-Scholes-Merton; NULL: unknown).
+    sa.Column("category", sa.String(120)),
+    sa.Column("dividend_yield", Ratio),
 )
 
 # ---------------------------------------------------------------------------------------------------
@@ -101,22 +105,69 @@ portfolios = sa.Table(
 positions = sa.Table(
     "positions",
     metadata,
+    # One row per instrument the book has held (books.md, "Trades"): the upload's rows and the imported trades
+    # of one symbol are lots of ONE position. Figures are the book after its latest trade, on the split-adjusted
+    # scale of market prices; the engines compute each date's book from the ledger (``engines.book``).
     sa.Column("portfolio_id", Slug, sa.ForeignKey("portfolios.portfolio_id", ondelete="CASCADE"), nullable=False),
-    sa.Column("position_id", sa.Integer, nullable=False),  # 1-based, in upload order
+    sa.Column("position_id", sa.Integer, nullable=False),  # 1-based, in order of first appearance
     sa.Column("symbol", Symbol, nullable=False),
-    sa.Column("position_type", sa.String(5), nullable=False),  # LONG SHORT LC SC LP SP
-    sa.Column("quantity", Quantity, nullable=False),
-    sa.Column("entry_price", Price, nullable=False),
-    sa.Column("entry_date", sa.Date, nullable=False),
+    sa.Column("position_type", sa.String(5), nullable=False),  # LONG SHORT LC SC LP SP (of the latest side)
+    sa.Column("quantity", Quantity, nullable=False),  # open quantity now (0 once closed)
+    sa.Column("entry_price", Price, nullable=False),  # average price of the open lots (of the last lots if closed)
+    sa.Column("entry_date", sa.Date, nullable=False),  # date of the oldest open lot (of the first lot if closed)
     sa.Column("underlying_symbol", Symbol, nullable=False),  # market-data symbol (VIX option -> ^VIX)
     sa.Column("option_type", sa.String(1)),
     sa.Column("strike", Price),
     sa.Column("expiration", sa.Date),
     sa.Column("multiplier", sa.Integer, nullable=False),
-    sa.Column("cost_basis", Money, nullable=False),
-    sa.Column("source_row", sa.Integer, nullable=False),
+    sa.Column("cost_basis", Money, nullable=False),  # of the open lots
+    sa.Column("source_row", sa.Integer, nullable=False),  # upload row of its first lot (0: opened by a trade)
+    sa.Column("exit_date", sa.Date),  # the date the position was brought to zero (NULL while open)
+    sa.Column("realized_pnl", Money, nullable=False, server_default="0"),
+    sa.Column("implied_vol", Ratio),  # from the upload's optional implied_vol column (decimal)
     sa.PrimaryKeyConstraint("portfolio_id", "position_id"),
+    # One row per symbol now; the constraint of the upload-row era (symbol, entry_date) still holds and is kept,
+    # so that a warehouse of that era upgrades without rewriting the table.
     sa.UniqueConstraint("portfolio_id", "symbol", "entry_date", name="uq_positions_symbol_entry"),
+)
+
+trades = sa.Table(
+    "trades",
+    metadata,
+    # The book's trade ledger (books.md, "Trades"), as imported: dated, unadjusted prices; quantity signed
+    # (+ buys, - sells; options in contracts). The upload stays the book's opening holdings.
+    sa.Column("portfolio_id", Slug, sa.ForeignKey("portfolios.portfolio_id", ondelete="CASCADE"), nullable=False),
+    sa.Column("trade_seq", sa.Integer, nullable=False),  # 1-based, import order: the order of same-day trades
+    sa.Column("trade_id", sa.String(64)),  # the file's own id; unique per portfolio when given
+    sa.Column("trade_date", sa.Date, nullable=False),
+    sa.Column("symbol", Symbol, nullable=False),
+    sa.Column("quantity", Quantity, nullable=False),
+    sa.Column("price", Price, nullable=False),
+    sa.Column("fees", Money, nullable=False, server_default="0"),
+    sa.Column("close_and_reverse", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("tags", sa.Text),  # comma-separated, as in the file
+    sa.Column("source_file", sa.String(300)),
+    sa.Column("source_row", sa.Integer, nullable=False),
+    sa.Column("imported_at", sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint("portfolio_id", "trade_seq"),
+    sa.UniqueConstraint("portfolio_id", "trade_id", name="uq_trades_trade_id"),
+)
+
+entry_warnings = sa.Table(
+    "entry_warnings",
+    metadata,
+    # Entry sanity (books.md, "Market data that a real book needs"; ``quality.entries``): an option booked below
+    # its intrinsic value or a stock booked more than 50% from that day's close. Imported as given; replaced
+    # with the upload (source 'upload') or with the trades file of that name (0006_stress_equity).
+    sa.Column("portfolio_id", Slug, sa.ForeignKey("portfolios.portfolio_id", ondelete="CASCADE"), nullable=False),
+    sa.Column("source", sa.String(300), nullable=False),  # 'upload' or the trades file's name
+    sa.Column("source_row", sa.Integer, nullable=False),  # the file's line (header = 1)
+    sa.Column("symbol", Symbol, nullable=False),
+    sa.Column("entry_date", sa.Date, nullable=False),
+    sa.Column("kind", sa.String(40), nullable=False),  # option_below_intrinsic | stock_far_from_close
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("reference_price", Price),  # the figure compared with, on the file's (unadjusted) scale
+    sa.PrimaryKeyConstraint("portfolio_id", "source", "source_row", "kind"),
 )
 
 position_tags = sa.Table(
@@ -144,6 +195,16 @@ market_prices = sa.Table(
     sa.PrimaryKeyConstraint("date", "symbol"),
 )
 
+stock_splits = sa.Table(
+    "stock_splits",
+    metadata,
+    sa.Column("symbol", Symbol, nullable=False),
+    sa.Column("ex_date", sa.Date, nullable=False),
+    sa.Column("ratio", Ratio, nullable=False),  # N / M: a 10-for-1 split is 10, a 1-for-10 reverse split 0.1
+    sa.Column("source", sa.String(20), nullable=False),
+    sa.PrimaryKeyConstraint("symbol", "ex_date"),
+)
+
 security_returns = sa.Table(
     "security_returns",
     metadata,
@@ -167,6 +228,8 @@ position_valuations = _date_portfolio_position(
     sa.Column("notional", Money),
     sa.Column("delta_adjusted_exposure", Money),
     sa.Column("is_long", sa.Boolean, nullable=False),
+    sa.Column("quantity", Quantity),  # held that date, split-adjusted (NULL on rows written before trades)
+    sa.Column("realized_pnl", Money),  # the position's realised P&L up to and including that date
     name="position_valuations",
 )
 
@@ -187,6 +250,9 @@ portfolio_exposures = sa.Table(
         sa.Column(c, sa.Integer, nullable=False)
         for c in ("long_count", "short_count", "option_count", "stock_count", "position_count", "missing_price_count")
     ],
+    # Delta-adjusted exposure of options on a volatility index (VIX), kept out of delta_adjusted_exposure /
+    # _long / _short (equity exposure). Added by 0005_option_inputs, hence last; NULL on rows written before it.
+    sa.Column("volatility_delta_exposure", Money),
     sa.PrimaryKeyConstraint("date", "portfolio_id"),
 )
 
@@ -201,13 +267,14 @@ group_exposures = sa.Table(
     sa.Column("gross_exposure", Money),
     sa.Column("delta_adjusted_exposure", Money),
     sa.Column("position_count", sa.Integer, nullable=False),
+    sa.Column("volatility_delta_exposure", Money),  # as in portfolio_exposures (0005_option_inputs)
     sa.PrimaryKeyConstraint("date", "portfolio_id", "group_type", "group_name"),
 )
 
 position_greeks = _date_portfolio_position(
     sa.Column("underlying_price", Price),
     sa.Column("implied_vol", Ratio),
-    sa.Column("vol_source", sa.String(12), nullable=False),
+    sa.Column("vol_source", sa.String(12), nullable=False),  # implied | realized | none
     sa.Column("days_to_expiry", sa.Integer),
     sa.Column("model_price", Price),
     *[sa.Column(c, Ratio) for c in ("delta", "gamma", "theta", "vega", "rho")],
@@ -215,6 +282,11 @@ position_greeks = _date_portfolio_position(
     sa.Column("dollar_delta", Money),
     sa.Column("dollar_gamma", Money),
     sa.Column("flag", sa.String(20), nullable=False),
+    # Added by 0005_option_inputs, hence last: the continuous dividend yield q of the Black-Scholes-Merton price
+    # (decimal; options only) and a note on how the option was priced (e.g. "priced off VIX spot; futures curve
+    # not modelled"; NULL for every other row).
+    sa.Column("dividend_yield", Ratio),
+    sa.Column("pricing_note", sa.String(120)),
     name="position_greeks",
 )
 
@@ -352,10 +424,16 @@ stress_results = sa.Table(
     sa.Column("direct_pnl", Money, nullable=False),
     sa.Column("correlated_pnl", Money, nullable=False),
     sa.Column("correlation_effect", Money, nullable=False),
-    sa.Column("pct_of_equity", Ratio),  # correlated P&L / gross exposure
+    sa.Column("pct_of_gross_exposure", Ratio),  # correlated P&L / gross_exposure (named for its base)
     sa.Column("gross_exposure", Money),
     sa.Column("loss_cap_applied", sa.Boolean, nullable=False),
-    sa.Column("flag", sa.String(40), nullable=False),
+    sa.Column("flag", sa.String(200), nullable=False),
+    # Losses against equity (books.md, "Numbers that must not mislead"; 0006_stress_equity): equity = the book's
+    # net liquidation value = its net exposure (no cash modelled); pct_of_equity = correlated P&L / equity, NULL
+    # when equity <= 0 (flag "equity_nonpositive"); exceeds_equity: the worse loss is beyond equity.
+    sa.Column("equity", Money),
+    sa.Column("pct_of_equity", Ratio),
+    sa.Column("exceeds_equity", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.PrimaryKeyConstraint("date", "portfolio_id", "scenario_id"),
 )
 
@@ -374,8 +452,11 @@ stress_factor_breakdown = sa.Table(
 )
 
 position_daily_pnl = _date_portfolio_position(
-    sa.Column("daily_pnl", Money, nullable=False),
+    sa.Column("daily_pnl", Money),  # NULL when the day's price is missing (pnl_basis "missing_price"), never 0
     sa.Column("pnl_basis", sa.String(16), nullable=False),
+    sa.Column("quantity", Quantity),  # held at the end of the day (0: closed that day)
+    sa.Column("trade_cash", Money),  # net cash paid for the day's trades (buys +, sales -), fees included
+    sa.Column("realized_pnl", Money),  # realised that day (FIFO), fees deducted
     name="position_daily_pnl",
 )
 
@@ -400,6 +481,8 @@ portfolio_snapshots = sa.Table(
     sa.Column("daily_return", Ratio),
     sa.Column("is_first_snapshot", sa.Boolean, nullable=False),
     sa.Column("pnl_basis", sa.String(16), nullable=False),
+    sa.Column("realized_pnl", Money),  # realised that day (part of daily_pnl)
+    sa.Column("cumulative_realized_pnl", Money),  # realised since the book's first trade, up to that day
     sa.PrimaryKeyConstraint("date", "portfolio_id"),
 )
 

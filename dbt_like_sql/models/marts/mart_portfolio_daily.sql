@@ -21,6 +21,7 @@ select
     e.delta_adjusted_exposure,
     e.delta_adjusted_long,
     e.delta_adjusted_short,
+    e.volatility_delta_exposure,
     e.options_exposure,
     e.stock_exposure,
     e.total_cost_basis,

@@ -13,8 +13,11 @@ with ranked as (
         r.direct_pnl,
         r.correlated_pnl,
         r.correlation_effect,
-        r.pct_of_equity,
+        r.pct_of_gross_exposure,
         r.gross_exposure,
+        r.pct_of_equity,
+        r.equity,
+        r.exceeds_equity,
         r.loss_cap_applied,
         row_number() over (
             partition by r.portfolio_id, r.as_of_date
@@ -34,8 +37,11 @@ select
     ranked.correlated_pnl,
     ranked.direct_pnl,
     ranked.correlation_effect,
-    ranked.pct_of_equity,
+    ranked.pct_of_gross_exposure,
     ranked.gross_exposure,
+    ranked.pct_of_equity,
+    ranked.equity,
+    ranked.exceeds_equity,
     ranked.loss_cap_applied
 from ranked
 left join {{ ref('stg_stress_scenarios') }} as s

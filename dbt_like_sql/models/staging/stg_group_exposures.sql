@@ -12,5 +12,6 @@ select
     cast(market_value as double precision) as market_value,
     cast(gross_exposure as double precision) as gross_exposure,
     cast(delta_adjusted_exposure as double precision) as delta_adjusted_exposure,
+    cast(volatility_delta_exposure as double precision) as volatility_delta_exposure,
     position_count
 from {{ source('warehouse', 'group_exposures') }}

@@ -1,6 +1,6 @@
 {#
 description: >-
-  Daily snapshot of each portfolio: value, exposures, portfolio Greeks, daily and cumulative P&L, daily return.
+  Daily snapshot of each portfolio: value, exposures, portfolio Greeks, daily and cumulative P&L, daily return, realised P&L (that day and to date).
 unique_key: [as_of_date, portfolio_id]
 not_null: [as_of_date, portfolio_id, position_count, long_count, short_count, option_count, stock_count, missing_price_count, is_first_snapshot, pnl_basis]
 #}
@@ -31,5 +31,7 @@ select
     portfolio_rho,
     daily_return,
     is_first_snapshot,
-    pnl_basis
+    pnl_basis,
+    cast(realized_pnl as double precision) as realized_pnl,
+    cast(cumulative_realized_pnl as double precision) as cumulative_realized_pnl
 from {{ source('warehouse', 'portfolio_snapshots') }}

@@ -1,6 +1,6 @@
 {#
 description: >-
-  Market value, cost basis, unrealized P&L and delta-adjusted exposure of each position per date.
+  Quantity held, market value, cost basis, unrealized and realised P&L (to date) and delta-adjusted exposure of each position per date.
 unique_key: [as_of_date, portfolio_id, position_id]
 not_null: [as_of_date, portfolio_id, position_id, price_source, cost_basis, is_long]
 #}
@@ -16,5 +16,7 @@ select
     cast(unrealized_pnl as double precision) as unrealized_pnl,
     cast(notional as double precision) as notional,
     cast(delta_adjusted_exposure as double precision) as delta_adjusted_exposure,
-    is_long
+    is_long,
+    cast(quantity as double precision) as quantity,
+    cast(realized_pnl as double precision) as realized_pnl
 from {{ source('warehouse', 'position_valuations') }}

@@ -1,8 +1,8 @@
 {#
 description: >-
-  Positions of each portfolio as parsed from its upload: type, signed quantity, entry, option terms, multiplier and cost basis.
+  Positions of each portfolio (one per instrument ever held) after its latest trade, on the split-adjusted scale: type, open quantity, average entry price of the open lots, option terms, multiplier, cost basis, realised P&L and, once closed, the exit date.
 unique_key: [portfolio_id, position_id]
-not_null: [portfolio_id, position_id, symbol, position_type, quantity, entry_price, entry_date, underlying_symbol, multiplier, cost_basis, source_row]
+not_null: [portfolio_id, position_id, symbol, position_type, quantity, entry_price, entry_date, underlying_symbol, multiplier, cost_basis, source_row, realized_pnl]
 #}
 select
     portfolio_id,
@@ -18,5 +18,8 @@ select
     expiration,
     multiplier,
     cast(cost_basis as double precision) as cost_basis,
-    source_row
+    source_row,
+    exit_date,
+    cast(realized_pnl as double precision) as realized_pnl,
+    implied_vol
 from {{ source('warehouse', 'positions') }}

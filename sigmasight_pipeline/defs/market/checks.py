@@ -1,8 +1,8 @@
-"""Checks on the market data: every symbol priced, plausible returns, stale prices of held symbols.
+"""Checks on the market data: every symbol priced, plausible returns, stale prices and unclassified held symbols.
 
 ``universe_priced`` and ``returns_plausible`` are evaluated by their asset on the rows it just stored (their
-specs are here, the asset declares them); ``stale_prices`` is a check of its own that reads the warehouse.
-Each calls an invariant of ``quality.market``.
+specs are here, the asset declares them); ``stale_prices`` and ``unclassified_symbols`` are checks of their own
+that read the warehouse. Each calls an invariant of ``quality.market`` or ``marketdata.security_master``.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sigmasight_pipeline.defs.metadata import attach_date_partitions, no_session_result
 from sigmasight_pipeline.defs.resources import WarehouseResource
 from sigmasight_pipeline.marketdata import calendar as xcal
+from sigmasight_pipeline.marketdata.security_master import UNKNOWN_SECTOR, unclassified
 from sigmasight_pipeline.quality import market as q
 from sigmasight_pipeline.warehouse import schema
 from sigmasight_pipeline.warehouse.io import read_frame
@@ -143,5 +144,43 @@ def stale_prices(warehouse: WarehouseResource) -> dg.AssetCheckResult:
             "stale": ", ".join(f"{s}: {d}" for s, d in sorted(stale.items())) or "none",
             "last_close_by_symbol": dg.MetadataValue.json(dict(sorted(last_close.items()))),
             "max_sessions_behind": STALE_AFTER_SESSIONS,
+        },
+    )
+
+
+def unclassified_held(engine) -> tuple[list[str], list[str]]:
+    """``(held symbols, those whose sector is unknown)``: the market-data symbols of every portfolio's positions
+    (an option counts as its underlying, by which it is classified) against the stored security master."""
+    held = held_symbols(engine)
+    if not held:
+        return [], []
+    m = schema.security_master
+    master = read_frame(engine, sa.select(m.c.symbol, m.c.sector).where(m.c.symbol.in_(held)))
+    return held, unclassified(held, master)
+
+
+@dg.asset_check(
+    asset="market_prices",
+    name="unclassified_symbols",
+    blocking=False,
+    description=(
+        "Every held symbol (positions of every portfolio; an option by its underlying) has a known sector in the "
+        "security master, which market_prices refreshes from its source (yfinance online, the shipped file "
+        f"offline). A symbol nobody classifies is grouped as {UNKNOWN_SECTOR!r} in sector views, never silently "
+        "in another group; this WARNING names each one, so it can be added to data/security_master.csv. "
+        "Not blocking: the numbers themselves do not depend on a sector."
+    ),
+)
+def unclassified_symbols(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    held, missing = unclassified_held(warehouse.engine)
+    return dg.AssetCheckResult(
+        passed=not missing,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=(
+            f"{len(missing)} held symbol(s) without a sector ({UNKNOWN_SECTOR}): {', '.join(missing)}" if missing else None
+        ),
+        metadata={
+            "unclassified": ", ".join(missing) or "none",
+            "symbols_checked": len(held),
         },
     )

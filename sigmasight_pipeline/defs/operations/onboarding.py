@@ -1,7 +1,9 @@
 """The one onboarding path, used by ``sigmasight onboard`` / ``demo`` and by ``portfolio_inbox_sensor``.
 
-1. **validate** the upload (every row and field error at once; nothing is stored on error);
-2. **store** it (and the reference data: security master, factors, scenarios);
+1. **validate** the upload (every row and field error at once; nothing is stored on error), then judge its
+   entries against the market-data source (entry sanity, ``quality.entries``: warnings, never refusals);
+2. **store** it with its entry sanity warnings in one transaction (and the reference data: security master,
+   factors, scenarios);
 3. **add the partition**: the portfolio's key in the dynamic ``portfolio`` dimension;
 4. **request** ``portfolio_positions`` for it.
 
@@ -23,7 +25,10 @@ from sqlalchemy.engine import Engine
 
 from sigmasight_pipeline.defs.partitions import first_computed_date, last_computed_date, portfolios
 from sigmasight_pipeline.marketdata import calendar as xcal
+from sigmasight_pipeline.marketdata import sources
 from sigmasight_pipeline.onboarding import parse_portfolio_csv, slugify
+from sigmasight_pipeline.onboarding.entry_sanity import UPLOAD_SOURCE, file_entry_warnings
+from sigmasight_pipeline.warehouse.entry_warnings import replace_entry_warnings
 from sigmasight_pipeline.warehouse.portfolios import save_portfolio_source
 from sigmasight_pipeline.warehouse.reference import load_reference_data
 
@@ -42,6 +47,8 @@ class Onboarding:
     earliest_entry: pd.Timestamp
     add_partition: dg.AddDynamicPartitionsRequest
     run_request: dg.RunRequest
+    #: the upload's entry sanity warnings (their messages, by row), as stored in ``entry_warnings``
+    entry_warnings: tuple[str, ...] = ()
 
 
 def onboard(
@@ -54,8 +61,13 @@ def onboard(
     filename: str | None = None,
     run_key: str | None = None,
     tags: dict[str, str] | None = None,
+    source=None,
 ) -> Onboarding:
     """Validate and store an upload; return the partition to add and the positions run to request.
+
+    ``source`` is the market-data source the entries are judged against (default: the configured one,
+    ``$SIGMASIGHT_MARKET_DATA``, as the market assets use); its warnings replace the portfolio's stored upload
+    warnings in the transaction that stores the upload.
 
     Raises :class:`~sigmasight_pipeline.onboarding.PortfolioValidationError` (every error, nothing stored) or
     ``ValueError`` (the id is not a valid slug, or the name belongs to another portfolio).
@@ -63,8 +75,12 @@ def onboard(
     parsed = parse_portfolio_csv(csv)  # raises with every error (size, encoding, rows) before anything is written
     csv_text = csv.decode("utf-8-sig") if isinstance(csv, bytes) else csv
     pid = slugify(portfolio_id or name)
+    warnings = file_entry_warnings(parsed, source if source is not None else sources.get_source())
     load_reference_data(engine)
-    save_portfolio_source(engine, portfolio_id=pid, name=name, owner=owner, csv_text=csv_text, filename=filename)
+    save_portfolio_source(
+        engine, portfolio_id=pid, name=name, owner=owner, csv_text=csv_text, filename=filename,
+        also=lambda conn: replace_entry_warnings(conn, pid, UPLOAD_SOURCE, warnings),
+    )
     request = dg.RunRequest(
         run_key=run_key,
         asset_selection=[POSITIONS_KEY],
@@ -78,6 +94,7 @@ def onboard(
         earliest_entry=pd.Timestamp(min(p.entry_date for p in parsed)),
         add_partition=portfolios.build_add_request([pid]),
         run_request=request,
+        entry_warnings=tuple(warnings["message"]),
     )
 
 
@@ -95,3 +112,44 @@ def history_window(earliest_entry, *, now=None) -> tuple[pd.Timestamp, pd.Timest
     if partition_end is not None:
         end = min(end, xcal.session_on_or_before(partition_end))
     return None if start > end else (start, end)
+
+
+
+@dataclass(frozen=True)
+class TradesOnboarding:
+    """Stored trades and the positions run that brings them into the graph."""
+
+    portfolio_id: str
+    trades: int
+    first_trade_date: pd.Timestamp
+    last_trade_date: pd.Timestamp
+    run_request: dg.RunRequest
+
+
+def onboard_trades(
+    engine: Engine,
+    portfolio_id: str,
+    csv: str | bytes,
+    *,
+    filename: str | None = None,
+    run_key: str | None = None,
+    tags: dict[str, str] | None = None,
+) -> TradesOnboarding:
+    """Validate a trades file (the file's own rules, then against the stored book), store every trade in one
+    transaction, and return the ``portfolio_positions`` run to request.
+
+    Raises :class:`~sigmasight_pipeline.onboarding.trades_csv.TradesValidationError` (every error, nothing
+    stored) or :class:`~sigmasight_pipeline.warehouse.portfolios.UnknownPortfolioError`.
+    """
+    from sigmasight_pipeline.onboarding.trades_csv import parse_trades_csv
+    from sigmasight_pipeline.warehouse.book import import_trades
+    from sigmasight_pipeline.warehouse.portfolios import get_portfolio
+
+    pid = get_portfolio(engine, portfolio_id)["portfolio_id"]
+    parsed = parse_trades_csv(csv)
+    done = import_trades(engine, pid, parsed, filename=filename)
+    request = dg.RunRequest(
+        run_key=run_key, asset_selection=[POSITIONS_KEY], partition_key=pid,
+        tags={**(tags or {}), ONBOARDING_TAG: pid},
+    )
+    return TradesOnboarding(pid, done.count, pd.Timestamp(done.first_trade_date), pd.Timestamp(done.last_trade_date), request)

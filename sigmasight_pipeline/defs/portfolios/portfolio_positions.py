@@ -1,34 +1,53 @@
-"""``portfolio_positions``: the book of each portfolio, derived from its stored upload, partitioned by portfolio."""
-
+"""``portfolio_positions``: the book of each portfolio, from its stored upload (the opening holdings) and its
+imported trades, with the splits of its stocks; partitioned by portfolio."""
 
 import dagster as dg
 import pandas as pd
+from sqlalchemy.engine import Engine
 
 from sigmasight_pipeline.defs.metadata import RUN, attach_partition_metadata
 from sigmasight_pipeline.defs.partitions import partition_portfolios, portfolios, single_run
-from sigmasight_pipeline.defs.resources import WarehouseResource
-from sigmasight_pipeline.marketdata.base import price_symbol_for
-from sigmasight_pipeline.onboarding import ParsedPosition, parse_portfolio_csv
+from sigmasight_pipeline.defs.resources import MarketDataResource, WarehouseResource
+from sigmasight_pipeline.engines.book import Ledger, positions_on
+from sigmasight_pipeline.marketdata.base import is_option_symbol
+from sigmasight_pipeline.warehouse.book import book_events, read_ledger
 from sigmasight_pipeline.warehouse.portfolios import get_portfolio, replace_positions
+from sigmasight_pipeline.warehouse.splits import store_splits
+
+#: The ``positions`` columns written from the book.
+POSITION_COLUMNS = [
+    "portfolio_id", "position_id", "symbol", "position_type", "quantity", "entry_price", "entry_date",
+    "underlying_symbol", "option_type", "strike", "expiration", "multiplier", "cost_basis", "source_row",
+    "exit_date", "realized_pnl", "implied_vol",
+]
 
 
-def positions_frames(portfolio_id: str, parsed: list[ParsedPosition]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Rows for ``positions`` and ``position_tags`` from parsed upload rows (ids in upload order)."""
-    rows, tags = [], []
-    for pid, p in enumerate(parsed, start=1):
-        rows.append(
-            {
-                "portfolio_id": portfolio_id, "position_id": pid, "symbol": p.symbol, "position_type": p.position_type,
-                "quantity": p.quantity, "entry_price": p.entry_price, "entry_date": p.entry_date,
-                "underlying_symbol": price_symbol_for(p.underlying_symbol), "option_type": p.option_type,
-                "strike": p.strike, "expiration": p.expiration, "multiplier": p.multiplier,
-                "cost_basis": p.cost_basis, "source_row": p.row,
-            }
-        )
-        tags += [{"portfolio_id": portfolio_id, "position_id": pid, "tag": t} for t in p.tags]
-    positions = pd.DataFrame(rows)
-    tag_frame = pd.DataFrame(tags, columns=["portfolio_id", "position_id", "tag"])
-    return positions, tag_frame
+def positions_frames(portfolio_id: str, ledger: Ledger) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Rows for ``positions`` (every position the book has held, as of its latest trade; closed ones with
+    their exit date) and ``position_tags``."""
+    book = positions_on(ledger, ledger.sessions[-1], include_closed=True)
+    positions = book.assign(
+        portfolio_id=portfolio_id,
+        realized_pnl=book["realized_to_date"],
+        multiplier=book["multiplier"].round().astype(int),
+        strike=book["strike"].where(book["is_option"].astype(bool)),
+        implied_vol=pd.to_numeric(book["implied_vol"], errors="coerce"),
+    )[POSITION_COLUMNS]
+    tags = [(portfolio_id, pid, tag) for pid, ts in zip(book["position_id"], book["tags"]) for tag in ts]
+    return positions, pd.DataFrame(tags, columns=["portfolio_id", "position_id", "tag"])
+
+
+def store_book(engine: Engine, portfolio_id: str, source=None) -> tuple[pd.DataFrame, Ledger]:
+    """Derive a portfolio's positions from its ledger and store them (with the splits of its stocks from
+    ``source``, when given, so a pre-split entry is on today's scale); returns the positions and ledger."""
+    if source is not None:
+        underlyings = sorted({s for s in book_events(engine, portfolio_id)["underlying_symbol"]
+                              if not s.startswith("^") and not is_option_symbol(s)})
+        store_splits(engine, source.fetch_splits(underlyings), source.name)
+    ledger = read_ledger(engine, portfolio_id)
+    positions, tags = positions_frames(portfolio_id, ledger)
+    replace_positions(engine, portfolio_id, positions, tags)
+    return positions, ledger
 
 
 @dg.asset(
@@ -37,36 +56,45 @@ def positions_frames(portfolio_id: str, parsed: list[ParsedPosition]) -> tuple[p
     group_name="portfolios",
     kinds={"python", "sql"},
     description=(
-        "Positions of each portfolio, parsed and validated from its stored upload through the same parser "
-        "as `sigmasight onboard` (all-or-nothing), with position types, OCC option fields and tags."
+        "Positions of each portfolio: its stored upload (the opening holdings, parsed by the same parser as "
+        "`sigmasight onboard`) and its imported trades, matched FIFO per instrument, on the split-adjusted scale. "
+        "One row per instrument ever held: open quantity, average entry price, cost basis, realised P&L and, "
+        "once closed, the exit date. The engines compute each date's book from the same ledger."
     ),
 )
-def portfolio_positions(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+def portfolio_positions(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, market_data: MarketDataResource
+) -> dg.MaterializeResult:
     engine = warehouse.engine
+    source = market_data.get_source()
     summaries = []
     keys = {str(k): k for k in context.partition_keys}
     for portfolio_id in partition_portfolios(context):
         book = get_portfolio(engine, portfolio_id)
-        parsed = parse_portfolio_csv(book["source_csv"])
-        positions, tags = positions_frames(portfolio_id, parsed)
-        replace_positions(engine, portfolio_id, positions, tags)
-        cost = positions.cost_basis.astype(float)
+        positions, ledger = store_book(engine, portfolio_id, source)
+        open_ = positions[positions.quantity.abs() > 0]
+        cost = open_.cost_basis.astype(float)
+        trades = ledger.events[ledger.events.source == "trade"]
         summary = {
             "portfolio": portfolio_id,
             "name": book["name"],
-            "positions": len(positions),
-            "long": int((positions.quantity > 0).sum()),
-            "short": int((positions.quantity < 0).sum()),
-            "options": int(positions.option_type.notna().sum()),
+            "positions": len(open_),
+            "closed": int(positions.exit_date.notna().sum()),
+            "long": int((open_.quantity > 0).sum()),
+            "short": int((open_.quantity < 0).sum()),
+            "options": int(open_.option_type.notna().sum()),
+            "trades": len(trades),
             "long_cost_basis": round(float(cost[cost > 0].sum()), 2),
             "short_cost_basis": round(float(cost[cost < 0].sum()), 2),
+            "realized_pnl": round(float(positions.realized_pnl.sum()), 2),
         }
         summaries.append(summary)
         # This portfolio's own figures, on its own partition.
         attach_partition_metadata(context, keys.get(portfolio_id, portfolio_id), {
             "dagster/row_count": len(positions),
             "book": dg.MetadataValue.md(pd.DataFrame([summary]).to_markdown(index=False)),
-            "symbols": ", ".join(sorted(positions.symbol)),
+            "symbols": ", ".join(sorted(open_.symbol)),
+            "last_trade_date": f"{trades.date.max():%Y-%m-%d}" if len(trades) else "no trades",
         })
     table = pd.DataFrame(summaries)
     return dg.MaterializeResult(

@@ -19,7 +19,7 @@ GREEKS_SANE = dg.AssetCheckSpec(
     blocking=True,
     description=(
         "Per-share |delta| <= 1; gamma and vega >= 0 (so long options have non-negative position gamma "
-        "and vega); put-call parity C - P = S - K e^{-rT} on matched call/put pairs."
+        "and vega); put-call parity C - P = S e^{-qT} - K e^{-rT} on matched call/put pairs."
     ),
 )
 
@@ -29,7 +29,8 @@ EXPOSURES_CONSISTENT = dg.AssetCheckSpec(
     blocking=True,
     description=(
         "gross = long + |short|, net = long + short, long + short counts = options + stocks = positions "
-        "held, and the portfolio figures equal the sums of the stored position rows."
+        "held, delta-adjusted long + short = delta-adjusted exposure, and the portfolio figures equal the sums "
+        "of the stored position rows (delta-adjusted: equity + VIX volatility delta exposure)."
     ),
 )
 

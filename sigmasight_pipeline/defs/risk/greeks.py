@@ -1,4 +1,4 @@
-"""``position_greeks``: Black-Scholes Greeks per position and date (date x portfolio)."""
+"""``position_greeks``: Black-Scholes-Merton Greeks per position and date (date x portfolio)."""
 
 import dagster as dg
 import pandas as pd
@@ -20,10 +20,12 @@ from sigmasight_pipeline.warehouse.reads import market_window
     group_name="risk",
     deps=MARKET_DEPS,
     description=(
-        "Black-Scholes Greeks per position and date: delta, gamma, theta (per calendar day), vega (per vol "
-        "point), rho (per 1% rate), per share and per position (x contracts x 100, signed), dollar delta and "
-        "dollar gamma. Options without an implied vol use the underlying's 60-session realised vol; the "
-        "short rate is ^IRX. Stocks carry delta 1."
+        "Black-Scholes-Merton Greeks per position and date: delta, gamma, theta (per calendar day), vega (per "
+        "vol point), rho (per 1% rate), per share and per position (x contracts x 100, signed), dollar delta "
+        "and dollar gamma. sigma is the uploaded implied vol, else the underlying's 60-session realised vol "
+        "(vol_source implied | realized | none); q is the underlying's dividend yield from the security "
+        "master (0 when unknown); the short rate is ^IRX. VIX options are priced off VIX spot (pricing_note: "
+        "the futures curve is not modelled). Stocks carry delta 1."
     ),
     check_specs=[GREEKS_SANE],
 )
@@ -42,17 +44,23 @@ def position_greeks(context: dg.AssetExecutionContext, warehouse: WarehouseResou
     all_greeks = pd.concat(frames) if frames else pd.DataFrame()
     all_positions = pd.concat([b.positions.assign(portfolio_id=b.portfolio_id) for b in batches])
     flags = all_greeks.flag.value_counts().to_dict() if len(all_greeks) else {}
+    vol_sources = {}  # which volatility priced the options: rows (date x option) per vol_source
+    if len(all_greeks):
+        keys = ["portfolio_id", "position_id"]
+        options = all_greeks.merge(all_positions.loc[all_positions.is_option.astype(bool), keys], on=keys)
+        vol_sources = options.vol_source.value_counts().to_dict()
     preview = last_date_rows(all_greeks)
     if len(preview):
         preview = preview.merge(all_positions[["portfolio_id", "position_id", "symbol", "is_option"]], on=["portfolio_id", "position_id"])
         preview = preview.loc[preview.is_option, [
-            "portfolio_id", "symbol", "underlying_price", "implied_vol", "days_to_expiry", "model_price",
+            "portfolio_id", "symbol", "underlying_price", "implied_vol", "vol_source", "dividend_yield", "days_to_expiry", "model_price",
             "delta", "gamma", "theta", "vega", "rho", "position_delta", "dollar_delta",
         ]]
     yield dg.MaterializeResult(
         metadata=run_metadata(
             batches, rows,
             **{f"{RUN}flags": dg.MetadataValue.json({str(k): int(v) for k, v in flags.items()})},
+            **{f"{RUN}option_vol_sources": dg.MetadataValue.json({str(k): int(v) for k, v in vol_sources.items()})},
             **preview_metadata("option_greeks", [all_greeks], preview, ",.4f"),
         )
     )

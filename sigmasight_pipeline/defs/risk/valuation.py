@@ -22,8 +22,9 @@ from sigmasight_pipeline.warehouse.reads import market_window
     description=(
         "Market value (signed quantity x price x multiplier), cost basis, unrealised P&L, notional and "
         "delta-adjusted exposure per position; portfolio long/short/gross/net exposures and counts; exposures "
-        "by tag and by underlying. Options without a market price are marked to the Black-Scholes model price "
-        "from position_greeks (price_source = model)."
+        "by tag and by underlying. Options without a market price are marked to the Black-Scholes-Merton model "
+        "price from position_greeks (price_source = model). The delta-adjusted exposure of VIX options is "
+        "volatility exposure (volatility_delta_exposure), kept out of the equity delta-adjusted figures."
     ),
     check_specs=[EXPOSURES_CONSISTENT],
 )
@@ -39,6 +40,8 @@ def position_valuations(context: dg.AssetExecutionContext, warehouse: WarehouseR
             if greeks.empty:
                 raise dg.Failure(f"no position_greeks rows for {batch.portfolio_id}: materialize position_greeks first")
             vals = value_positions(batch.positions, mkt.prices, batch.sessions, greeks)
+            held = batch.positions[["position_id", "quantity", "realized_to_date"]]  # the day's book (engines.book)
+            vals = vals.merge(held.rename(columns={"realized_to_date": "realized_pnl"}), on="position_id", how="left")
             expo = portfolio_exposures(vals, batch.positions)
             groups = pd.concat(
                 [
@@ -61,7 +64,7 @@ def position_valuations(context: dg.AssetExecutionContext, warehouse: WarehouseR
         exposures_all.append(stored_expo)
     summary = latest_preview(exposures_all, [
         "portfolio_id", "date", "long_exposure", "short_exposure", "gross_exposure", "net_exposure",
-        "delta_adjusted_exposure", "position_count", "missing_price_count",
+        "delta_adjusted_exposure", "volatility_delta_exposure", "position_count", "missing_price_count",
     ])
     yield dg.MaterializeResult(metadata=run_metadata(batches, rows, **preview_metadata("exposures", exposures_all, summary)))
     yield exposures_consistent(problems, sum(len(e) for e in exposures_all))

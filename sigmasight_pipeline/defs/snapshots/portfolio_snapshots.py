@@ -10,6 +10,7 @@ from sigmasight_pipeline.defs.resources import WarehouseResource
 from sigmasight_pipeline.defs.risk.greeks import position_greeks
 from sigmasight_pipeline.defs.risk.valuation import position_valuations
 from sigmasight_pipeline.defs.snapshots.checks import SNAPSHOT_SUMS, snapshot_sums
+from sigmasight_pipeline.engines.book import positions_on
 from sigmasight_pipeline.engines.snapshots import daily_position_pnl, portfolio_snapshots as snapshot_engine
 from sigmasight_pipeline.marketdata import calendar as xcal
 from sigmasight_pipeline.quality.snapshots import snapshot_problems
@@ -21,10 +22,11 @@ from sigmasight_pipeline.warehouse.io import read_table
     group_name="snapshots",
     deps=[position_valuations, position_greeks],
     description=(
-        "One snapshot per portfolio and session: value, exposures, counts, Greeks totals and daily P&L = sum of "
-        "quantity x (price_t - price_t-1) x multiplier over positions (a position opened that day counts from "
-        "its entry price), daily return on the previous day's gross exposure, and cumulative P&L. The first "
-        "snapshot's P&L is measured from entry prices and flagged."
+        "One snapshot per portfolio and session: value, exposures, counts, Greeks totals and daily P&L = sum over "
+        "positions of (market value_t - market value_t-1 at the previous close) minus the net cash paid for the "
+        "day's trades and fees (a position opened that day counts from its trade price), realised P&L (FIFO), "
+        "daily return on the previous day's gross exposure, and cumulative P&L. The first snapshot's P&L is "
+        "measured from entry prices, flagged, and has no daily return."
     ),
     check_specs=[SNAPSHOT_SUMS],
 )
@@ -44,8 +46,14 @@ def portfolio_snapshots(context: dg.AssetExecutionContext, warehouse: WarehouseR
             prev_day = xcal.previous_session(sessions[0])
             prev_vals = read_table(engine, schema.position_valuations, dates=[prev_day], portfolio_id=pid)
             prev_snap = read_table(engine, schema.portfolio_snapshots, dates=[prev_day], portfolio_id=pid)
-            pnl = daily_position_pnl(batch.positions, vals, prev_vals.set_index("position_id").price if len(prev_vals) else None)
-            snap = snapshot_engine(vals, expo, greeks, pnl, prev_snap.iloc[0].to_dict() if len(prev_snap) else None)
+            previous = None
+            if len(prev_vals):  # the book held the day before, at its stored prices
+                before = positions_on(batch.ledger, prev_day)[["position_id", "quantity", "multiplier", "entry_price"]]
+                previous = before.merge(prev_vals[["position_id", "price"]], on="position_id", how="left")
+            trades = batch.ledger.day_trades(sessions)
+            pnl = daily_position_pnl(batch.positions, vals, previous, trades)
+            snap = snapshot_engine(vals, expo, greeks, pnl, prev_snap.iloc[0].to_dict() if len(prev_snap) else None,
+                                   realized_to_date=batch.ledger.realized_to(sessions))
         add_rows(rows, write_tables(engine, batch, {schema.portfolio_snapshots: snap, schema.position_daily_pnl: pnl}))
         stored = batch.stored(engine, schema.portfolio_snapshots)
         stored_pnl = batch.stored(engine, schema.position_daily_pnl)

@@ -14,11 +14,14 @@ from sigmasight_pipeline.defs.risk.greeks import position_greeks
 from sigmasight_pipeline.defs.risk.rate_sensitivity import rate_sensitivity
 from sigmasight_pipeline.defs.risk.valuation import position_valuations
 from sigmasight_pipeline.defs.stress.checks import (
-    LOSS_CAP, SCENARIO_COUNT, ZERO_SHOCK_ZERO_PNL, loss_cap, scenario_count, zero_shock_zero_pnl,
+    LOSS_CAP, LOSSES_WITHIN_EQUITY, SCENARIO_COUNT, ZERO_SHOCK_ZERO_PNL, loss_cap, losses_within_equity,
+    scenario_count, zero_shock_zero_pnl,
 )
 from sigmasight_pipeline.engines.stress import stress_test_range
 from sigmasight_pipeline.marketdata.base import SYMBOLS
-from sigmasight_pipeline.quality.stress import loss_cap_problems, scenario_count_problems, zero_shock_problems
+from sigmasight_pipeline.quality.stress import (
+    equity_loss_problems, loss_cap_problems, scenario_count_problems, zero_shock_problems,
+)
 from sigmasight_pipeline.warehouse import schema
 from sigmasight_pipeline.warehouse.reads import market_window
 from sigmasight_pipeline.warehouse.reference import read_scenarios, stress_scenarios
@@ -47,15 +50,18 @@ def stress_inputs(engine, batch: PortfolioBatch) -> dict:
         "Every scenario of data/stress_scenarios.yaml applied position by position: linear positions by market "
         "value x sum(beta x shock) (+ rate beta x bp), options fully revalued with Black-Scholes at the shocked "
         "underlying price and rate. Direct P&L uses the named shocks; correlated P&L adds the unshocked "
-        "factors' conditional moves E[f_u|f_s] from the factor covariance of the same 150-session window."
+        "factors' conditional moves E[f_u|f_s] from the factor covariance of the same 150-session window. "
+        "A 'VIX' shock moves the VIX level itself: VIX options are revalued at it. Each row carries its loss as "
+        "a share of gross exposure and of equity (net liquidation value), and whether it exceeds equity."
     ),
-    check_specs=[LOSS_CAP, SCENARIO_COUNT, ZERO_SHOCK_ZERO_PNL],
+    check_specs=[LOSS_CAP, LOSSES_WITHIN_EQUITY, SCENARIO_COUNT, ZERO_SHOCK_ZERO_PNL],
 )
 def stress_results(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     engine = warehouse.engine
     scenarios, shocks = read_scenarios(engine)
     file_scenarios, _ = stress_scenarios()
     batches, rows, results_all, violations, count_problems, zero_problems = [], {}, [], [], [], []
+    beyond_equity = []
     for batch in portfolio_batches(context, engine):
         batches.append(batch)
         res = breakdown = pd.DataFrame()
@@ -77,11 +83,14 @@ def stress_results(context: dg.AssetExecutionContext, warehouse: WarehouseResour
         stored = batch.stored(engine, schema.stress_results)
         expo = batch.stored(engine, schema.portfolio_exposures)
         violations += loss_cap_problems(stored, expo, batch.portfolio_id)
+        beyond_equity += equity_loss_problems(stored, expo, batch.portfolio_id)
         count_problems += scenario_count_problems(stored, batch.sessions, len(file_scenarios), batch.portfolio_id)
         results_all.append(stored)
-    latest = latest_preview(results_all, ["portfolio_id", "scenario_id", "direct_pnl", "correlated_pnl", "correlation_effect", "pct_of_equity", "flag"])
+    shown = ["direct_pnl", "correlated_pnl", "correlation_effect", "pct_of_gross_exposure", "pct_of_equity",
+             "exceeds_equity", "flag"]
+    latest = latest_preview(results_all, ["portfolio_id", "scenario_id", *shown])
     latest = latest.merge(scenarios[["scenario_id", "name"]], on="scenario_id").sort_values("correlated_pnl")
-    latest = latest[["portfolio_id", "name", "direct_pnl", "correlated_pnl", "correlation_effect", "pct_of_equity", "flag"]]
+    latest = latest[["portfolio_id", "name", *shown]]
     yield dg.MaterializeResult(
         metadata=run_metadata(
             batches, rows, scenarios=len(scenarios),
@@ -89,5 +98,6 @@ def stress_results(context: dg.AssetExecutionContext, warehouse: WarehouseResour
         )
     )
     yield loss_cap(violations)
+    yield losses_within_equity(beyond_equity)
     yield scenario_count(count_problems, len(file_scenarios))
     yield zero_shock_zero_pnl(zero_problems)

@@ -81,17 +81,19 @@ def _entry_order(pos: pd.DataFrame) -> tuple[list[int], list]:
     return order, entry
 
 
-def held_positions(inp: ReportInput) -> tuple[list[dict], int]:
-    """Records of the positions held on the anchor date (``entry_date <= anchor``; an unknown entry date
-    counts as held), by position id; and how many were not held yet."""
+def held_positions(inp: ReportInput) -> tuple[list[dict], int, list[dict]]:
+    """Records of the positions held on the anchor date (``entry_date <= anchor``, not closed; an unknown
+    entry date counts as held), by position id; how many were not held yet; and the positions closed by
+    then (``exit_date`` set: they stay in the history with their realised P&L)."""
     pos = inp.positions if isinstance(inp.positions, pd.DataFrame) else pd.DataFrame()
     if len(pos) == 0:
-        return [], 0
+        return [], 0, []
     order, entry = inp.cache.get(pos, "entry_order", _entry_order)
     recs = inp.records(pos)
     anchor = inp.anchor_date
-    held = [recs[i] for i in order if pd.isna(entry[i]) or entry[i] <= anchor]
-    return held, len(recs) - len(held)
+    closed = [recs[i] for i in order if not pd.isna(recs[i].get("exit_date"))]
+    held = [recs[i] for i in order if pd.isna(recs[i].get("exit_date")) and (pd.isna(entry[i]) or entry[i] <= anchor)]
+    return held, len(recs) - len(held) - len(closed), closed
 
 
 def int_keys(recs: list[dict], *keys: str) -> bool:
@@ -135,7 +137,7 @@ class Anchored:
                 self.frames[name] = frame.loc[keep].reset_index(drop=True)
                 self.ignored[name] = int((~keep).sum())
         self.availability = _availability({n: len(f) for n, f in self.frames.items()}, self.anchor)
-        self.held_records, self.not_yet_entered = held_positions(inp)
+        self.held_records, self.not_yet_entered, self.closed_records = held_positions(inp)
         self.pos_by_id = by_position(self.held_records)
 
     def ok(self, engine: str) -> bool:

@@ -57,8 +57,8 @@ LIMITED_FLAGS = ("limited_history", "insufficient_history", "no_return_history")
 
 EXPOSURE_MONEY = (
     "long_exposure", "short_exposure", "gross_exposure", "net_exposure", "notional", "delta_adjusted_exposure",
-    "delta_adjusted_long", "delta_adjusted_short", "options_exposure", "stock_exposure", "total_cost_basis",
-    "total_unrealized_pnl",
+    "delta_adjusted_long", "delta_adjusted_short", "volatility_delta_exposure", "options_exposure",
+    "stock_exposure", "total_cost_basis", "total_unrealized_pnl",
 )
 EXPOSURE_COUNTS = ("long_count", "short_count", "option_count", "stock_count", "position_count", "missing_price_count")
 RATE_MONEY = (

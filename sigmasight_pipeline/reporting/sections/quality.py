@@ -1,5 +1,6 @@
 """The data-quality flags a report derives from its rows (limited history, missing prices, model prices,
-Greeks and stress flags, rows left out, ...), then the caller's own flags."""
+Greeks and stress flags, rows left out, ...), then the caller's own flags; and the portfolio's entry sanity
+warnings."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..formatting import as_bool, as_int
-from ..inputs import SECTION_TABLES, records
+from ..inputs import SECTION_TABLES, day_values, records
 from .anchored import Anchored, int_keys
 from .layout import LIMITED_FLAGS
 
@@ -36,6 +37,19 @@ class QualityFlags:
     limited_history: list[str] = field(default_factory=list)
     missing_prices: list[str] = field(default_factory=list)
     other: list[str] = field(default_factory=list)
+    #: entry sanity (``quality.entries``): entries booked at a price that cannot be right, imported as given
+    entry_warnings: list[str] = field(default_factory=list)
+
+
+def _entry_warnings(a: Anchored) -> list[str]:
+    """The stored entry sanity warnings of entries made on or before the anchor date (by date, file, row)."""
+    frame = a.inp.section("entry_warnings")
+    if len(frame) == 0:
+        return []
+    made = day_values(frame["entry_date"]) <= np.datetime64(a.anchor, "D")
+    shown = frame[made]
+    where = np.where(shown["source"].astype(str) == "upload", "upload", "trades file " + shown["source"].astype(str))
+    return [f"{w}: {m}" for w, m in zip(where, shown["message"].astype(str))]
 
 
 def quality_flags(a: Anchored, stress: list[dict]) -> QualityFlags:
@@ -110,4 +124,5 @@ def quality_flags(a: Anchored, stress: list[dict]) -> QualityFlags:
         if n:
             other.append(f"{n} row(s) of {SECTION_TABLES[s]} dated other than {a.anchor_iso} (or of another portfolio) ignored")
     other.extend(a.inp.flags)
+    flags.entry_warnings.extend(_entry_warnings(a))
     return flags

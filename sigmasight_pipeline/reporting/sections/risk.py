@@ -6,7 +6,7 @@ snapshot; the stress tests are in :mod:`.stress`.
 
 from __future__ import annotations
 
-from ..formatting import as_bool, as_int, as_str, format_field, iso_date
+from ..formatting import as_bool, as_int, as_str, format_field, iso_date, is_missing, md_pct
 from ..inputs import SECTION_TABLES, records
 from .anchored import Anchored, formatted, int_keys
 from .layout import (
@@ -24,6 +24,7 @@ __all__ = [
     "exposures_section",
     "portfolio_greeks",
     "greeks_section",
+    "option_pricing_note",
     "factor_rows",
     "factor_section",
     "rate_section",
@@ -61,6 +62,32 @@ def portfolio_greeks(a: Anchored) -> tuple[dict | None, str | None]:
     return out, None
 
 
+_VOL_SOURCE_WORDS = {"implied": "implied", "realized": "realized"}
+
+
+def option_pricing_note(greeks_row: dict) -> str | None:
+    """How an option was priced, in words: which volatility (the uploaded implied vol or the underlying's
+    realised vol, with its value), the dividend yield when not 0, and the engine's ``pricing_note`` (a VIX
+    option is priced off spot), joined by "; ". E.g. ``"volatility: implied 32.00%"``, ``"volatility:
+    realized 95.12%; priced off VIX spot; futures curve not modelled"``. ``greeks_row`` is a
+    ``position_greeks`` row (stored values or the report's formatted strings). None without a vol_source.
+    """
+    source = as_str(greeks_row.get("vol_source"))
+    if source is None:
+        return None
+    if source in _VOL_SOURCE_WORDS:
+        parts = [f"volatility: {_VOL_SOURCE_WORDS[source]} {md_pct(greeks_row.get('implied_vol'))}"]
+    else:
+        parts = ["volatility: none (no implied vol uploaded and no realised history)"]
+    q = greeks_row.get("dividend_yield")
+    if not is_missing(q) and float(q) != 0.0:
+        parts.append(f"dividend yield {md_pct(q)}")
+    note = as_str(greeks_row.get("pricing_note"))
+    if note:
+        parts.append(note)
+    return "; ".join(parts)
+
+
 _POSITION_GREEKS = (*GREEK_NAMES, *(f"position_{g}" for g in GREEK_NAMES), "dollar_delta", "dollar_gamma")
 
 
@@ -73,12 +100,14 @@ def greeks_section(a: Anchored) -> dict | None:
         item = {
             **a.position_ref(r),
             **formatted(r, ("underlying_price", "implied_vol")),
-            "vol_source": as_str(r.get("vol_source")),
+            "vol_source": as_str(r.get("vol_source")),  # implied | realized | none: the sigma implied_vol holds
+            "dividend_yield": format_field("dividend_yield", r.get("dividend_yield")),
             "days_to_expiry": as_int(r.get("days_to_expiry")),
             "model_price": format_field("model_price", r.get("model_price")),
         }
         item.update(formatted(r, _POSITION_GREEKS))
         item["flag"] = as_str(r.get("flag"))
+        item["pricing_note"] = as_str(r.get("pricing_note"))  # e.g. a VIX option priced off spot
         positions.append(item)
     return {
         "portfolio": totals,

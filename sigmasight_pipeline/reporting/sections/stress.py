@@ -52,7 +52,10 @@ def stress_rows(a: Anchored) -> list[dict]:
                 "_direct": as_float(rec.get("direct_pnl")),
                 "_correlated": as_float(rec.get("correlated_pnl")),
                 "_pct": as_float(rec.get("pct_of_equity")),
-                **formatted(rec, ("direct_pnl", "correlated_pnl", "correlation_effect", "pct_of_equity")),
+                "_pct_gross": as_float(rec.get("pct_of_gross_exposure")),
+                **formatted(rec, ("direct_pnl", "correlated_pnl", "correlation_effect", "pct_of_gross_exposure",
+                                  "pct_of_equity")),
+                "exceeds_equity": as_bool(rec.get("exceeds_equity")),
                 "loss_cap_applied": as_bool(rec.get("loss_cap_applied")),
                 "flag": as_str(rec.get("flag")) or "",
                 "factor_breakdown": [
@@ -90,11 +93,11 @@ def ranked(rows: list[dict]) -> tuple[list[dict], list[dict]]:
     return worst, best
 
 
-def _stress_gross(a: Anchored):
-    """The equity base of the stress results (their ``gross_exposure``), when stored."""
-    if "gross_exposure" not in a.frames["stress_results"].columns:
+def _stress_base(a: Anchored, column: str):
+    """A base of the stress percentages as stored with the results (``gross_exposure`` or ``equity``)."""
+    if column not in a.frames["stress_results"].columns:
         return None
-    values = [r["gross_exposure"] for r in a.records("stress_results") if not is_missing(r["gross_exposure"])]
+    values = [r[column] for r in a.records("stress_results") if not is_missing(r[column])]
     return values[0] if values else None
 
 
@@ -104,8 +107,13 @@ def stress_section(a: Anchored, rows: list[dict], worst: list[dict], best: list[
     return {
         "scenario_count": len(rows),
         "ranking": "correlated_pnl",
-        "pct_of_equity_basis": "correlated_pnl / gross exposure (ratio)",
-        "gross_exposure": format_field("gross_exposure", _stress_gross(a)),
+        "pct_of_gross_exposure_basis": "correlated_pnl / gross exposure (ratio)",
+        "pct_of_equity_basis": (
+            "correlated_pnl / equity (ratio); equity = net liquidation value = net exposure, no cash modelled; "
+            "null when equity <= 0"
+        ),
+        "gross_exposure": format_field("gross_exposure", _stress_base(a, "gross_exposure")),
+        "equity": format_field("equity", _stress_base(a, "equity")),
         "scenarios": [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows],
         "worst_five": [r["scenario_id"] for r in worst],
         "best_five": [r["scenario_id"] for r in best],
