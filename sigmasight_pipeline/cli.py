@@ -159,6 +159,10 @@ def cmd_trades_import(args: argparse.Namespace) -> int:
         return 2
     print(f"imported {done.trades} trade(s) into {done.portfolio_id} "
           f"({done.first_trade_date:%Y-%m-%d} .. {done.last_trade_date:%Y-%m-%d}); positions updated")
+    if done.entry_warnings:
+        print(f"  entry sanity: {len(done.entry_warnings)} warning(s), imported as given:")
+        for message in done.entry_warnings:
+            print(f"    warning: {message}")
     if args.no_backfill:
         return 0
     window = history_window(done.first_trade_date - pd.Timedelta(days=1))  # from the first trade's session

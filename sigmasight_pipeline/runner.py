@@ -27,7 +27,7 @@ import dagster as dg
 import pandas as pd
 
 from sigmasight_pipeline.defs.operations.onboarding import onboard
-from sigmasight_pipeline.defs.partitions import history_start, multi_key, trading_days
+from sigmasight_pipeline.defs.partitions import history_start, multi_key, portfolios, trading_days
 from sigmasight_pipeline.defs.resources import WarehouseResource
 from sigmasight_pipeline.warehouse.io import get_engine
 
@@ -195,6 +195,8 @@ def import_trades(
 
     defs = defs or load_definitions()
     done = onboard_trades(get_engine(database_url), portfolio_id, csv, filename=filename)
+    if not instance.has_dynamic_partition(portfolios.name, done.portfolio_id):  # a book stored through another instance
+        instance.add_dynamic_partitions(portfolios.name, [done.portfolio_id])
     resources = dict(defs.resources or {})
     if database_url:
         resources["warehouse"] = WarehouseResource(database_url=database_url)

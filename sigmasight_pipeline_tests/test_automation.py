@@ -230,3 +230,21 @@ def test_the_sensor_is_on_by_default_and_evaluates_in_the_code_location(defs):
     assert not defs.schedules  # no home-made schedule beside the automation
     names = {s.name for s in defs.sensors}
     assert names == {SENSOR_NAME, "portfolio_inbox_sensor"}
+
+
+def test_trades_imported_by_the_cli_do_not_request_the_books_history_again(world):
+    """``sigmasight trades import`` recomputes the dates its trades affect itself: its positions run is tagged
+    (``TRADES_WINDOW_TAG``) and the engines' "book changed" trigger ignores it, while the same positions run
+    untagged (a trades file through the inbox) requests every session of that book, and no other book's."""
+    _books_with_market(world, "2025-01-08")
+    world.tick(at("2025-01-08", 19, 0))
+    pid = BOOK_IDS[0]
+    trades = "trade_date,ticker,quantity,price\n2025-01-07,AAPL,10,240.00\n"
+    runner.import_trades(world.instance, pid, trades, defs=world.defs)
+    requested = world.tick(at("2025-01-08", 19, 1))
+    assert not any(key.to_user_string() in requested for key in runner.portfolio_asset_keys(world.defs)), requested
+    runner.run(world.instance, [dg.AssetKey("portfolio_positions")], defs=world.defs, partition_key=pid)  # untagged
+    requested = world.tick(at("2025-01-08", 19, 2))
+    sessions = ("2025-01-02", "2025-01-03", "2025-01-06", "2025-01-07", "2025-01-08")
+    for key in runner.portfolio_asset_keys(world.defs):
+        assert requested[key.to_user_string()] == [f"{d}|{pid}" for d in sessions], key

@@ -159,6 +159,35 @@ def test_inbox_rejects_a_bad_file_with_every_error(instance, warehouse, sqlite_e
     assert read_table(sqlite_engine, schema.portfolios).empty and read_table(sqlite_engine, schema.positions).empty
 
 
+def test_inbox_takes_a_trades_file_for_its_portfolio_and_rejects_a_bad_one(instance, warehouse, sqlite_engine, inbox_dir):
+    """``<portfolio-id>.trades.csv``: its trades stored (all or nothing) and the portfolio's positions requested;
+    no partition is added (the portfolio exists). A file for an unknown portfolio, or with a bad row, is rejected
+    with its errors and stores nothing."""
+    from sigmasight_pipeline.warehouse.book import read_trades
+
+    book = DEMO_BOOKS[0]
+    _seed_positions(sqlite_engine, book)
+    inbox.ensure_inbox(inbox_dir)
+    (inbox_dir / f"{book.portfolio_id}.trades.csv").write_text(
+        "trade_date,ticker,quantity,price,trade_id\n2025-03-04,AAPL,-10,235.50,t1\n2025-03-05,MSFT,5,400,t2\n")
+    (inbox_dir / "nobody.trades.csv").write_text("trade_date,ticker,quantity,price\n2025-03-04,AAPL,1,235.50\n")
+    result = _inbox(instance, warehouse)
+    assert isinstance(result, dg.SensorResult) and not result.dynamic_partitions_requests
+    (req,) = result.run_requests
+    assert req.asset_selection == [dg.AssetKey("portfolio_positions")] and req.partition_key == book.portfolio_id
+    assert req.tags["sigmasight/source_file"] == f"{book.portfolio_id}.trades.csv"
+    assert read_trades(sqlite_engine, book.portfolio_id)["trade_id"].tolist() == ["t1", "t2"]
+    rejected = {p.name for p in (inbox_dir / "rejected").iterdir()}
+    assert any(n.startswith("nobody.trades") and n.endswith(".errors.txt") for n in rejected)
+    (inbox_dir / f"{book.portfolio_id}.trades.csv").write_text(
+        "trade_date,ticker,quantity,price,trade_id\n2025-03-06,AAPL,-1,235.50,t1\n2025-03-06,AAPL,0,1,t3\n")
+    assert isinstance(_inbox(instance, warehouse), dg.SkipReason)
+    report = next(p for p in (inbox_dir / "rejected").iterdir() if p.name.startswith(book.portfolio_id) and p.name.endswith(".txt"))
+    text = report.read_text()
+    assert "row 2, column 'trade_id': already imported" in text and "row 3, column 'quantity': zero quantity" in text
+    assert read_trades(sqlite_engine, book.portfolio_id)["trade_id"].tolist() == ["t1", "t2"]
+
+
 def test_inbox_rejects_an_unreadable_sidecar_and_waits_for_fresh_files(instance, warehouse, sqlite_engine, inbox_dir, monkeypatch):
     inbox.ensure_inbox(inbox_dir)
     shutil.copy(DATA / "individual.csv", inbox_dir / "odd.csv")

@@ -551,3 +551,20 @@ def old_bs_greeks(S, K, T, r, sigma, is_call) -> dict[str, np.ndarray]:
         "rho": np.asarray(rho, dtype=float),
         "flag": FLAGS[code],
     }
+
+
+def test_the_sample_source_prices_index_option_underlyings_on_their_etfs_scale():
+    """An SPX / NDX / RUT option's underlying is the index level; offline, the sample source follows the tracking
+    ETF's path at the index/ETF ratio, and the shipped security master classifies the three indexes."""
+    import datetime as dt
+
+    from sigmasight_pipeline.marketdata.base import price_symbol_for
+    from sigmasight_pipeline.marketdata.sample import SampleSource
+    from sigmasight_pipeline.marketdata.security_master import load_security_master
+
+    closes = SampleSource().fetch_closes(["SPY", "^GSPC", "QQQ", "^NDX"], dt.date(2025, 3, 3), dt.date(2025, 3, 7))
+    assert (closes["^GSPC"] - closes["SPY"] * 10.05).abs().max() <= 0.005
+    assert (closes["^NDX"] - closes["QQQ"] * 41.0).abs().max() <= 0.005
+    assert [price_symbol_for(u) for u in ("SPX", "SPXW", "NDX", "RUT")] == ["^GSPC", "^GSPC", "^NDX", "^RUT"]
+    master = load_security_master().set_index("symbol")
+    assert master.loc[["^GSPC", "^NDX", "^RUT"], "sector"].tolist() == ["Equity"] * 3

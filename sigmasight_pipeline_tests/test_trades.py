@@ -362,3 +362,21 @@ def test_the_report_lists_held_positions_as_of_its_date_and_closed_ones_with_exi
     early = {r["symbol"]: r for r in csv.DictReader((next(traded["reports"].glob("*_2025-03-05")) / "portfolio_report.csv").open())}
     assert (early["AAPL"]["quantity"], early["MSFT"]["quantity"], early["JPM"]["quantity"]) == ("150", "50", "-100")
     assert "NVDA" not in early and early["MSFT"]["exit_date"] == ""
+
+
+def test_an_insane_trade_price_is_imported_with_a_warning_named_and_stored(traded, tmp_path, monkeypatch, capsys):
+    """Entry sanity (books.md): a stock traded 90% away from that day's close is imported as given, and the
+    warning is printed and stored with the trades (last test of the module: it adds a trade)."""
+    from sigmasight_pipeline.warehouse.entry_warnings import read_entry_warnings
+
+    monkeypatch.setenv("SIGMASIGHT_DATABASE_URL", traded["url"])
+    monkeypatch.setenv("SIGMASIGHT_MARKET_DATA", "sample")
+    odd = tmp_path / "odd.csv"
+    odd.write_text(TRADES_HEADER + "2025-03-13,AAPL,5,20.00,,w1,,\n")
+    assert cli.main(["trades", "import", PID, str(odd), "--no-backfill"]) == 0
+    out = capsys.readouterr().out
+    assert "imported 1 trade(s) into trader" in out and "entry sanity: 1 warning(s)" in out
+    stored = read_entry_warnings(traded["engine"], PID)
+    row = stored[stored["source"] == "odd.csv (trades 6-6)"].iloc[0]
+    assert (row.source_row, row.symbol, row.kind) == (2, "AAPL", "stock_far_from_close")
+    assert read_trades(traded["engine"], PID)["trade_id"].tolist()[-1] == "w1"

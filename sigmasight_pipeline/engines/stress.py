@@ -436,10 +436,13 @@ def stress_test_range(
     S = _position_grid(greeks, dates, ids, "underlying_price")[:, o]
     sig = _position_grid(greeks, dates, ids, "implied_vol")[:, o]
     T = _position_grid(greeks, dates, ids, "days_to_expiry")[:, o] / 365.0
+    # the dividend yield the Greeks used (Black-Scholes-Merton; 0 on rows written before it was stored)
+    q = (np.nan_to_num(_position_grid(greeks, dates, ids, "dividend_yield")[:, o], nan=0.0)
+         if "dividend_yield" in greeks else np.zeros_like(T))
     K = book["strike"].to_numpy(dtype=float)[o]
     call = (book["option_type"].astype(object) == "C").to_numpy(dtype=bool)[o]
     r = _rate_decimal(short_rate, dates) if n_dates else np.zeros(0)
-    g0 = bs_greeks(S, K[None, :], T, r[:, None], sig, call[None, :])
+    g0 = bs_greeks(S, K[None, :], T, r[:, None], sig, call[None, :], q=q)
     v0 = g0["price"]
     exposure = mv.copy()  # linear exposure E_i
     exposure[:, o] = g0["delta"] * scale[o] * S
@@ -465,7 +468,8 @@ def stress_test_range(
         lin = exposure[:, :, None] * ret + rho_pos[:, :, None] * (dy * 100.0)[None, None, :]
         if len(o):
             s_new = np.maximum(S[:, :, None] * (1.0 + ret[:, o]), 0.0)
-            v1 = bs_price(s_new, K[None, :, None], T[:, :, None], r[:, None, None] + dy[None, None, :], sig[:, :, None], call[None, :, None])
+            v1 = bs_price(s_new, K[None, :, None], T[:, :, None], r[:, None, None] + dy[None, None, :], sig[:, :, None],
+                          call[None, :, None], q=q[:, :, None])
             pnl[:, o] = (v1 - v0[:, :, None]) * scale[o][None, :, None]
         pnl[~valid] = np.nan
         lin = np.where(valid[:, :, None], lin, 0.0)

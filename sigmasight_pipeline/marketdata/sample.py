@@ -280,6 +280,11 @@ class SampleSource(SourceBase):
         r[0] = 0.0
         return np.clip(r, -0.6, 1.0)
 
+    #: Equity indexes an index option may be written on: the level follows the tracking ETF's sample path at
+    #: about the real ratio of the two (index / ETF share, early 2025), so SPX options are priced on a level
+    #: consistent with SPY's. A real source has the indexes themselves.
+    INDEX_LEVELS: dict[str, tuple[str, float]] = {"^GSPC": ("SPY", 10.05), "^NDX": ("QQQ", 41.0), "^RUT": ("IWM", 10.05)}
+
     def series(self, symbol: str) -> pd.Series | None:
         """The whole-grid close series of ``symbol`` (cached), or None if not priced (options)."""
         sym = symbol.strip().upper()
@@ -290,6 +295,9 @@ class SampleSource(SourceBase):
             out = None
         elif sym in (SYMBOLS.TREASURY_10Y, SYMBOLS.TREASURY_13W, SYMBOLS.VIX):
             out = f[sym].rename(sym)
+        elif sym in self.INDEX_LEVELS:
+            etf, ratio = self.INDEX_LEVELS[sym]
+            out = (self.series(etf) * ratio).round(2).rename(sym)
         else:
             params = self.parameters(sym)
             log_path = np.cumsum(np.log1p(self._returns(sym, params)))

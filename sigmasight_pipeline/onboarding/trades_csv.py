@@ -35,7 +35,7 @@ from .portfolio_csv import (
     _read_text,
 )
 
-__all__ = ["ParsedTrade", "TRADE_COLUMNS", "TradesValidationError", "parse_trades_csv"]
+__all__ = ["ParsedTrade", "TRADE_COLUMNS", "TradesValidationError", "parse_trades_csv", "read_trades_csv"]
 
 REQUIRED = ("trade_date", "ticker", "quantity", "price")
 OPTIONAL = ("fees", "trade_id", "tags", "close_and_reverse")
@@ -83,6 +83,19 @@ def parse_trades_csv(
 ) -> list[ParsedTrade]:
     """Parse and validate a trades file; return every trade or raise :class:`TradesValidationError` with every
     error. ``source`` as for ``parse_portfolio_csv`` (text, bytes or a path)."""
+    trades, errors = read_trades_csv(source, today=today, max_rows=max_rows, max_bytes=max_bytes)
+    if errors:
+        raise TradesValidationError(errors)
+    return trades
+
+
+def read_trades_csv(
+    source: str | bytes | os.PathLike[str], *, today: date | None = None, max_rows: int = 10_000,
+    max_bytes: int = 10 * 1024 * 1024,
+) -> tuple[list[ParsedTrade], list[RowError]]:
+    """The trades of the rows without a problem, and every problem (in row order): so that the checks against
+    the stored book can report theirs with the file's own, at once. A file-wide problem (encoding, header,
+    size) raises :class:`TradesValidationError` at once."""
     today = date.today() if today is None else today
     text = _read_text(source, max_bytes)
     records = _read_records(text)
@@ -155,9 +168,7 @@ def parse_trades_csv(
             errors.extend(row_errors)
             continue
         trades.append(_trade(line, trade_date, symbol, option, quantity, price, fees, trade_id, tags, flag in _TRUE))
-    if errors:
-        raise TradesValidationError(sorted(errors, key=lambda e: e.row))
-    return trades
+    return trades, sorted(errors, key=lambda e: e.row)
 
 
 def _trade(line, trade_date, symbol, option: OptionSymbol | None, quantity, price, fees, trade_id, tags, reverse) -> ParsedTrade:

@@ -22,6 +22,7 @@ from sigmasight_pipeline.onboarding import parse_portfolio_csv
 from sigmasight_pipeline.onboarding.portfolio_csv import RowError
 from sigmasight_pipeline.onboarding.trades_csv import ParsedTrade, TradesValidationError
 from sigmasight_pipeline.warehouse import schema
+from sigmasight_pipeline.warehouse.entry_warnings import replace_entry_warnings
 from sigmasight_pipeline.warehouse.io import read_frame
 from sigmasight_pipeline.warehouse.portfolios import get_portfolio
 from sigmasight_pipeline.warehouse.splits import read_splits
@@ -131,18 +132,24 @@ class ImportedTrades:
     trade_seqs: tuple[int, int]
 
 
-def import_trades(engine: Engine, portfolio_id: str, trades: list[ParsedTrade], *, filename: str | None = None) -> ImportedTrades:
-    """Check parsed trades against the stored book and store them all in one transaction, or none.
+def import_trades(
+    engine: Engine, portfolio_id: str, trades: list[ParsedTrade], *, filename: str | None = None,
+    warnings: pd.DataFrame | None = None, file_errors: list[RowError] = (),
+) -> ImportedTrades:
+    """Check parsed trades against the stored book and store them all in one transaction, or none, with their
+    entry sanity ``warnings`` (``quality.entries.WARNING_COLUMNS``; source: the file and its trade numbers).
 
     Book rules (books.md): a trade date not before the portfolio's first entry date, a ``trade_id`` not already
     imported, no sale through zero unless flagged close-and-reverse. Raises :class:`TradesValidationError`
-    with every problem (row and column of the file).
+    with every problem (row and column of the file), ``file_errors`` (the file's own, from
+    ``read_trades_csv``) included; the sale-through-zero check needs the whole file, so it runs only on a file
+    without other problems.
     """
-    if not trades:
+    if not trades and not file_errors:
         raise TradesValidationError([RowError(0, "", "", "no trades to import")])
     stored = read_trades(engine, portfolio_id)
     first_entry = pd.to_datetime(book_events(engine, portfolio_id)["date"]).min().date()
-    errors: list[RowError] = []
+    errors: list[RowError] = list(file_errors)
     known_ids = dict(zip(stored["trade_id"].dropna(), stored["source_file"].fillna("an earlier import")))
     for t in trades:
         if t.trade_date < first_entry:
@@ -150,6 +157,8 @@ def import_trades(engine: Engine, portfolio_id: str, trades: list[ParsedTrade], 
                                    f"before the portfolio's first entry date {first_entry}"))
         if t.trade_id is not None and t.trade_id in known_ids:
             errors.append(RowError(t.row, "trade_id", t.trade_id, f"already imported (from {known_ids[t.trade_id]})"))
+    if errors:
+        raise TradesValidationError(sorted(errors, key=lambda e: e.row))
     seq0 = int(stored["trade_seq"].max()) + 1 if len(stored) else 1
     now = dt.datetime.now(dt.timezone.utc)
     rows = pd.DataFrame([
@@ -171,10 +180,18 @@ def import_trades(engine: Engine, portfolio_id: str, trades: list[ParsedTrade], 
                     errors.append(RowError(0, "", "", f"the new trades make an earlier one impossible: {message}"))
     if errors:
         raise TradesValidationError(sorted(errors, key=lambda e: e.row))
+    seqs = (seq0, seq0 + len(trades) - 1)
     with engine.begin() as conn:
         conn.execute(schema.trades.insert(), rows.to_dict("records"))
+        if warnings is not None:
+            replace_entry_warnings(conn, portfolio_id, trades_source(filename, seqs), warnings)
     dates = [t.trade_date for t in trades]
-    return ImportedTrades(portfolio_id, len(trades), min(dates), max(dates), (seq0, seq0 + len(trades) - 1))
+    return ImportedTrades(portfolio_id, len(trades), min(dates), max(dates), seqs)
+
+
+def trades_source(filename: str | None, seqs: tuple[int, int]) -> str:
+    """``entry_warnings.source`` of an imported trades file: its name and its trade numbers (unique per import)."""
+    return f"{(filename or 'trades')[:80]} (trades {seqs[0]}-{seqs[1]})"
 
 
 def ledger_tables(engine: Engine, portfolio_id: str) -> tuple[pd.DataFrame, pd.DataFrame]:

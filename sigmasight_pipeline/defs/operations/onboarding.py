@@ -124,6 +124,8 @@ class TradesOnboarding:
     first_trade_date: pd.Timestamp
     last_trade_date: pd.Timestamp
     run_request: dg.RunRequest
+    #: the file's entry sanity warnings (their messages, by row), stored with the trades
+    entry_warnings: tuple[str, ...] = ()
 
 
 def onboard_trades(
@@ -134,22 +136,26 @@ def onboard_trades(
     filename: str | None = None,
     run_key: str | None = None,
     tags: dict[str, str] | None = None,
+    source=None,
 ) -> TradesOnboarding:
     """Validate a trades file (the file's own rules, then against the stored book), store every trade in one
-    transaction, and return the ``portfolio_positions`` run to request.
+    transaction with the file's entry sanity warnings (judged against ``source``, default the configured
+    one), and return the ``portfolio_positions`` run to request.
 
     Raises :class:`~sigmasight_pipeline.onboarding.trades_csv.TradesValidationError` (every error, nothing
     stored) or :class:`~sigmasight_pipeline.warehouse.portfolios.UnknownPortfolioError`.
     """
-    from sigmasight_pipeline.onboarding.trades_csv import parse_trades_csv
+    from sigmasight_pipeline.onboarding.trades_csv import read_trades_csv
     from sigmasight_pipeline.warehouse.book import import_trades
     from sigmasight_pipeline.warehouse.portfolios import get_portfolio
 
     pid = get_portfolio(engine, portfolio_id)["portfolio_id"]
-    parsed = parse_trades_csv(csv)
-    done = import_trades(engine, pid, parsed, filename=filename)
+    parsed, file_errors = read_trades_csv(csv)
+    warnings = file_entry_warnings(parsed, source if source is not None else sources.get_source())
+    done = import_trades(engine, pid, parsed, filename=filename, warnings=warnings, file_errors=file_errors)
     request = dg.RunRequest(
         run_key=run_key, asset_selection=[POSITIONS_KEY], partition_key=pid,
         tags={**(tags or {}), ONBOARDING_TAG: pid},
     )
-    return TradesOnboarding(pid, done.count, pd.Timestamp(done.first_trade_date), pd.Timestamp(done.last_trade_date), request)
+    return TradesOnboarding(pid, done.count, pd.Timestamp(done.first_trade_date), pd.Timestamp(done.last_trade_date),
+                            request, tuple(warnings["message"]))
