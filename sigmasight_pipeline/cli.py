@@ -115,17 +115,26 @@ def print_entry_warnings(portfolio_id: str, source: str | None = None) -> None:
 
 def _backfill_new_portfolio(portfolio_id: str) -> int:
     """Compute a newly imported portfolio's history (the same window the inbox sensor requests)."""
+    import pandas as pd
+
+    from sigmasight_pipeline.warehouse.book import book_events
+    from sigmasight_pipeline.warehouse.io import get_engine
+
+    earliest = pd.to_datetime(book_events(get_engine(), portfolio_id)["date"]).min()
+    return _compute_window(portfolio_id, earliest, "backfilling", "no completed session since its entry dates yet: nothing to backfill")
+
+
+def _compute_window(portfolio_id: str, after, verb: str, nothing: str) -> int:
+    """Run the portfolio's sessions from the first after ``after`` (``history_window``) here; print the checks."""
     from sigmasight_pipeline import runner as orch
     from sigmasight_pipeline.defs.operations.onboarding import history_window
-    from sigmasight_pipeline.warehouse.io import get_engine
-    from sigmasight_pipeline.warehouse.portfolios import read_positions
 
-    window = history_window(read_positions(get_engine(), portfolio_id).entry_date.min())
+    window = history_window(after)
     if window is None:
-        print("no completed session since its entry dates yet: nothing to backfill")
+        print(nothing)
         return 0
     start, end = window
-    print(f"backfilling {portfolio_id} {start:%Y-%m-%d} .. {end:%Y-%m-%d} (SIGMASIGHT_PARTITION_START / _END bound the window)")
+    print(f"{verb} {portfolio_id} {start:%Y-%m-%d} .. {end:%Y-%m-%d} (SIGMASIGHT_PARTITION_START / _END bound the window)")
     try:
         summary = orch.run_window(_instance(), [portfolio_id], start, end, tags={orch.BACKFILL_TAG: orch.new_backfill_id()})
     except (orch.RunFailedError, orch.WorkerDiedError) as exc:
@@ -141,7 +150,6 @@ def cmd_trades_import(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from sigmasight_pipeline import runner as orch
-    from sigmasight_pipeline.defs.operations.onboarding import history_window
     from sigmasight_pipeline.onboarding.trades_csv import TradesValidationError
     from sigmasight_pipeline.warehouse.portfolios import UnknownPortfolioError
 
@@ -165,22 +173,9 @@ def cmd_trades_import(args: argparse.Namespace) -> int:
             print(f"    warning: {message}")
     if args.no_backfill:
         return 0
-    window = history_window(done.first_trade_date - pd.Timedelta(days=1))  # from the first trade's session
-    if window is None:
-        print("no completed session since the first trade yet: nothing to recompute")
-        return 0
-    start, end = window
-    print(f"recomputing {done.portfolio_id} {start:%Y-%m-%d} .. {end:%Y-%m-%d} (the dates its trades affect)")
-    try:
-        summary = orch.run_window(_instance(), [done.portfolio_id], start, end,
-                                  tags={orch.BACKFILL_TAG: orch.new_backfill_id()})
-    except (orch.RunFailedError, orch.WorkerDiedError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    failed = [k for k, ok in summary["checks"].items() if not ok]
-    print("failed checks: " + (", ".join(failed) if failed else "none"))
-    print_check_warnings(summary)
-    return 1 if failed else 0
+    # from the first trade's session on: the dates its trades affect
+    return _compute_window(done.portfolio_id, done.first_trade_date - pd.Timedelta(days=1), "recomputing",
+                           "no completed session since the first trade yet: nothing to recompute")
 
 
 def cmd_trades_list(args: argparse.Namespace) -> int:

@@ -366,16 +366,22 @@ def test_the_report_lists_held_positions_as_of_its_date_and_closed_ones_with_exi
 
 def test_an_insane_trade_price_is_imported_with_a_warning_named_and_stored(traded, tmp_path, monkeypatch, capsys):
     """Entry sanity (books.md): a stock traded 90% away from that day's close is imported as given, and the
-    warning is printed and stored with the trades (last test of the module: it adds a trade)."""
+    warning is printed and stored with the trades; the CLI then recomputes the dates from the trade's on (last
+    test of the module: it adds a trade)."""
     from sigmasight_pipeline.warehouse.entry_warnings import read_entry_warnings
 
     monkeypatch.setenv("SIGMASIGHT_DATABASE_URL", traded["url"])
     monkeypatch.setenv("SIGMASIGHT_MARKET_DATA", "sample")
+    monkeypatch.setenv("SIGMASIGHT_PARTITION_END", END)
     odd = tmp_path / "odd.csv"
     odd.write_text(TRADES_HEADER + "2025-03-13,AAPL,5,20.00,,w1,,\n")
-    assert cli.main(["trades", "import", PID, str(odd), "--no-backfill"]) == 0
+    assert cli.main(["trades", "import", PID, str(odd)]) == 0
     out = capsys.readouterr().out
     assert "imported 1 trade(s) into trader" in out and "entry sanity: 1 warning(s)" in out
+    assert f"recomputing trader 2025-03-13 .. {END}" in out and "failed checks: none" in out
+    pnl = read_table(traded["engine"], schema.position_daily_pnl, dates=[D("2025-03-13")], portfolio_id=PID)
+    aapl = pnl[pnl.position_id == 1].iloc[0]  # bought 5 at 20 against a close near 240: the day's P&L says so
+    assert aapl["trade_cash"] == 100.0 and aapl["quantity"] == 35
     stored = read_entry_warnings(traded["engine"], PID)
     row = stored[stored["source"] == "odd.csv (trades 6-6)"].iloc[0]
     assert (row.source_row, row.symbol, row.kind) == (2, "AAPL", "stock_far_from_close")
