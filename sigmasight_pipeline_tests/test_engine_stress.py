@@ -612,3 +612,21 @@ def test_the_scenario_file_refuses_a_vix_shock_that_would_take_the_level_to_zero
         reference.stress_scenarios()
     monkeypatch.setattr(reference, "read_text", lambda name: text.replace("-1.0", "-0.4"))
     assert reference.stress_scenarios()[1]["shock"].tolist() == [-0.4]
+
+
+def test_options_are_revalued_with_the_dividend_yield_their_greeks_used():
+    """Black-Scholes-Merton in the stress engine: a call on a 3%-yield underlying in a -20% market is repriced
+    with q = 0.03 (the yield position_greeks used and stored), so its P&L is BSM(q) at 400 minus BSM(q) at 500,
+    and a zero shock is exactly zero (today's value is the stored model price)."""
+    pos = make_positions([(1, "SPYC", 2.0, "SPY", "C", 480.0, "2025-06-02", 0.25)]).assign(dividend_yield=0.03)
+    T = (pd.Timestamp("2025-06-02") - pd.Timestamp(AS_OF)).days / 365
+    res, vals, greeks = run(pos, {"SPY": [500.0]}, {1: {"Market": 1.0}},
+                            spec={"crash": {"Market": -0.20}, "flat": {"Market": 0.0}})
+    assert greeks["dividend_yield"].iloc[0] == 0.03
+    v0 = float(bs_price(500.0, 480.0, T, 0.04, 0.25, True, q=0.03))
+    assert vals["market_value"].iloc[0] == pytest.approx(200 * v0, abs=0.005)
+    expected = (float(bs_price(400.0, 480.0, T, 0.04, 0.25, True, q=0.03)) - v0) * 200
+    got = by_scen(res.results)
+    assert got.loc["crash", "direct_pnl"] == pytest.approx(expected, rel=1e-12)
+    assert expected != pytest.approx((float(bs_price(400.0, 480.0, T, 0.04, 0.25, True)) - float(bs_price(500.0, 480.0, T, 0.04, 0.25, True))) * 200, rel=1e-6)
+    assert got.loc["flat", "direct_pnl"] == 0.0
