@@ -190,6 +190,7 @@ def make_input(**overrides) -> ReportInput:
         daily_pnl=1234.5, cumulative_pnl=5000.0, position_count=4, long_count=2, short_count=2, option_count=2,
         stock_count=2, missing_price_count=0, portfolio_delta=650.0, portfolio_gamma=18.0, portfolio_theta=-10.0, portfolio_vega=-149.876544,
         portfolio_rho=400.0, daily_return=1234.5 / 38000.0, is_first_snapshot=False, pnl_basis="previous_close",
+        realized_pnl=0.0, cumulative_realized_pnl=312.25,
     )])
     position_pnl = _dated([
         dict(position_id=1, daily_pnl=200.0, pnl_basis="previous_close"),
@@ -469,7 +470,8 @@ def test_markdown_sections_in_order_with_valid_tables():
     assert "- **Generated at:** 2025-03-15T06:30:00+00:00" in md
     value = dict(r for r in table_rows(section(md, "### Value and P&L"))[1:])
     assert value == {"Total value": "$8,500.00", "Daily P&L": "$1,234.50", "Daily return": "3.25%",
-                     "Cumulative P&L": "$5,000.00", "P&L basis": "previous_close"}
+                     "Cumulative P&L": "$5,000.00", "Realised P&L (today / to date)": "$0.00 / $312.25",
+                     "P&L basis": "previous_close"}
     counts, expo = table_rows(section(md, "### Positions and exposures"))[0:2], table_rows(section(md, "### Positions and exposures"))[2:4]
     assert counts[1] == ["2", "2", "2", "2", "4", "0"]
     assert expo[1] == ["$38,500.00", "$8,500.00", "$23,500.00", "-$15,000.00", "$468,000.00", "$160,000.00", "$0.00"]

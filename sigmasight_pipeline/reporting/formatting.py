@@ -54,7 +54,7 @@ _MONEY = (
     "gross_exposure", "net_exposure", "notional", "position_exposure", "long_exposure", "short_exposure",
     "delta_adjusted_exposure", "delta_adjusted_long", "delta_adjusted_short", "volatility_delta_exposure",
     "options_exposure", "stock_exposure", "total_cost_basis", "total_unrealized_pnl", "total_value", "dollar_delta",
-    "dollar_gamma", "cumulative_pnl", "dollar_exposure", "dollar_per_bp",
+    "dollar_gamma", "cumulative_pnl", "cumulative_realized_pnl", "dollar_exposure", "dollar_per_bp",
     "pnl_rates_up_100bp", "pnl_rates_down_100bp", "pnl_rates_up_200bp", "pnl_rates_down_200bp",
     "pnl_market_up_5", "pnl_market_down_5", "pnl_market_up_10", "pnl_market_down_10",
     "pnl_market_up_20", "pnl_market_down_20", "direct_pnl", "correlated_pnl", "correlation_effect", "equity",

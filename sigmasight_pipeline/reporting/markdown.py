@@ -71,6 +71,8 @@ def _value(snap: dict) -> dict:
         "daily_pnl": md_money("daily_pnl", snap.get("daily_pnl")),
         "daily_return": md_pct(snap.get("daily_return")),
         "cumulative_pnl": md_money("cumulative_pnl", snap.get("cumulative_pnl")),
+        "realized_pnl": md_money("realized_pnl", snap.get("realized_pnl")),
+        "cumulative_realized_pnl": md_money("cumulative_realized_pnl", snap.get("cumulative_realized_pnl")),
         "pnl_basis": md_inline(as_str(snap.get("pnl_basis")) or "n/a"),
         "first": as_bool(snap.get("is_first_snapshot")),
     }

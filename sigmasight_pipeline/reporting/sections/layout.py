@@ -68,7 +68,7 @@ RATE_MONEY = (
 )
 SNAPSHOT_MONEY = (
     "total_value", "long_exposure", "short_exposure", "gross_exposure", "net_exposure", "delta_adjusted_exposure",
-    "notional", "dollar_delta", "dollar_gamma", "daily_pnl", "cumulative_pnl",
+    "notional", "dollar_delta", "dollar_gamma", "daily_pnl", "cumulative_pnl", "realized_pnl", "cumulative_realized_pnl",
 )
 SNAPSHOT_COUNTS = ("position_count", "long_count", "short_count", "option_count", "stock_count", "missing_price_count")
 PORTFOLIO_GREEKS = ("portfolio_delta", "portfolio_gamma", "portfolio_theta", "portfolio_vega", "portfolio_rho")
