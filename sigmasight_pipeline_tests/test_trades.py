@@ -386,3 +386,30 @@ def test_an_insane_trade_price_is_imported_with_a_warning_named_and_stored(trade
     row = stored[stored["source"] == "odd.csv (trades 6-6)"].iloc[0]
     assert (row.source_row, row.symbol, row.kind) == (2, "AAPL", "stock_far_from_close")
     assert read_trades(traded["engine"], PID)["trade_id"].tolist()[-1] == "w1"
+
+
+def test_a_book_that_closes_every_position_is_flat_with_its_realised_pnl(tmp_path, monkeypatch):
+    """Sold out on 2025-03-05: that day's P&L is the sale against the previous close, the value is 0 from then
+    on, the exposures are zeros, nothing is valued, regressed or stressed, and every check passes."""
+    url = f"sqlite:///{tmp_path / 'flat.db'}"
+    monkeypatch.setenv("SIGMASIGHT_DATABASE_URL", url)
+    monkeypatch.setenv("SIGMASIGHT_REPORTS_DIR", str(tmp_path / "reports"))
+    monkeypatch.setenv("SIGMASIGHT_MARKET_DATA", "sample")
+    instance = dg.DagsterInstance.ephemeral()
+    defs = orch.load_definitions()
+    orch.import_portfolio(instance, "ticker,quantity,entry_price,entry_date\nAAPL,100,200,2025-01-02\n", name="Flat",
+                          portfolio_id="flat", defs=defs)
+    orch.import_trades(instance, "flat", TRADES_HEADER + "2025-03-05,AAPL,-100,230.00,,,,\n", defs=defs)
+    summary = orch.run_window(instance, ["flat"], "2025-03-03", "2025-03-07", defs=defs, progress=lambda _: None)
+    assert [k for k, ok in summary["checks"].items() if not ok] == []
+    engine = get_engine(url)
+    snaps = read_table(engine, schema.portfolio_snapshots).set_index("date")
+    close_0304 = read_table(engine, schema.market_prices, dates=[D("2025-03-04")]).set_index("symbol").loc["AAPL", "close"]
+    assert snaps["total_value"].tolist()[2:] == [0.0, 0.0, 0.0]
+    assert snaps.loc[D("2025-03-05"), "daily_pnl"] == pytest.approx(100 * (230.0 - close_0304), abs=0.01)
+    assert snaps.loc[D("2025-03-06"), "daily_pnl"] == 0.0 and snaps["cumulative_realized_pnl"].iloc[-1] == 3_000.0
+    expo = read_table(engine, schema.portfolio_exposures).set_index("date")
+    assert (expo.loc[D("2025-03-05"):, ["gross_exposure", "position_count"]] == 0).all().all()
+    assert read_table(engine, schema.stress_results, dates=[D("2025-03-06")]).empty
+    assert read_table(engine, schema.position_valuations, dates=[D("2025-03-06")]).empty
+    dispose_engines()

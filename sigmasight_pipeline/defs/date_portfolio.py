@@ -57,6 +57,7 @@ class PortfolioBatch:
     closed: dict[str, str]  # holiday -> reason
     positions: pd.DataFrame  # the book held over these dates (engines.book.positions_on), engines' columns
     ledger: Ledger  # the portfolio's whole ledger: trades, states, lots
+    flat: bool = False  # every position closed: the book holds nothing over these dates
 
     def stored(self, engine: Engine, table: sa.Table) -> pd.DataFrame:
         """This batch's rows of ``table`` as stored: its portfolio, its sessions."""
@@ -73,9 +74,15 @@ def date_portfolio_asset(*, group_name: str, kinds: tuple[str, ...] = ("python",
     )
 
 
-def portfolio_batches(context: dg.AssetExecutionContext, engine: Engine) -> Iterator[PortfolioBatch]:
+def portfolio_batches(
+    context: dg.AssetExecutionContext, engine: Engine, *, flat_sessions: bool = False
+) -> Iterator[PortfolioBatch]:
     """One batch per portfolio of the run and period of an unchanged book, in date order, with the positions
-    held over it (from the portfolio's ledger: upload, trades, splits)."""
+    held over it (from the portfolio's ledger: upload, trades, splits).
+
+    A flat period (every position closed) has nothing to value, regress or stress: its batch has no sessions,
+    so an engine clears its dates and computes nothing, unless the asset asks for ``flat_sessions``: the
+    valuations (zero exposures) and the snapshots (the closing trades' P&L, a zero value) do."""
     dates = partition_dates(context)
     for pid in partition_portfolios(context):
         try:
@@ -89,7 +96,10 @@ def portfolio_batches(context: dg.AssetExecutionContext, engine: Engine) -> Iter
             )
         for period_dates, book in book_periods(ledger, dates):
             sessions, closed = split_sessions(period_dates)
-            yield PortfolioBatch(pid, period_dates, sessions, closed, engine_positions(engine, book), ledger)
+            flat = book.empty
+            if flat and not flat_sessions:
+                sessions = sessions[:0]
+            yield PortfolioBatch(pid, period_dates, sessions, closed, engine_positions(engine, book), ledger, flat)
 
 
 def write_tables(engine: Engine, batch: PortfolioBatch, frames: Mapping[sa.Table, pd.DataFrame]) -> dict[str, int]:

@@ -59,6 +59,7 @@ def daily_position_pnl(
     prices_by_date: pd.DataFrame,
     previous: pd.DataFrame | None = None,
     trades: pd.DataFrame | None = None,
+    dates=None,
 ) -> pd.DataFrame:
     """Daily P&L per position, trades included (books.md, "Daily P&L with trades")::
 
@@ -85,15 +86,21 @@ def daily_position_pnl(
     - ``pnl_basis``: "previous_close"; "entry_price" (opened that day, or no earlier price); "trade" (a
       position held before traded that day); "missing_price" (no price on t: ``daily_pnl`` NaN, never 0).
 
+    ``dates``: the sessions computed (default: those of ``prices_by_date``); a flat book (nothing held) has
+    rows only for the positions it closed, on their closing day.
+
     Returns ``POSITION_PNL_COLUMNS`` (``quantity`` held at the day's end, ``trade_cash`` paid and
     ``realized_pnl`` realised that day) sorted by date and position.
     """
     columns = POSITION_PNL_COLUMNS
-    if len(prices_by_date) == 0:
+    no_trades = trades is None or len(trades) == 0
+    if len(prices_by_date) == 0 and (no_trades or dates is None):
         return pd.DataFrame({c: pd.Series(dtype=float) for c in columns})
-    frame = prices_by_date[["date", "position_id", "price"]].copy()
+    frame = (prices_by_date[["date", "position_id", "price"]] if len(prices_by_date)
+             else pd.DataFrame({"date": pd.Series(dtype="datetime64[ns]"), "position_id": pd.Series(dtype=int),
+                                "price": pd.Series(dtype=float)}))
     frame["date"] = pd.DatetimeIndex(frame["date"])
-    dates = pd.DatetimeIndex(sorted(frame["date"].unique()))
+    dates = pd.DatetimeIndex(sorted(frame["date"].unique()) if dates is None else dates)
     book_before = previous if isinstance(previous, pd.DataFrame) and "quantity" in previous else None
     if previous is not None and book_before is None:  # prices only: the same book the day before
         previous = pd.DataFrame({"position_id": pd.Series(previous).index, "price": pd.Series(previous).to_numpy()})

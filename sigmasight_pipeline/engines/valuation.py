@@ -69,6 +69,7 @@ EXPOSURE_COLUMNS = [
 ]
 
 UNTAGGED = "(untagged)"
+_COUNTS = ("long_count", "short_count", "option_count", "stock_count", "position_count", "missing_price_count")
 
 
 def _position_grid(frame: pd.DataFrame | None, column: str, dates: pd.DatetimeIndex, pos_ids) -> np.ndarray:
@@ -201,7 +202,7 @@ def _with_option_flag(valuations: pd.DataFrame, positions: pd.DataFrame) -> pd.D
     return valuations.merge(flags, on="position_id", how="left", validate="many_to_one")
 
 
-def portfolio_exposures(valuations: pd.DataFrame, positions: pd.DataFrame) -> pd.DataFrame:
+def portfolio_exposures(valuations: pd.DataFrame, positions: pd.DataFrame, flat_dates=None) -> pd.DataFrame:
     """Portfolio exposures per date from ``value_positions`` output.
 
     - ``long_exposure`` / ``short_exposure`` (a negative number): market values of long / short positions;
@@ -219,8 +220,13 @@ def portfolio_exposures(valuations: pd.DataFrame, positions: pd.DataFrame) -> pd
       ``missing_price_count`` says how many were left out. ``total_cost_basis`` covers every held
       position; ``total_unrealized_pnl`` the priced ones.
 
+    ``flat_dates``: the dates of a flat book (every position closed): one row of zeros each.
+
     Returns exactly ``EXPOSURE_COLUMNS``, one row per date.
     """
+    if flat_dates is not None:  # a book that holds nothing: every figure and count is 0
+        zeros = pd.DataFrame(0.0, index=range(len(flat_dates)), columns=EXPOSURE_COLUMNS[1:])
+        return zeros.assign(date=pd.DatetimeIndex(flat_dates))[EXPOSURE_COLUMNS].astype({c: int for c in _COUNTS})
     if len(valuations) == 0:
         return pd.DataFrame({c: pd.Series(dtype=float) for c in EXPOSURE_COLUMNS})
     agg = _aggregate(_with_option_flag(valuations, positions), ["date"])

@@ -31,10 +31,12 @@ from sigmasight_pipeline.warehouse.reads import market_window
 def position_valuations(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     engine = warehouse.engine
     batches, rows, exposures_all, problems = [], {}, [], []
-    for batch in portfolio_batches(context, engine):
+    for batch in portfolio_batches(context, engine, flat_sessions=True):
         batches.append(batch)
         vals = expo = groups = pd.DataFrame()
-        if len(batch.sessions):
+        if batch.flat:  # every position closed: nothing to value, zero exposures
+            expo = portfolio_exposures(vals, batch.positions, flat_dates=batch.sessions)
+        elif len(batch.sessions):
             mkt = market_window(engine, market_symbols(batch.positions), batch.sessions, 1)
             greeks = batch.stored(engine, schema.position_greeks)
             if greeks.empty:

@@ -33,7 +33,7 @@ from sigmasight_pipeline.warehouse.io import read_table
 def portfolio_snapshots(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     engine = warehouse.engine
     batches, rows, problems, snaps = [], {}, [], []
-    for batch in portfolio_batches(context, engine):
+    for batch in portfolio_batches(context, engine, flat_sessions=True):  # a flat book: its closing day's P&L
         batches.append(batch)
         snap = pnl = pd.DataFrame()
         if len(batch.sessions):
@@ -41,7 +41,7 @@ def portfolio_snapshots(context: dg.AssetExecutionContext, warehouse: WarehouseR
             vals = batch.stored(engine, schema.position_valuations)
             expo = batch.stored(engine, schema.portfolio_exposures)
             greeks = batch.stored(engine, schema.position_greeks)
-            if vals.empty:
+            if vals.empty and not batch.flat:
                 raise dg.Failure(f"no position_valuations rows for {pid}: materialize position_valuations first")
             prev_day = xcal.previous_session(sessions[0])
             prev_vals = read_table(engine, schema.position_valuations, dates=[prev_day], portfolio_id=pid)
@@ -51,7 +51,7 @@ def portfolio_snapshots(context: dg.AssetExecutionContext, warehouse: WarehouseR
                 before = positions_on(batch.ledger, prev_day)[["position_id", "quantity", "multiplier", "entry_price"]]
                 previous = before.merge(prev_vals[["position_id", "price"]], on="position_id", how="left")
             trades = batch.ledger.day_trades(sessions)
-            pnl = daily_position_pnl(batch.positions, vals, previous, trades)
+            pnl = daily_position_pnl(batch.positions, vals, previous, trades, dates=sessions)
             snap = snapshot_engine(vals, expo, greeks, pnl, prev_snap.iloc[0].to_dict() if len(prev_snap) else None,
                                    realized_to_date=batch.ledger.realized_to(sessions))
         add_rows(rows, write_tables(engine, batch, {schema.portfolio_snapshots: snap, schema.position_daily_pnl: pnl}))
