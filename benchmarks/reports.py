@@ -9,7 +9,7 @@ every (portfolio, session) times, ``--repeat`` times, the phases of the asset:
               (Jinja2), the JSON document and the CSV;
 * json text   ``report_json_text`` (what the writer puts in portfolio_report.json);
 * validate    ``prepublish_problems`` (the blocking check: JSON Schema, counts, dates, availability);
-* charts      ``render_charts``, and each of its three charts;
+* charts      ``render_charts``, and each of its charts;
 * write       ``write_report`` (the files, atomically, into a temp directory; it formats the JSON text again).
 
 It prints milliseconds per report (mean and median), the whole (load + build + validate + charts + write),
@@ -112,6 +112,8 @@ def run(R, engine, work: list[tuple[str, list[dt.date]]], repeat: int, timer: _T
         "factor_exposures.png": ("  factor chart", charts_mod.factor_exposure_chart),
         "stress_pnl.png": ("  stress chart", charts_mod.stress_chart),
         "cumulative_pnl.png": ("  P&L chart", charts_mod.cumulative_pnl_chart),
+        "drawdown.png": ("  drawdown chart", charts_mod.drawdown_chart),
+        "var_backtest.png": ("  VaR backtest chart", charts_mod.var_backtest_chart),
     }
     parts = _parts(R)
     generated = dt.datetime(2025, 7, 1, 6, 30, tzinfo=dt.timezone.utc)

@@ -390,7 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
     backfill.add_argument("--from", dest="start", required=True, help="first date YYYY-MM-DD")
     backfill.add_argument("--to", dest="end", required=True, help="last date YYYY-MM-DD")
     backfill.add_argument("--portfolio", action="append", help="portfolio id or name (repeatable; default all)")
-    backfill.add_argument("--no-history", action="store_true", help="do not (re)load the 150-session market history first")
+    backfill.add_argument("--no-history", action="store_true", help="do not (re)load the market history first (the 260 sessions behind the window: the 250-session risk window and the 150-session regressions)")
     backfill.add_argument("--no-sql", action="store_true", help="do not rebuild the SQL models afterwards")
     backfill.add_argument("--submit", action="store_true", help="launch an asset backfill through the running Dagster webserver (as the UI does) instead of running here")
     backfill.add_argument("--url", default=os.environ.get("SIGMASIGHT_DAGSTER_URL", "http://127.0.0.1:3000"), help="Dagster webserver for --submit (default $SIGMASIGHT_DAGSTER_URL or http://127.0.0.1:3000)")

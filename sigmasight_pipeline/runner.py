@@ -142,8 +142,9 @@ def weekday_keys(start, end) -> tuple[str, str]:
 
 
 def market_history_start(first_date) -> pd.Timestamp:
-    """The first market session that computing from ``first_date`` needs: the 160 sessions of history behind
-    it, never before the first market partition."""
+    """The first market session that computing from ``first_date`` needs: the ``HISTORY_SESSIONS`` (260) sessions
+    of history behind it (the 250-session risk window and its first return's previous close), never before the
+    first market partition."""
     return max(history_start(first_date), pd.Timestamp(trading_days.get_first_partition_key()))
 
 

@@ -117,6 +117,7 @@ def test_betas_t_stats_r2_equal_statsmodels_with_limited_and_insufficient_histor
     assert list(out.columns) == [
         "date", "symbol", "factor_name", "beta", "t_stat", "r_squared", "n_obs", "window_start",
         "window_end", "flag", "exact_fit",  # exact_fit: books.md, "Numbers that must not mislead"
+        "residual_std",  # the specific risk of the parametric VaR (risk_measures.md)
     ]
     assert not out["exact_fit"].any()  # noisy symbols: their t-stats are statistics, kept
     assert len(out) == len(dates) * assets.shape[1] * len(FACTORS)
@@ -365,7 +366,7 @@ def test_position_and_portfolio_exposures_sum_over_positions():
     pos = position_factor_exposures(positions, betas, exposures)
     assert list(pos.columns) == [
         "date", "position_id", "factor_name", "beta", "t_stat", "r_squared", "n_obs", "flag", "exact_fit",
-        "dollar_exposure",
+        "dollar_exposure", "residual_std",
     ]
     assert not pos["exact_fit"].any()  # p4 (no beta) included: not regressed is not an exact fit
     assert len(pos) == 4 * 7

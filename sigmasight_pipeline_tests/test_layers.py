@@ -268,7 +268,7 @@ def test_nothing_imports_private_dagster_modules():
 
 
 #: In ``pyproject.toml``'s ``test`` extra: references the tests and benchmarks compare against.
-TEST_ONLY = ("statsmodels", "mibian", "QuantLib")
+TEST_ONLY = ("statsmodels", "mibian", "QuantLib", "skfolio", "empyrical")
 
 
 def test_test_only_libraries_stay_out_of_the_package():

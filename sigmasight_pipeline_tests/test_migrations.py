@@ -477,3 +477,107 @@ def test_a_warehouse_at_0002_with_a_book_upgrades_through_0003_trades_and_keeps_
                 "imported_at": dt.datetime(2025, 7, 1, tzinfo=dt.timezone.utc)}])
             t = schema.trades
             assert conn.execute(sa.select(t.c.trade_id, t.c.quantity, t.c.price, t.c.fees)).all() == [("t1", -40.0, 200.25, 1.5)]
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_a_warehouse_at_0006_with_factor_rows_upgrades_through_0007_risk_measures_and_keeps_them(dialect, tmp_path):
+    """0007_risk_measures adds ``position_factor_exposures.residual_std`` (NULL on the rows already stored: a rerun
+    of their partitions fills it) and the four risk tables; the downgrade gives the 0006 table back with its rows."""
+    from alembic import command
+
+    from sigmasight_pipeline.warehouse.migrate import alembic_config
+
+    day = dt.date(2025, 6, 30)
+    rows = [
+        {"date": day, "portfolio_id": "alpha", "position_id": 1, "factor_name": f, "beta": b, "t_stat": 3.5,
+         "r_squared": 0.6, "n_obs": 150, "flag": "ok", "dollar_exposure": d, "exact_fit": False}
+        for f, b, d in (("Market", 1.1, 19855.28), ("Value", -0.25, -4512.56))
+    ]
+    cols = list(rows[0])
+    risk_tables = {"portfolio_risk_measures", "position_risk_contributions", "factor_risk_contributions", "risk_backtest"}
+    with blank_database(dialect, tmp_path) as url, raw_engine(url) as engine:
+        with engine.begin() as conn:
+            command.upgrade(alembic_config(connection=conn), "0006_stress_equity")
+        with engine.begin() as conn:
+            insp = sa.inspect(conn)
+            assert risk_tables.isdisjoint(insp.get_table_names())
+            assert "residual_std" not in {c["name"] for c in insp.get_columns("position_factor_exposures")}
+            conn.execute(sa.text(f"INSERT INTO position_factor_exposures ({', '.join(cols)}) VALUES "
+                                 f"({', '.join(':' + c for c in cols)})"), rows)
+        result = migrate(engine)
+        assert result.before == ("0006_stress_equity",) and result.after == head_revisions()
+        mine = [d for d in schema_differences(engine)
+                if any(name in repr(d) for name in (*risk_tables, "residual_std"))]
+        assert mine == []
+        t = schema.position_factor_exposures
+        with engine.begin() as conn:
+            got = conn.execute(sa.select(t.c.factor_name, t.c.beta, t.c.dollar_exposure, t.c.exact_fit, t.c.residual_std)
+                               .order_by(t.c.factor_name)).all()
+            assert [tuple(r) for r in got] == [("Market", 1.1, 19855.28, False, None), ("Value", -0.25, -4512.56, False, None)]
+            conn.execute(t.update().where(t.c.factor_name == "Market").values(residual_std=0.0123))
+            conn.execute(schema.portfolio_risk_measures.insert(), [{
+                "date": day, "portfolio_id": "alpha", "method": "historical", "measure": "var", "level": 0.99,
+                "horizon_days": 1, "value": 12345.678901, "flag": "ok"}])
+            conn.execute(schema.position_risk_contributions.insert(), [{
+                "date": day, "portfolio_id": "alpha", "position_id": 1, "method": "parametric", "measure": "volatility",
+                "level": 0.0, "contribution": 1.5, "marginal": 0.01, "share": 1.0}])
+            conn.execute(schema.factor_risk_contributions.insert(), [{
+                "date": day, "portfolio_id": "alpha", "factor_name": "Specific", "dollar_exposure": None,
+                "contribution": 1.5, "marginal": None, "share": 1.0}])
+            conn.execute(schema.risk_backtest.insert(), [{
+                "date": day, "portfolio_id": "alpha", "var_date": dt.date(2025, 6, 27), "var_99": 12000.0,
+                "realized_pnl": -13000.0, "exception": True, "window_sessions": 1, "exceptions": 1,
+                "kupiec_lr": 9.21, "kupiec_p_value": 0.0024, "zone": "green"}])
+        with engine.connect() as conn:
+            assert conn.execute(sa.select(t.c.residual_std).where(t.c.factor_name == "Market")).scalar() == 0.0123
+            assert conn.execute(sa.select(schema.portfolio_risk_measures.c.value)).scalar() == 12345.678901
+            assert conn.execute(sa.select(schema.risk_backtest.c.exception)).scalar() is True
+        with engine.begin() as conn:  # back to 0006: the risk tables go, the factor rows stay
+            command.downgrade(alembic_config(connection=conn), "0006_stress_equity")
+        with engine.connect() as conn:
+            insp = sa.inspect(conn)
+            assert risk_tables.isdisjoint(insp.get_table_names())
+            assert "residual_std" not in {c["name"] for c in insp.get_columns("position_factor_exposures")}
+            back = conn.execute(sa.text("SELECT factor_name, beta FROM position_factor_exposures ORDER BY factor_name")).all()
+        assert [tuple(r) for r in back] == [("Market", 1.1), ("Value", -0.25)]
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_a_warehouse_at_0007_with_snapshots_upgrades_through_0008_performance_attribution_and_keeps_them(dialect, tmp_path):
+    """0008_performance_attribution only creates ``portfolio_performance`` and ``pnl_attribution``: the snapshots
+    a 0007 warehouse holds are kept as they are, the new tables take rows, and the downgrade drops them alone."""
+    from alembic import command
+
+    from sigmasight_pipeline.warehouse.migrate import alembic_config
+
+    day = dt.date(2025, 6, 30)
+    snapshot = {"date": day, "portfolio_id": "alpha", "total_value": 100250.25, "daily_pnl": 250.25,
+                "daily_return": 0.0025, "position_count": 2, "long_count": 2, "short_count": 0, "option_count": 0,
+                "stock_count": 2, "missing_price_count": 0, "is_first_snapshot": False, "pnl_basis": "previous_close"}
+    with blank_database(dialect, tmp_path) as url, raw_engine(url) as engine:
+        with engine.begin() as conn:
+            command.upgrade(alembic_config(connection=conn), "0007_risk_measures")
+        with engine.begin() as conn:
+            assert {"portfolio_performance", "pnl_attribution"}.isdisjoint(sa.inspect(conn).get_table_names())
+            conn.execute(sa.text(f"INSERT INTO portfolio_snapshots ({', '.join(snapshot)}) VALUES "
+                                 f"({', '.join(':' + c for c in snapshot)})"), snapshot)
+        result = migrate(engine)
+        assert result.before == ("0007_risk_measures",) and result.after == head_revisions()
+        assert schema_differences(engine) == []
+        s, perf, attr = schema.portfolio_snapshots, schema.portfolio_performance, schema.pnl_attribution
+        with engine.begin() as conn:
+            assert conn.execute(sa.select(s.c.portfolio_id, s.c.total_value, s.c.daily_pnl, s.c.daily_return)).all() == [
+                ("alpha", 100250.25, 250.25, 0.0025)]
+            assert conn.execute(sa.select(perf)).all() == [] and conn.execute(sa.select(attr)).all() == []
+            conn.execute(perf.insert(), [{"date": day, "portfolio_id": "alpha", "window_name": "mtd",
+                                          "window_sessions": 21, "n_returns": 21, "sharpe_ratio": 1.25, "flag": "ok"}])
+            conn.execute(attr.insert(), [{"date": day, "portfolio_id": "alpha", "line": "Market", "line_type": "factor",
+                                          "line_order": 1, "previous_date": dt.date(2025, 6, 27), "exposure": 100000.0,
+                                          "factor_return": 0.0025, "pnl": 250.0}])
+            assert conn.execute(sa.select(perf.c.window_name, perf.c.sharpe_ratio)).all() == [("mtd", 1.25)]
+            assert conn.execute(sa.select(attr.c.line, attr.c.pnl)).all() == [("Market", 250.0)]
+        with engine.begin() as conn:  # back to 0007: the two tables go, the snapshots stay
+            command.downgrade(alembic_config(connection=conn), "0007_risk_measures")
+        with engine.connect() as conn:
+            assert {"portfolio_performance", "pnl_attribution"}.isdisjoint(sa.inspect(conn).get_table_names())
+            assert conn.execute(sa.text("SELECT portfolio_id, daily_pnl FROM portfolio_snapshots")).all() == [("alpha", 250.25)]

@@ -182,7 +182,9 @@ def test_checks_passed_and_were_recorded(pg_deployment):
         for e in inst.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
     ]
     assert {e.asset_check_evaluation_data.check_name for e in check_events} >= {"snapshot_sums"}
-    assert all(e.asset_check_evaluation_data.passed for e in check_events)
+    # ERROR-severity checks all pass; a WARN one may name something to read (limited history, losses beyond equity)
+    assert all(e.asset_check_evaluation_data.passed for e in check_events
+               if e.asset_check_evaluation_data.severity == dg.AssetCheckSeverity.ERROR)
 
 
 def test_warehouse_has_the_rows(pg_deployment):

@@ -82,6 +82,143 @@ def _dated(rows: list[dict], date=ANCHOR) -> pd.DataFrame:
     return pd.DataFrame([{"date": pd.Timestamp(date), "portfolio_id": PID, **r} for r in rows])
 
 
+# Risk measures of the anchor date (spec/risk_measures.md), hand-made and consistent: historical VaR / ES over
+# 180 scenarios (limited history, 3 filled returns), parametric from sigma = $1,500 a day (z sigma and
+# sigma phi(z) / (1 - a)), 10-day = 1-day x sqrt(10); Euler contributions adding up to ES 99% and sigma.
+SIGMA = 1500.0
+HIST_TAIL = {("var", 0.95): 2500.0, ("var", 0.99): 4000.0, ("es", 0.95): 3100.0, ("es", 0.975): 3600.0,
+             ("es", 0.99): 4400.0}
+PAR_TAIL = {("var", 0.95): 2467.2804404272083, ("var", 0.99): 3489.5218110612614, ("es", 0.95): 3094.069211261139,
+            ("es", 0.975): 3506.7041883021197, ("es", 0.99): 3997.8213305187082}
+HIST_FLAG = "limited_history;filled_returns=3"
+#: position -> (ES 95%, ES 97.5%, ES 99% contributions, contribution to sigma); exposures 16000, -12000, 72000, 84000
+POSITION_RISK = {1: (600.0, 700.0, 800.0, 250.0), 2: (-200.0, -250.0, -300.0, -100.0),
+                 3: (1300.0, 1550.0, 1900.0, 650.0), 4: (1400.0, 1600.0, 2000.0, 700.0)}
+DAE = {1: 16000.0, 2: -12000.0, 3: 72000.0, 4: 84000.0}
+#: factor -> (dollar exposure, contribution to sigma): factors add up to 1200 (80% of the variance), Specific 300
+FACTOR_RISK = {"Market": (168000.0, 1000.0), "Value": (11200.0, 50.0), "Growth": (19200.0, 80.0),
+               "Momentum": (12800.0, 40.0), "Quality": (12400.0, 20.0), "Size": (-11200.0, -10.0),
+               "Low Volatility": (-11600.0, 20.0), "Specific": (None, 300.0)}
+#: the VaR backtest: (date, VaR date, 99% VaR, realised P&L); one exception (2025-03-11)
+BACKTEST = [("2025-03-10", "2025-03-07", 4000.0, 1000.0), ("2025-03-11", "2025-03-10", 4100.0, -4500.0),
+            ("2025-03-12", "2025-03-11", 3900.0, 500.0), ("2025-03-13", "2025-03-12", 3950.0, 1265.5),
+            ("2025-03-14", "2025-03-13", 3900.0, 1234.5)]
+KUPIEC_LR, KUPIEC_P = 0.4487018338243196, 0.5029520782829524  # 2 exceptions in 120 sessions at 1%
+
+
+def risk_frames() -> dict[str, pd.DataFrame]:
+    measures = []
+    for method, tail, flag in (("historical", HIST_TAIL, HIST_FLAG), ("parametric", PAR_TAIL, "ok")):
+        for (measure, level), value in tail.items():
+            measures.append(dict(method=method, measure=measure, level=level, horizon_days=1, value=value, flag=flag))
+            measures.append(dict(method=method, measure=measure, level=level, horizon_days=10,
+                                 value=value * 10 ** 0.5, flag=("" if flag == "ok" else flag + ";") + "scaled_sqrt10"))
+    measures += [
+        dict(method="historical", measure="scenarios", level=0.0, horizon_days=1, value=180.0, flag=HIST_FLAG),
+        dict(method="historical", measure="filled_returns", level=0.0, horizon_days=1, value=3.0, flag=HIST_FLAG),
+        dict(method="parametric", measure="volatility", level=0.0, horizon_days=1, value=SIGMA, flag="ok"),
+        dict(method="parametric", measure="volatility", level=0.0, horizon_days=252, value=SIGMA * 252 ** 0.5, flag="ok"),
+        dict(method="parametric", measure="volatility_of_equity", level=0.0, horizon_days=252,
+             value=SIGMA * 252 ** 0.5 / 8500.0, flag="ok"),
+        dict(method="parametric", measure="tracking_error", level=0.0, horizon_days=1, value=900.0, flag="ok"),
+        dict(method="parametric", measure="tracking_error", level=0.0, horizon_days=252, value=900.0 * 252 ** 0.5, flag="ok"),
+        dict(method="parametric", measure="tracking_error_of_equity", level=0.0, horizon_days=252,
+             value=900.0 * 252 ** 0.5 / 8500.0, flag="ok"),
+        dict(method="parametric", measure="factor_share", level=0.0, horizon_days=1, value=0.8, flag="ok"),
+        dict(method="parametric", measure="specific_share", level=0.0, horizon_days=1, value=0.2, flag="ok"),
+    ]
+    positions = []
+    for pid, (es95, es975, es99, vol) in POSITION_RISK.items():
+        for level, c, total in ((0.95, es95, 3100.0), (0.975, es975, 3600.0), (0.99, es99, 4400.0)):
+            positions.append(dict(position_id=pid, method="historical", measure="es", level=level, contribution=c,
+                                  marginal=None, share=c / total))
+        positions.append(dict(position_id=pid, method="parametric", measure="volatility", level=0.0, contribution=vol,
+                              marginal=vol / DAE[pid], share=vol / SIGMA))
+    factors = [dict(factor_name=f, dollar_exposure=x, contribution=c, marginal=None if x is None else c / x,
+                    share=c / SIGMA) for f, (x, c) in FACTOR_RISK.items()]
+    history = pd.DataFrame([
+        dict(date=pd.Timestamp(d), portfolio_id=PID, var_date=pd.Timestamp(v), var_99=var, realized_pnl=pnl,
+             exception=pnl < -var) for d, v, var, pnl in BACKTEST
+    ])
+    backtest = history.iloc[[-1]].reset_index(drop=True).assign(
+        window_sessions=120, exceptions=2, kupiec_lr=KUPIEC_LR, kupiec_p_value=KUPIEC_P, zone="green")
+    return dict(risk_measures=_dated(measures), position_risk=_dated(positions), factor_risk=_dated(factors),
+                risk_backtest=backtest, backtest_history=history)
+
+
+# the statistics of the four returns of the snapshot history (figures made up where the fixture has no input
+# for them: volatility, ratios, market)
+_WINDOW_STATS = dict(
+    cumulative_return=0.0505045394736842, annualized_return=20.7123456789, annual_volatility=0.6153846,
+    sharpe_ratio=5.1234567, sortino_ratio=9.8765, max_drawdown=-0.05, peak_date=pd.Timestamp("2025-03-11"),
+    trough_date=pd.Timestamp("2025-03-12"), current_drawdown=0.0, calmar_ratio=414.2469, best_day=0.05,
+    best_day_date=pd.Timestamp("2025-03-13"), worst_day=-0.05, worst_day_date=pd.Timestamp("2025-03-12"),
+    positive_days_share=0.75, beta=1.05123, alpha=0.1234567, correlation=0.8512345678, tracking_error=0.08,
+    market_return=0.0123,
+)
+_NO_STATS = {k: None for k in _WINDOW_STATS}
+#: (window, start, first return, sessions, returns, statistics, flag, reason); month to date is made to hold a
+#: single return, to show a window without figures
+WINDOWS = [
+    ("mtd", "2025-03-03", "2025-03-14", 10, 1, _NO_STATS, "insufficient_returns",
+     "1 return in the window; 2 needed for a figure"),
+    ("ytd", "2025-01-02", "2025-03-11", 49, 4, _WINDOW_STATS, "limited_history",
+     "4 returns over 49 sessions (first return 2025-03-11)"),
+    ("21d", "2025-02-13", "2025-03-11", 21, 4, _WINDOW_STATS, "limited_history",
+     "4 returns over 21 sessions (first return 2025-03-11)"),
+    ("63d", "2024-12-12", "2025-03-11", 63, 4, _WINDOW_STATS, "limited_history",
+     "4 returns over 63 sessions (first return 2025-03-11)"),
+    ("126d", "2024-09-13", "2025-03-11", 126, 4, _WINDOW_STATS, "limited_history",
+     "4 returns over 126 sessions (first return 2025-03-11)"),
+    ("252d", "2024-03-15", "2025-03-11", 252, 4, _WINDOW_STATS, "limited_history",
+     "4 returns over 252 sessions (first return 2025-03-11)"),
+    ("inception", "2025-03-11", "2025-03-11", 4, 4, {**_WINDOW_STATS, "sortino_ratio": None}, "ok",
+     "undefined: sortino_ratio (no day below the risk-free rate)"),
+]
+FACTOR_EXPOSURE = {f: x for f, (x, _) in FACTOR_RISK.items() if x is not None}
+#: the P&L attribution: date -> line -> P&L (each date adds up to the snapshot's daily P&L; 2025-03-10 is the
+#: first snapshot, not attributed); today's factor lines are exposure x factor return
+TODAY_RETURNS = {"Market": 0.005, "Value": -0.002, "Growth": 0.001, "Momentum": 0.0025, "Quality": -0.001,
+                 "Size": 0.0005, "Low Volatility": -0.0015}
+ATTRIBUTION = {
+    "2025-03-11": {"Market": 700.0, "Value": 10.0, "Growth": 20.0, "Momentum": 30.0, "Quality": -10.0, "Size": 5.0,
+                   "Low Volatility": -5.0, "specific": 150.0, "residual": 100.0},
+    "2025-03-12": {"Market": 300.0, "Value": -5.0, "Growth": 10.0, "Momentum": 0.0, "Quality": 5.0, "Size": -10.0,
+                   "Low Volatility": 0.0, "specific": 120.0, "residual": 80.0},
+    "2025-03-13": {"Market": 900.25, "Value": 0.0, "Growth": -20.25, "Momentum": 15.0, "Quality": 0.0, "Size": 0.0,
+                   "Low Volatility": 10.0, "specific": 200.5, "residual": 160.0},
+    "2025-03-14": {**{f: round(FACTOR_EXPOSURE[f] * r, 2) for f, r in TODAY_RETURNS.items()},
+                   "specific": 250.0, "residual": 116.3},
+}
+
+
+def _attribution_rows(day: str, lines: dict[str, float]) -> list[dict]:
+    previous = {"2025-03-11": "2025-03-10", "2025-03-12": "2025-03-11", "2025-03-13": "2025-03-12",
+                "2025-03-14": "2025-03-13"}[day]
+    rows = []
+    for i, (line, pnl) in enumerate(lines.items()):
+        kind = line if line in ("specific", "residual") else "factor"
+        rows.append(dict(date=pd.Timestamp(day), portfolio_id=PID, line=line, line_type=kind, line_order=i,
+                         previous_date=pd.Timestamp(previous),
+                         exposure=FACTOR_EXPOSURE[line] if kind == "factor" else None,
+                         factor_return=TODAY_RETURNS[line] if kind == "factor" and day == "2025-03-14" else (
+                             0.001 if kind == "factor" else None),
+                         pnl=pnl, flag=None))
+    return rows
+
+
+def performance_frames() -> dict[str, pd.DataFrame]:
+    performance = _dated([
+        dict(window_name=w, window_start=pd.Timestamp(start), first_return_date=pd.Timestamp(first),
+             window_sessions=sessions, n_returns=n, **stats, flag=flag, reason=reason)
+        for w, start, first, sessions, n, stats, flag, reason in WINDOWS
+    ])
+    history = pd.DataFrame([r for day, lines in ATTRIBUTION.items() for r in _attribution_rows(day, lines)])
+    today = history[history["date"] == pd.Timestamp(ANCHOR)].reset_index(drop=True)
+    return dict(performance=performance, attribution=today,
+                attribution_history=history[["date", "portfolio_id", "line", "line_type", "line_order", "pnl"]])
+
+
 def make_input(**overrides) -> ReportInput:
     positions = pd.DataFrame(
         [
@@ -202,6 +339,10 @@ def make_input(**overrides) -> ReportInput:
         "date": pd.to_datetime(["2025-03-10", "2025-03-11", "2025-03-12", "2025-03-13", "2025-03-14"]),
         "daily_pnl": [1000.0, 1000.0, 500.0, 1265.5, 1234.5],
         "cumulative_pnl": [1000.0, 2000.0, 2500.0, 3765.5, 5000.0],
+        # the first snapshot has no daily return; the index 1, 1.02, 0.969, 1.01745, 1.0505 has the drawdowns
+        # 0, 0, -5%, -0.25%, 0
+        "daily_return": [float("nan"), 0.02, -0.05, 0.05, 1234.5 / 38000.0],
+        "is_first_snapshot": [True, False, False, False, False],
     })
     kwargs = dict(
         portfolio={"portfolio_id": PID, "name": NAME, "owner": "owner@example.com"},
@@ -210,7 +351,7 @@ def make_input(**overrides) -> ReportInput:
         position_rates=position_rates, portfolio_rates=portfolio_rates, correlation_summary=correlation_summary,
         correlation_clusters=correlation_clusters, stress_results=stress_results, stress_breakdown=stress_breakdown,
         scenarios=scenarios, snapshot=snapshot, position_pnl=position_pnl, snapshot_history=history,
-        failed_checks=[], flags=[],
+        **risk_frames(), **performance_frames(), failed_checks=[], flags=[],
     )
     kwargs.update(overrides)
     return ReportInput(**kwargs)
@@ -314,15 +455,15 @@ def test_missing_sections_still_validate_and_say_why_in_markdown_and_json():
         assert f"**Not available** (engine: {engine}): {reason}" in md
         assert js["data_quality"]["engines"][engine] is False
     assert js["exposures"]["available"] and js["snapshot"]["available"]
-    dq = dict((r[0], (r[1], r[2])) for r in table_rows(section(md, "## 4. Data quality")) if r[0] in rendered.availability)
+    dq = dict((r[0], (r[1], r[2])) for r in table_rows(section(md, "## 6. Data quality")) if r[0] in rendered.availability)
     assert dq["greeks"] == ("not available", reasons["greeks"])
     assert dq["snapshot"] == ("available", "")
     # the charts section says which charts were skipped and why; the stress chart is not linked
-    charts_md = section(md, "## 3. Charts")
+    charts_md = section(md, "## 5. Charts")
     assert "(stress_pnl.png)" not in charts_md.replace("_Chart skipped (stress_pnl.png)", "")
     assert "_Chart skipped (stress_pnl.png): stress tests not available: no rows in stress_results for 2025-03-14._" in charts_md
     assert "![Cumulative P&L history](cumulative_pnl.png)" in charts_md
-    assert rendered.chart_files == ["cumulative_pnl.png"]
+    assert rendered.chart_files == ["cumulative_pnl.png", "drawdown.png", "var_backtest.png"]
     # Greeks and days to expiry are blank (not made up) when the Greeks engine has no rows
     rows = csv_rows(rendered)
     assert rows[2]["delta"] == "" and rows[2]["days_to_expiry"] == ""
@@ -464,7 +605,8 @@ def test_greeks_four_decimals_by_field_even_for_large_values():
 def test_markdown_sections_in_order_with_valid_tables():
     md = build().markdown
     headings = [l for l in md.splitlines() if l.startswith("## ")]
-    assert headings == ["## 1. Executive summary", "## 2. Risk analytics", "## 3. Charts", "## 4. Data quality"]
+    assert headings == ["## 1. Executive summary", "## 2. Risk analytics", "## 3. Risk measures",
+                        "## 4. Performance and attribution", "## 5. Charts", "## 6. Data quality"]
     assert md.startswith("# Portfolio report: Test Book\n")
     assert "- **Report date:** 2025-03-14" in md and "- **Anchor date:** 2025-03-14" in md
     assert "- **Generated at:** 2025-03-15T06:30:00+00:00" in md
@@ -537,18 +679,20 @@ def test_data_quality_lists_flags_and_failed_checks():
                   flags=["market data: ^VIX missing on 2025-03-14"])
     rendered = build(inp)
     dq = rendered.json["data_quality"]
-    assert dq["limited_history"] == ["factor betas of TSLA (#2): limited_history (n_obs 95)"]
+    assert dq["limited_history"][0] == "factor betas of TSLA (#2): limited_history (n_obs 95)"
+    assert dq["limited_history"][1].startswith("risk measures (historical): limited history: 180 scenarios")
     assert dq["missing_prices"] == ["SPY250620P00500000 (#4): no price for 2025-03-14; left out of money totals"]
     assert "AAPL250620C00160000 (#3): marked to model (Black-Scholes), no market price" in dq["other_flags"]
     assert "market data: ^VIX missing on 2025-03-14" in dq["other_flags"]
     assert dq["failed_checks"] == ["stress_loss_cap: loss above gross exposure"]
-    md_dq = section(rendered.markdown, "## 4. Data quality")
+    md_dq = section(rendered.markdown, "## 6. Data quality")
     for line in dq["limited_history"] + dq["missing_prices"] + dq["failed_checks"]:
         assert f"- {line}" in md_dq
     put = csv_rows(rendered)[3]
     assert put["market_value"] == "" and put["current_price"] == "" and put["portfolio_weight"] == ""
     Draft202012Validator(load_report_schema()).validate(rendered.json)
-    clean = section(build().markdown, "## 4. Data quality")
+    clean = section(build(make_input(risk_measures=pd.DataFrame(), performance=pd.DataFrame())).markdown,
+                    "## 6. Data quality")
     assert "**Limited history:** none" in clean and "**Missing prices:** none" in clean and "None." in clean
 
 
@@ -558,7 +702,8 @@ def test_data_quality_lists_flags_and_failed_checks():
 def test_charts_are_pngs_and_deterministic():
     rendered = build()
     charts = render_charts(rendered)
-    assert sorted(charts) == ["cumulative_pnl.png", "factor_exposures.png", "stress_pnl.png"]
+    assert sorted(charts) == ["cumulative_pnl.png", "drawdown.png", "factor_exposures.png", "stress_pnl.png",
+                              "var_backtest.png"]
     for name, data in charts.items():
         assert data.startswith(PNG_SIGNATURE), name
         assert len(data) > 1024, name
@@ -628,8 +773,8 @@ def test_rerun_overwrites_atomically_without_leftovers(tmp_path):
     r1 = write_report(first, render_charts(first), directory)
     assert r1.overwrote is False
     assert sorted(p.name for p in directory.iterdir()) == [
-        "cumulative_pnl.png", "factor_exposures.png", "portfolio_report.csv", "portfolio_report.json",
-        "portfolio_report.md", "stress_pnl.png",
+        "cumulative_pnl.png", "drawdown.png", "factor_exposures.png", "portfolio_report.csv", "portfolio_report.json",
+        "portfolio_report.md", "stress_pnl.png", "var_backtest.png",
     ]
     assert json.loads(r1.json.read_text(encoding="utf-8")) == first.json
     assert r1.csv.read_text(encoding="utf-8") == first.csv
@@ -641,8 +786,8 @@ def test_rerun_overwrites_atomically_without_leftovers(tmp_path):
     assert r2.overwrote is True
     names = sorted(p.name for p in directory.iterdir())
     assert "stress_pnl.png" not in names  # the stale chart is gone
-    assert names == ["cumulative_pnl.png", "factor_exposures.png", "notes-by-a-person.txt", "portfolio_report.csv",
-                     "portfolio_report.json", "portfolio_report.md"]
+    assert names == ["cumulative_pnl.png", "drawdown.png", "factor_exposures.png", "notes-by-a-person.txt",
+                     "portfolio_report.csv", "portfolio_report.json", "portfolio_report.md", "var_backtest.png"]
     assert [p.name for p in r2.removed] == ["stress_pnl.png"]
     assert json.loads(r2.json.read_text(encoding="utf-8"))["stress_tests"]["available"] is False
     assert r2.markdown.read_text(encoding="utf-8") == second.markdown
@@ -901,20 +1046,19 @@ def test_records_are_exactly_to_dict_records():
 # ---------------------------------------------------------------------------------------------------
 # Warehouse read (SQLite)
 # ---------------------------------------------------------------------------------------------------
-def test_load_report_input_reads_only_the_anchor_date(sqlite_engine):
+def _seed_book(engine, src: ReportInput) -> None:
+    """The fixture's portfolio (its upload and book), security master and stress scenarios in a warehouse."""
     from sigmasight_pipeline.defs.portfolios.portfolio_positions import store_book
     from sigmasight_pipeline.warehouse import schema
-    from sigmasight_pipeline.warehouse.io import write_partition
     from sigmasight_pipeline.warehouse.portfolios import save_portfolio_source
 
-    src = make_input()
     upload = "ticker,quantity,entry_price,entry_date,tags\n" + "".join(  # the upload these positions come from
         f'{r.symbol},{r.quantity:g},{r.entry_price:g},{pd.Timestamp(r.entry_date):%Y-%m-%d},"{",".join(r.tags)}"\n'
         for r in src.positions.sort_values("position_id").itertuples()
     )
-    save_portfolio_source(sqlite_engine, portfolio_id=PID, name=NAME, owner="owner@example.com", csv_text=upload)
-    store_book(sqlite_engine, PID)
-    with sqlite_engine.begin() as conn:
+    save_portfolio_source(engine, portfolio_id=PID, name=NAME, owner="owner@example.com", csv_text=upload)
+    store_book(engine, PID)
+    with engine.begin() as conn:
         conn.execute(schema.security_master.insert(), [
             {"symbol": "AAPL", "name": "Apple", "asset_type": "stock", "sector": "Technology", "industry": "Consumer Electronics"},
             {"symbol": "TSLA", "name": "Tesla", "asset_type": "stock", "sector": "Consumer Cyclical", "industry": "Auto Manufacturers"},
@@ -923,6 +1067,14 @@ def test_load_report_input_reads_only_the_anchor_date(sqlite_engine):
             {"scenario_id": s, "name": n, "category": c, "severity": v, "display_order": i}
             for i, (s, n, c, v, _) in enumerate(SCENARIOS)
         ])
+
+
+def test_load_report_input_reads_only_the_anchor_date(sqlite_engine):
+    from sigmasight_pipeline.warehouse import schema
+    from sigmasight_pipeline.warehouse.io import write_partition
+
+    src = make_input()
+    _seed_book(sqlite_engine, src)
     sections = {
         schema.position_valuations: src.valuations, schema.portfolio_exposures: src.exposures,
         schema.position_greeks: src.greeks, schema.position_factor_exposures: src.position_factors,
@@ -992,3 +1144,493 @@ def test_exact_fit_and_first_snapshot_are_shown_honestly():
     changed = [l for l in md.splitlines() if l not in normal]
     assert all("exact fit" in l or "n/a" in l or "first snapshot" in l.lower() or "entry" in l
                or l == "**Other flags:**" for l in changed), changed
+
+
+# ---------------------------------------------------------------------------------------------------
+# Risk measures (VaR, ES, contributions, backtest)
+# ---------------------------------------------------------------------------------------------------
+def test_risk_measures_markdown_tables_hold_the_stored_figures():
+    md = build().markdown
+    var = table_rows(section(md, "### Value at risk and expected shortfall"))
+    assert var == [
+        ["Measure", "Level", "Historical 1-day", "Historical 10-day", "Parametric 1-day", "Parametric 10-day"],
+        # 10-day = 1-day x sqrt(10): 2500 x 3.16227766 = 7905.69; 2467.28 x 3.16227766 = 7802.23
+        ["VaR", "95%", "$2,500.00", "$7,905.69", "$2,467.28", "$7,802.23"],
+        ["VaR", "99%", "$4,000.00", "$12,649.11", "$3,489.52", "$11,034.84"],
+        ["ES", "95%", "$3,100.00", "$9,803.06", "$3,094.07", "$9,784.31"],
+        ["ES", "97.5%", "$3,600.00", "$11,384.20", "$3,506.70", "$11,089.17"],
+        ["ES", "99%", "$4,400.00", "$13,914.02", "$3,997.82", "$12,642.22"],
+    ]
+    text = section(md, "### Value at risk and expected shortfall")
+    assert "The 10-day figures are the 1-day figures x sqrt(10) (scaled, not simulated)." in text
+    assert "(180 scenarios, 3 missing returns filled with beta x market return)" in text
+    vol = table_rows(section(md, "### Volatility and tracking error (ex-ante, parametric)"))
+    assert vol[1:3] == [
+        ["Volatility", "$1,500.00", "$23,811.76", "280.14%"],  # 1500 sqrt(252); / equity 8,500
+        ["Tracking error vs the market proxy", "$900.00", "$14,287.06", "168.08%"],
+    ]
+    factors = vol[4:]
+    assert factors[0] == ["Market", "$168,000.00", "$1,000.00", "66.67%"]
+    assert factors[-1] == ["Specific", "", "$300.00", "20.00%"]
+    assert [f[0] for f in factors] == FACTORS + ["Specific"]
+    assert "Factor risk is 80.00% of the variance, specific risk 20.00%." in md
+    top = table_rows(section(md, "### Largest contributors"))
+    assert top == [
+        ["#", "Position", "Historical ES 99% contribution", "Share of ES", "Parametric volatility contribution",
+         "Share of volatility"],
+        ["1", "SPY250620P00500000 (#4)", "$2,000.00", "45.45%", "$700.00", "46.67%"],  # 2000 / 4400
+        ["2", "AAPL250620C00160000 (#3)", "$1,900.00", "43.18%", "$650.00", "43.33%"],
+        ["3", "AAPL (#1)", "$800.00", "18.18%", "$250.00", "16.67%"],
+        ["4", "TSLA (#2)", "-$300.00", "-6.82%", "-$100.00", "-6.67%"],
+    ]
+    backtest = table_rows(section(md, "### VaR backtest"))
+    assert backtest[1] == ["**green**", "2 / 120", "0.4487", "0.502952", "$1,234.50", "$3,900.00", "no"]
+    assert backtest[0][4:6] == ["P&L on 2025-03-14", "99% VaR of 2025-03-13"]
+    notes = section(md, "### VaR backtest")
+    assert "- Historical: limited history: 180 scenarios in the 250-session window" in notes
+    assert "- Historical: 3 missing returns (symbol x session) filled with the symbol's Market beta x the market return" in notes
+
+
+def test_risk_measures_json_values_and_layout():
+    js = build().json
+    rm = js["risk_measures"]
+    assert rm["available"] is True and rm["as_of"] == ["2025-03-14"] and "reason" not in rm
+    data = rm["data"]
+    assert data["historical"]["scenarios"] == 180 and data["historical"]["filled_returns"] == 3
+    assert data["historical"]["window_sessions"] == 250
+    assert data["historical"]["flags"] == ["limited_history", "filled_returns=3"]
+    assert len(data["tail"]) == 2 * 5 * 2  # methods x (VaR 95/99, ES 95/97.5/99) x (1, 10 days)
+    tail = {(r["method"], r["measure"], r["level"], r["horizon_days"]): r for r in data["tail"]}
+    assert tail[("historical", "var", "0.990000", 1)] == {
+        "method": "historical", "measure": "var", "level": "0.990000", "horizon_days": 1, "loss": "4000.00",
+        "scaled": False, "flag": HIST_FLAG}
+    assert tail[("historical", "es", "0.975000", 10)]["loss"] == "11384.20"
+    assert tail[("historical", "es", "0.975000", 10)]["scaled"] is True
+    assert tail[("historical", "es", "0.975000", 10)]["flag"] == HIST_FLAG + ";scaled_sqrt10"
+    assert tail[("parametric", "es", "0.990000", 1)]["loss"] == "3997.82"
+    par = data["parametric"]
+    assert {k: par[k] for k in par if k not in ("basis",)} == {
+        "volatility_1d": "1500.00", "volatility_annual": "23811.76", "volatility_of_equity": "2.801384",
+        "tracking_error_1d": "900.00", "tracking_error_annual": "14287.06", "tracking_error_of_equity": "1.680830",
+        "factor_share": "0.800000", "specific_share": "0.200000", "flags": []}
+    market = data["factor_contributions"][0]
+    assert market == {"factor_name": "Market", "dollar_exposure": "168000.00", "contribution": "1000.00",
+                      "marginal": "0.005952", "share": "0.666667"}
+    assert data["factor_contributions"][-1] == {"factor_name": "Specific", "dollar_exposure": None,
+                                                "contribution": "300.00", "marginal": None, "share": "0.200000"}
+    put = next(p for p in data["position_contributions"] if p["position_id"] == 4)
+    assert put == {
+        "position_id": 4, "symbol": "SPY250620P00500000",
+        "historical_es": [
+            {"level": "0.950000", "contribution": "1400.00", "share": "0.451613"},
+            {"level": "0.975000", "contribution": "1600.00", "share": "0.444444"},
+            {"level": "0.990000", "contribution": "2000.00", "share": "0.454545"},
+        ],
+        "volatility": {"contribution": "700.00", "marginal": "0.008333", "share": "0.466667"},
+    }
+    assert [p["position_id"] for p in data["position_contributions"]] == [1, 2, 3, 4]
+    assert data["top_five"] == [4, 3, 1, 2]
+    assert data["backtest"] == {
+        "var_date": "2025-03-13", "var_99": "3900.00", "realized_pnl": "1234.50", "exception": False,
+        "window_sessions": 120, "exceptions": 2, "kupiec_lr": "0.4487", "kupiec_p_value": "0.502952", "zone": "green"}
+    assert data["backtest_reason"] is None
+    assert js["data_quality"]["engines"]["risk_measures"] is True
+    policy = js["metadata"]["precision_policy"]
+    assert {"loss", "contribution", "var_99", "pnl", "exposure"} <= set(policy["money"]["fields"])
+    assert {"level", "share", "marginal", "kupiec_p_value", "sharpe_ratio", "max_drawdown"} <= set(policy["ratios"]["fields"])
+    assert "kupiec_lr" in policy["greeks_betas"]["fields"]
+
+
+def test_negative_var_and_insufficient_history_are_said_in_words():
+    inp = make_input()
+    rm = inp.risk_measures.copy()
+    hist = rm["method"] == "historical"
+    rm.loc[hist, "flag"] = "insufficient_history"
+    rm.loc[hist & rm["measure"].isin(["var", "es"]), "value"] = float("nan")
+    rm.loc[hist & (rm["measure"] == "scenarios"), "value"] = 80.0
+    neg = (rm["method"] == "parametric") & (rm["measure"] == "var") & (rm["level"] == 0.95)
+    rm.loc[neg, "value"] = [-150.0, -150.0 * 10 ** 0.5]
+    rm.loc[neg, "flag"] = ["negative_var", "negative_var;scaled_sqrt10"]
+    pr = inp.position_risk[inp.position_risk["method"] == "parametric"].reset_index(drop=True)
+    inp = replace(inp, risk_measures=rm, position_risk=pr)
+    rendered = build(inp)
+    md = rendered.markdown
+    var = table_rows(section(md, "### Value at risk and expected shortfall"))
+    assert var[1] == ["VaR", "95%", "n/a", "n/a", "-$150.00 (gain)", "-$474.34 (gain)"]
+    assert var[5] == ["ES", "99%", "n/a", "n/a", "$3,997.82", "$12,642.22"]
+    notes = section(md, "### VaR backtest")
+    assert "- Historical: insufficient history: 80 scenarios, fewer than 100: historical VaR and ES not computed" in notes
+    assert "- negative VaR: the VaR quantile is a gain (not clipped)" in notes
+    dq = rendered.json["data_quality"]
+    assert ("risk measures (historical): insufficient history: 80 scenarios, fewer than 100: historical VaR and ES "
+            "not computed") in dq["limited_history"]
+    assert "risk measures: negative VaR: the VaR quantile is a gain (not clipped)" in dq["other_flags"]
+    # without historical contributions the parametric ones rank the positions
+    top = table_rows(section(md, "### Largest contributors"))[1:]
+    assert [r[1] for r in top] == ["SPY250620P00500000 (#4)", "AAPL250620C00160000 (#3)", "AAPL (#1)", "TSLA (#2)"]
+    assert top[0][2:] == ["n/a", "n/a", "$700.00", "46.67%"]
+    assert rendered.json["risk_measures"]["data"]["tail"][0]["loss"] is None
+    Draft202012Validator(load_report_schema()).validate(rendered.json)
+    assert prepublish_problems(rendered, inp, 18) == []
+
+
+def test_a_red_backtest_zone_and_a_low_kupiec_p_value_are_flagged():
+    inp = make_input()
+    bt = inp.risk_backtest.assign(window_sessions=250, exceptions=12, kupiec_lr=13.7, kupiec_p_value=0.000214,
+                                  zone="red", realized_pnl=-5000.0, exception=True)
+    rendered = build(replace(inp, risk_backtest=bt))
+    other = rendered.json["data_quality"]["other_flags"]
+    assert "VaR backtest: red zone (12 exceptions in 250 sessions)" in other
+    assert "VaR backtest: Kupiec p-value 0.000214 < 0.05" in other
+    row = table_rows(section(rendered.markdown, "### VaR backtest"))[1]
+    assert row == ["**red**", "12 / 250", "13.7000", "0.000214", "-$5,000.00", "$3,900.00", "yes"]
+    assert "the window holds" not in section(rendered.markdown, "### VaR backtest")
+
+
+def test_a_date_without_risk_or_performance_rows_says_why():
+    inp = make_input()
+    # yesterday's rows never stand in for the anchor date's
+    stale = {name: inp.section(name).assign(date=pd.Timestamp(PREV))
+             for name in ("risk_measures", "position_risk", "factor_risk", "risk_backtest", "performance", "attribution")}
+    for case in (dict.fromkeys(stale, pd.DataFrame()), stale):
+        bare = replace(inp, **case)
+        rendered = build(bare)
+        js, md = rendered.json, rendered.markdown
+        Draft202012Validator(load_report_schema()).validate(js)
+        reasons = {"risk_measures": "no rows in portfolio_risk_measures for 2025-03-14",
+                   "performance": "no rows in portfolio_performance for 2025-03-14"}
+        for engine, reason in reasons.items():
+            assert js[engine] == {"available": False, "reason": reason, "as_of": [], "data": None}
+            assert js["data_quality"]["engines"][engine] is False
+            assert f"> **Not available** (engine: {engine}): {reason}" in md
+        dq = dict((r[0], (r[1], r[2])) for r in table_rows(section(md, "## 6. Data quality")) if r[0] in reasons)
+        assert dq == {e: ("not available", r) for e, r in reasons.items()}
+        assert section(md, "## 3. Risk measures").strip() == f"> **Not available** (engine: risk_measures): {reasons['risk_measures']}"
+        assert ("_Chart skipped (var_backtest.png): risk measures not available: no rows in portfolio_risk_measures "
+                "for 2025-03-14._") in md
+        assert "drawdown.png" in rendered.chart_files  # the drawdown comes from the snapshots
+        problems = prepublish_problems(rendered, bare, 18)
+        if case is stale:
+            assert "portfolio_risk_measures: 30 row(s) dated 2025-03-13, not the anchor date 2025-03-14" in problems
+        else:
+            assert problems == []
+
+
+def test_optional_risk_tables_missing_are_noted_not_hidden():
+    inp = make_input()
+    bare = replace(inp, risk_backtest=pd.DataFrame(), position_risk=pd.DataFrame())
+    rendered = build(bare)
+    md = rendered.markdown
+    reason = ("no rows in risk_backtest for 2025-03-14 (no 99% historical VaR of the previous session, or no "
+              "realised P&L)")
+    assert f"No backtest for 2025-03-14: {reason}." in md
+    assert rendered.json["risk_measures"]["data"]["backtest"] is None
+    assert rendered.json["risk_measures"]["data"]["backtest_reason"] == reason
+    assert f"_Chart skipped (var_backtest.png): {reason}._" in md
+    assert "No position contributions stored for 2025-03-14." in md
+    other = rendered.json["data_quality"]["other_flags"]
+    assert "no rows in position_risk_contributions for 2025-03-14" in other
+    assert "no rows in risk_backtest for 2025-03-14" in other
+    assert prepublish_problems(rendered, bare, 18) == []
+
+
+# ---------------------------------------------------------------------------------------------------
+# Performance and attribution
+# ---------------------------------------------------------------------------------------------------
+def test_performance_windows_in_markdown_and_json():
+    rendered = build()
+    md = rendered.markdown
+    tables = table_rows(section(md, "### Returns and risk by window"))
+    returns, market = tables[:8], tables[8:]
+    assert returns[0] == ["Window", "From", "Returns / sessions", "Return", "Annualised", "Volatility", "Sharpe",
+                          "Sortino", "Max drawdown", "Peak → trough", "Current drawdown", "Calmar"]
+    assert [r[0] for r in returns[1:]] == ["Month to date", "Year to date", "21 sessions", "63 sessions",
+                                          "126 sessions", "252 sessions", "Since inception"]
+    assert returns[1] == ["Month to date", "2025-03-03", "1 / 10"] + ["n/a"] * 9
+    assert returns[2] == ["Year to date", "2025-01-02", "4 / 49", "5.05%", "2071.23%", "61.54%", "5.12", "9.88",
+                          "-5.00%", "2025-03-11 → 2025-03-12", "0.00%", "414.25"]
+    assert returns[7][7] == "n/a"  # the inception window's Sortino is undefined
+    assert market[0] == ["Window", "Best day", "Worst day", "Positive days", "Beta vs market", "Alpha", "Correlation",
+                         "Tracking error", "Market return"]
+    assert market[2] == ["Year to date", "5.00% (2025-03-13)", "-5.00% (2025-03-12)", "75.00%", "1.0512", "12.35%",
+                         "0.851235", "8.00%", "1.23%"]
+    notes = section(md, "### Returns and risk by window")
+    assert "- **Month to date**: no figure: 1 return in the window; 2 needed for a figure" in notes
+    assert "- **Year to date**: 4 returns over 49 sessions (first return 2025-03-11)" in notes
+    assert "- **Since inception**: undefined: sortino_ratio (no day below the risk-free rate)" in notes
+    perf = rendered.json["performance"]
+    assert perf["available"] is True and perf["as_of"] == ["2025-03-14"]
+    windows = perf["data"]["windows"]
+    assert [w["window_name"] for w in windows] == ["mtd", "ytd", "21d", "63d", "126d", "252d", "inception"]
+    assert windows[0]["cumulative_return"] is None and windows[0]["flag"] == "insufficient_returns"
+    assert windows[0]["reason"] == "1 return in the window; 2 needed for a figure"
+    ytd = windows[1]
+    assert {k: ytd[k] for k in ("window_start", "first_return_date", "window_sessions", "n_returns", "cumulative_return",
+                                "annualized_return", "sharpe_ratio", "max_drawdown", "peak_date", "trough_date",
+                                "current_drawdown", "beta", "correlation", "alpha", "flag")} == {
+        "window_start": "2025-01-02", "first_return_date": "2025-03-11", "window_sessions": 49, "n_returns": 4,
+        "cumulative_return": "0.050505", "annualized_return": "20.712346", "sharpe_ratio": "5.123457",
+        "max_drawdown": "-0.050000", "peak_date": "2025-03-11", "trough_date": "2025-03-12",
+        "current_drawdown": "0.000000", "beta": "1.0512", "correlation": "0.851235", "alpha": "0.123457",
+        "flag": "limited_history"}
+    assert windows[6]["sortino_ratio"] is None
+
+
+def test_attribution_today_and_cumulative_in_markdown_and_json():
+    rendered = build()
+    rows = table_rows(section(rendered.markdown, "### P&L attribution"))
+    assert rows[0] == ["Line", "Exposure (2025-03-13)", "Factor return", "P&L 2025-03-14", "Cumulative P&L"]
+    assert rows[1:] == [
+        ["Market", "$168,000.00", "0.50%", "$840.00", "$2,740.25"],  # 700 + 300 + 900.25 + 840
+        ["Value", "$11,200.00", "-0.20%", "-$22.40", "-$17.40"],
+        ["Growth", "$19,200.00", "0.10%", "$19.20", "$28.95"],
+        ["Momentum", "$12,800.00", "0.25%", "$32.00", "$77.00"],
+        ["Quality", "$12,400.00", "-0.10%", "-$12.40", "-$17.40"],
+        ["Size", "-$11,200.00", "0.05%", "-$5.60", "-$10.60"],
+        ["Low Volatility", "-$11,600.00", "-0.15%", "$17.40", "$22.40"],
+        ["Specific", "", "", "$250.00", "$720.50"],
+        ["Residual", "", "", "$116.30", "$456.30"],
+        # today: the snapshot's daily P&L; cumulative: 1000 + 500 + 1265.50 + 1234.50 (the first snapshot's
+        # 1,000 since entry is not attributed)
+        ["**Total**", "", "", "**$1,234.50**", "**$4,000.00**"],
+    ]
+    text = section(rendered.markdown, "### P&L attribution")
+    assert "over the 4 attributed sessions from 2025-03-11 to 2025-03-14" in text
+    assert "Warning" not in text
+    data = rendered.json["performance"]["data"]
+    today = data["attribution"]
+    assert today["previous_date"] == "2025-03-13"
+    assert today["lines"][0] == {"line": "Market", "line_type": "factor", "exposure": "168000.00",
+                                 "factor_return": "0.005000", "pnl": "840.00", "flag": None}
+    assert today["lines"][-1] == {"line": "residual", "line_type": "residual", "exposure": None,
+                                  "factor_return": None, "pnl": "116.30", "flag": None}
+    assert today["total_pnl"] == today["daily_pnl"] == "1234.50"
+    cumulative = data["cumulative_attribution"]
+    assert (cumulative["first_date"], cumulative["last_date"], cumulative["sessions"]) == ("2025-03-11", "2025-03-14", 4)
+    assert cumulative["lines"][0] == {"line": "Market", "line_type": "factor", "pnl": "2740.25", "sessions": 4,
+                                      "uncomputed_sessions": 0}
+    assert cumulative["total_pnl"] == "4000.00"
+    assert data["attribution_reason"] is None and data["cumulative_attribution_reason"] is None
+
+
+def test_cumulative_attribution_uses_only_dates_up_to_the_anchor():
+    from sigmasight_pipeline.reporting.sections.performance import cumulative_attribution
+
+    inp = make_input()
+    later = pd.DataFrame(_attribution_rows("2025-03-14", ATTRIBUTION["2025-03-14"])).assign(
+        date=pd.Timestamp("2025-03-17"), pnl=1e6)[inp.attribution_history.columns]
+    leaky = replace(inp, attribution_history=pd.concat([inp.attribution_history, later], ignore_index=True))
+    rendered = build(leaky)
+    rows = table_rows(section(rendered.markdown, "### P&L attribution"))
+    assert rows[1][-1] == "$2,740.25" and rows[-1][-1] == "**$4,000.00**"  # the 17th's rows are never summed
+    assert ("pnl_attribution history has rows after the anchor date 2025-03-14: 2025-03-17"
+            in prepublish_problems(rendered, leaky, 18))
+    # the report of the 13th sums the 11th to the 13th, from the same history
+    cut = cumulative_attribution(leaky.attribution_history, PID, PREV)
+    assert cut.set_index("line")["pnl"].to_dict() == {
+        "Market": 1900.25, "Value": 5.0, "Growth": 9.75, "Momentum": 45.0, "Quality": -5.0, "Size": -5.0,
+        "Low Volatility": 5.0, "specific": 470.5, "residual": 340.0}
+    assert cut["sessions"].tolist() == [3] * 9
+    # a NULL line adds nothing and is counted; another portfolio's rows are left out
+    odd = pd.concat([leaky.attribution_history.assign(pnl=leaky.attribution_history["pnl"].where(
+        ~((leaky.attribution_history["line"] == "Value") & (leaky.attribution_history["date"] == pd.Timestamp(PREV))))),
+        leaky.attribution_history.assign(portfolio_id="someone-else")], ignore_index=True)
+    got = cumulative_attribution(odd, PID, ANCHOR).set_index("line")
+    assert got.loc["Value", "pnl"] == -17.4 and got.loc["Value", "uncomputed_sessions"] == 1
+    assert got.loc["Market", "pnl"] == 2740.25 and got.loc["Market", "uncomputed_sessions"] == 0
+
+
+def test_cumulative_attribution_matches_a_pandas_reference():
+    import numpy as np
+
+    from sigmasight_pipeline.reporting.sections.performance import cumulative_attribution
+
+    rng = np.random.default_rng(11)
+    days = pd.bdate_range("2025-01-02", periods=60)
+    lines = FACTORS + ["specific", "residual"]
+    frame = pd.DataFrame([
+        dict(date=d, portfolio_id=PID, line=l, line_type="factor" if l in FACTORS else l, line_order=i,
+             pnl=None if rng.random() < 0.05 else round(float(rng.normal(0, 500)), 2))
+        for d in days for i, l in enumerate(lines)
+    ])
+    for anchor in (days[0], days[29], days[-1]):
+        got = cumulative_attribution(frame, PID, anchor.date()).set_index("line")
+        ref = frame[frame["date"] <= anchor].groupby("line")["pnl"]
+        assert list(got.index) == lines
+        for line in lines:
+            assert got.loc[line, "pnl"] == pytest.approx(ref.sum().loc[line], abs=1e-9)
+            assert f"{got.loc[line, 'pnl']:.2f}" == f"{round(ref.sum().loc[line], 2):.2f}"
+            assert got.loc[line, "sessions"] == ref.size().loc[line]
+            assert got.loc[line, "uncomputed_sessions"] == ref.size().loc[line] - ref.count().loc[line]
+
+
+def test_a_first_snapshot_is_not_attributed_and_says_so():
+    inp = make_input()
+    snap = inp.snapshot.assign(is_first_snapshot=True, daily_return=float("nan"), pnl_basis="entry_price")
+    first = replace(inp, snapshot=snap, attribution=pd.DataFrame(), attribution_history=pd.DataFrame(),
+                    snapshot_history=inp.snapshot_history.iloc[[-1]].assign(is_first_snapshot=True,
+                                                                           daily_return=float("nan")))
+    rendered = build(first)
+    text = section(rendered.markdown, "### P&L attribution")
+    assert ("Today's P&L is not attributed: first snapshot: its P&L is since entry (measured from entry prices), "
+            "not a one-day P&L, so it is not attributed.") in text
+    assert "No attributed session up to 2025-03-14." in text
+    assert not any("pnl_attribution" in f for f in rendered.json["data_quality"]["other_flags"])
+    data = rendered.json["performance"]["data"]
+    assert data["attribution"] is None and data["cumulative_attribution"] is None
+    assert data["cumulative_attribution_reason"] == "no rows in pnl_attribution up to 2025-03-14"
+    assert ("_Chart skipped (drawdown.png): no daily return in the snapshots up to 2025-03-14 (a first snapshot "
+            "has none)._") in rendered.markdown
+    assert prepublish_problems(rendered, first, 18) == []
+    # a later date without attribution rows is a data-quality note
+    missing = build(replace(inp, attribution=pd.DataFrame()))
+    assert "no rows in pnl_attribution for 2025-03-14" in missing.json["data_quality"]["other_flags"]
+    assert ("Today's P&L is not attributed: no rows in pnl_attribution for 2025-03-14."
+            in section(missing.markdown, "### P&L attribution"))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Drawdown and VaR backtest charts
+# ---------------------------------------------------------------------------------------------------
+def test_drawdown_and_var_charts_are_planned_from_data_up_to_the_anchor():
+    inp = make_input()
+    later = pd.DataFrame({"date": [pd.Timestamp("2025-03-17")], "daily_pnl": [-9e6], "cumulative_pnl": [-9e6],
+                          "daily_return": [-0.9], "is_first_snapshot": [False]})
+    back_later = pd.DataFrame([dict(date=pd.Timestamp("2025-03-17"), portfolio_id=PID, var_date=pd.Timestamp(ANCHOR),
+                                    var_99=1.0, realized_pnl=-9e6, exception=True)])
+    leaky = replace(inp, snapshot_history=pd.concat([inp.snapshot_history, later], ignore_index=True),
+                    backtest_history=pd.concat([inp.backtest_history, back_later], ignore_index=True))
+    for case in (inp, leaky):
+        rendered = build(case)
+        assert rendered.charts["drawdown.png"] == (True, None) and rendered.charts["var_backtest.png"] == (True, None)
+        dd = rendered.chart_data["drawdown.png"]
+        assert [d.date().isoformat() for d in dd["date"]] == ["2025-03-10", "2025-03-11", "2025-03-12", "2025-03-13",
+                                                             "2025-03-14"]
+        # index 1, 1.02, 0.969, 1.01745, 1.0505: drawdowns from the running high 1.02
+        assert dd["drawdown"].tolist() == pytest.approx([0.0, 0.0, -0.05, 1.01745 / 1.02 - 1, 0.0], abs=1e-12)
+        bt = rendered.chart_data["var_backtest.png"]
+        assert [d.date().isoformat() for d in bt["date"]] == [d for d, _, _, _ in BACKTEST]
+        assert bt["exception"].tolist() == [False, True, False, False, False]
+        assert bt["var_99"].tolist() == [v for _, _, v, _ in BACKTEST]
+    md = build().markdown
+    assert "![Drawdown of the cumulative return](drawdown.png)" in md
+    assert "![Daily P&L against the previous day's 99% VaR](var_backtest.png)" in md
+    charts = {c["file"]: c for c in build().json["charts"]}
+    assert charts["drawdown.png"] == {"file": "drawdown.png", "title": "Drawdown of the cumulative return",
+                                      "available": True}
+    assert charts["var_backtest.png"]["available"] is True
+    pngs = render_charts(build())
+    for name in ("drawdown.png", "var_backtest.png"):
+        assert pngs[name].startswith(PNG_SIGNATURE) and 700 <= _png_size(pngs[name])[0] <= 1000
+    problems = prepublish_problems(build(leaky), leaky, 18)
+    assert "snapshot history has rows after the anchor date 2025-03-14: 2025-03-17" in problems
+    assert "risk_backtest history has rows after the anchor date 2025-03-14: 2025-03-17" in problems
+
+
+def test_var_chart_shows_the_last_250_backtest_sessions():
+    import numpy as np
+
+    days = pd.bdate_range(end=ANCHOR, periods=300)
+    rng = np.random.default_rng(3)
+    pnl = rng.normal(0, 1500, 300)
+    history = pd.DataFrame({"date": days, "portfolio_id": PID, "var_date": days - pd.offsets.BDay(1),
+                            "var_99": 3500.0, "realized_pnl": pnl, "exception": pnl < -3500.0})
+    inp = make_input(backtest_history=history,
+                     risk_backtest=make_input().risk_backtest.assign(realized_pnl=pnl[-1], var_99=3500.0))
+    bt = build(inp).chart_data["var_backtest.png"]
+    assert len(bt) == 250 and bt["date"].iloc[0] == days[50] and bt["date"].iloc[-1] == pd.Timestamp(ANCHOR)
+    png = render_charts(build(inp))["var_backtest.png"]
+    assert png.startswith(PNG_SIGNATURE)
+
+
+def test_drawdown_path_matches_empyrical():
+    import empyrical
+    import numpy as np
+
+    from sigmasight_pipeline.reporting.sections.performance import drawdown_path
+
+    rng = np.random.default_rng(5)
+    r = rng.normal(0.0005, 0.012, 120)
+    dates = pd.bdate_range("2025-01-02", periods=121)
+    frame = pd.DataFrame({"date": dates, "daily_return": np.r_[np.nan, r]})  # a first snapshot, then returns
+    path = drawdown_path(frame)
+    assert len(path) == 121 and path["date"].iloc[0] == dates[0] and path["index"].iloc[0] == 1.0
+    assert path["drawdown"].min() == pytest.approx(empyrical.max_drawdown(pd.Series(r, index=dates[1:])), abs=1e-12)
+    wealth = empyrical.cum_returns(pd.Series(r), starting_value=1.0)
+    assert path["index"].iloc[1:].tolist() == pytest.approx(wealth.tolist(), rel=1e-12)
+    # a gap (no return) is left out; no return at all gives no path
+    gap = frame.assign(daily_return=frame["daily_return"].where(frame.index != 50))
+    assert len(drawdown_path(gap)) == 120 and dates[50] not in set(drawdown_path(gap)["date"])
+    assert drawdown_path(frame.iloc[:1]).empty
+
+
+def test_risk_and_performance_schema_is_precise():
+    validator = Draft202012Validator(load_report_schema())
+    js = json.loads(json.dumps(build().json))
+    assert not list(validator.iter_errors(js))
+    js["risk_measures"]["data"]["tail"][0]["loss"] = "2500.0"  # money with 1 decimal
+    js["risk_measures"]["data"]["tail"][1]["horizon_days"] = 5
+    js["risk_measures"]["data"]["factor_contributions"][0]["share"] = "0.67"
+    js["risk_measures"]["data"]["backtest"]["zone"] = "orange"
+    js["performance"]["data"]["windows"][1]["sharpe_ratio"] = "5.12"
+    js["performance"]["data"]["attribution"]["lines"][0]["pnl"] = 840.0
+    js["performance"]["data"]["cumulative_attribution"]["lines"][0]["extra"] = 1
+    paths = {"/".join(map(str, e.absolute_path)) for e in validator.iter_errors(js)}
+    assert {
+        "risk_measures/data/tail/0/loss", "risk_measures/data/tail/1/horizon_days",
+        "risk_measures/data/factor_contributions/0/share", "risk_measures/data/backtest/zone",
+        "performance/data/windows/1/sharpe_ratio", "performance/data/attribution/lines/0/pnl",
+        "performance/data/cumulative_attribution/lines/0",
+    } <= paths
+    js = json.loads(json.dumps(build().json))
+    del js["risk_measures"]["reason" if "reason" in js["risk_measures"] else "data"]
+    assert list(validator.iter_errors(js))
+
+
+def test_ranged_read_cuts_every_history_at_its_anchor(sqlite_engine):
+    """load_report_inputs reads the attribution and backtest histories once and cuts them at each anchor: the
+    report of the 13th sums the attribution of the 11th to the 13th, the 14th's adds the 14th; a one-date read
+    gives the same report."""
+    from sigmasight_pipeline.reporting import load_report_inputs
+    from sigmasight_pipeline.warehouse import schema
+    from sigmasight_pipeline.warehouse.io import write_partition
+
+    src = make_input()
+    _seed_book(sqlite_engine, src)
+    days = [pd.Timestamp(d) for d, _, _, _ in BACKTEST]
+    hist = src.snapshot_history
+    snapshots = pd.concat([
+        src.snapshot.assign(date=d, daily_pnl=p, cumulative_pnl=c, daily_return=r, is_first_snapshot=f,
+                            pnl_basis="entry_price" if f else "previous_close")
+        for d, p, c, r, f in zip(days, hist.daily_pnl, hist.cumulative_pnl, hist.daily_return, hist.is_first_snapshot)
+    ], ignore_index=True)
+    attribution = pd.DataFrame([r for day, lines in ATTRIBUTION.items() for r in _attribution_rows(day, lines)])
+    backtest = src.backtest_history.assign(window_sessions=range(116, 121), exceptions=[1, 2, 2, 2, 2],
+                                           kupiec_lr=KUPIEC_LR, kupiec_p_value=KUPIEC_P, zone="green")
+    risk = {schema.portfolio_risk_measures: src.risk_measures, schema.position_risk_contributions: src.position_risk,
+            schema.factor_risk_contributions: src.factor_risk, schema.portfolio_performance: src.performance}
+    both = [PREV, ANCHOR]
+    for table, frame in risk.items():
+        write_partition(sqlite_engine, table, pd.concat([frame.assign(date=pd.Timestamp(d)) for d in both]),
+                        dates=both, portfolio_ids=[PID])
+    write_partition(sqlite_engine, schema.portfolio_snapshots, snapshots, dates=days, portfolio_ids=[PID])
+    write_partition(sqlite_engine, schema.pnl_attribution, attribution, dates=days[1:], portfolio_ids=[PID])
+    write_partition(sqlite_engine, schema.risk_backtest, backtest, dates=days, portfolio_ids=[PID])
+
+    ranged = list(load_report_inputs(sqlite_engine, PID, both))
+    for inp, anchor in zip(ranged, both):
+        for name in ("snapshot_history", "attribution_history", "backtest_history"):
+            assert pd.DatetimeIndex(inp.section(name)["date"]).max() == pd.Timestamp(anchor), name
+        assert set(inp.attribution["date"]) == {pd.Timestamp(anchor)}
+    reports = [build_report(inp, GENERATED) for inp in ranged]
+    cumulative = [table_rows(section(r.markdown, "### P&L attribution")) for r in reports]
+    assert cumulative[0][1] == ["Market", "$168,000.00", "0.10%", "$900.25", "$1,900.25"]  # 700 + 300 + 900.25
+    assert cumulative[0][-1] == ["**Total**", "", "", "**$1,265.50**", "**$2,765.50**"]
+    assert cumulative[1][1] == ["Market", "$168,000.00", "0.50%", "$840.00", "$2,740.25"]
+    assert cumulative[1][-1] == ["**Total**", "", "", "**$1,234.50**", "**$4,000.00**"]
+    assert len(reports[0].chart_data["var_backtest.png"]) == 4 and len(reports[1].chart_data["var_backtest.png"]) == 5
+    assert reports[0].chart_data["drawdown.png"]["drawdown"].tolist() == pytest.approx([0.0, 0.0, -0.05, 1.01745 / 1.02 - 1])
+    for inp, rendered in zip(ranged, reports):
+        assert prepublish_problems(rendered, inp, 18) == []
+        single = load_report_input(sqlite_engine, PID, inp.anchor_date)
+        assert build_report(single, GENERATED).markdown == rendered.markdown

@@ -5,8 +5,8 @@ Two date dimensions, one calendar (weekdays, ``0 0 * * 1-5``, New York):
 * ``portfolio_days``: the dates the engines compute, from ``$SIGMASIGHT_PARTITION_START`` (default
   2025-01-02, the demo window's first session) to ``$SIGMASIGHT_PARTITION_END`` (default: open, today).
 * ``trading_days`` (the market assets): the same calendar, starting ``HISTORY_SESSIONS`` XNYS sessions
-  earlier, so the 150-session regression window behind the first computed date is made of market
-  partitions too. The UI's partition grid of an engine asset then starts where its data starts instead of
+  earlier, so the windows behind the first computed date (the 250-session risk window of the historical VaR,
+  the 150-session regression window) are made of market partitions too. The UI's partition grid of an engine asset then starts where its data starts instead of
   showing the market history as "missing" for every portfolio.
 
 ``end_offset=1`` makes the window in progress a partition: a weekday window runs from its midnight to the
@@ -27,15 +27,16 @@ import os
 import dagster as dg
 import pandas as pd
 
+from sigmasight_pipeline.engines.risk_measures import RISK_WINDOW
 from sigmasight_pipeline.marketdata import calendar as xcal
 
 PARTITION_START_ENV = "SIGMASIGHT_PARTITION_START"
 PARTITION_END_ENV = "SIGMASIGHT_PARTITION_END"
 DEFAULT_PARTITION_START = "2025-01-02"
 
-#: Market sessions before the first computed date: the 150-session regression window, the previous close
-#: its first return needs, and a margin.
-HISTORY_SESSIONS = 160
+#: Market sessions before the first computed date: the 250-session risk window of the historical VaR (the
+#: longest window; the regression's is 150), the previous close its first return needs, and a margin.
+HISTORY_SESSIONS = RISK_WINDOW + 10
 
 WEEKDAYS_CRON = "0 0 * * 1-5"
 TIMEZONE = "America/New_York"

@@ -57,11 +57,11 @@ FLAG_NO_RETURNS = "no_return_history"
 
 BETA_COLUMNS = [
     "date", "symbol", "factor_name", "beta", "t_stat", "r_squared", "n_obs",
-    "window_start", "window_end", "flag", "exact_fit",
+    "window_start", "window_end", "flag", "exact_fit", "residual_std",
 ]
 POSITION_COLUMNS = [
     "date", "position_id", "factor_name", "beta", "t_stat", "r_squared", "n_obs", "flag", "exact_fit",
-    "dollar_exposure",
+    "dollar_exposure", "residual_std",
 ]
 PORTFOLIO_COLUMNS = [
     "date", "factor_name", "dollar_exposure", "beta_net", "beta_gross",
@@ -138,10 +138,12 @@ def rolling_factor_betas(
     return. Betas are not capped.
 
     Columns: ``date, symbol, factor_name, beta, t_stat, r_squared, n_obs, window_start, window_end, flag,
-    exact_fit``,
+    exact_fit, residual_std``,
     one row per (date, symbol, factor), sorted by date, symbol order of ``asset_returns``, factor order.
-    ``window_start``/``window_end`` are the first and last sessions of the window; ``r_squared`` and
-    ``n_obs`` belong to the symbol's regression (the same on its seven rows). ``flag``: ``ok`` (n_obs ==
+    ``window_start``/``window_end`` are the first and last sessions of the window; ``r_squared``, ``n_obs``
+    and ``residual_std`` belong to the symbol's regression (the same on its seven rows). ``residual_std`` is
+    the daily standard deviation of its residuals, sqrt(SSR / (n_obs - K - 1)) (statsmodels'
+    ``sqrt(fit.scale)``; NaN where there is no fit): the specific risk of the parametric VaR. ``flag``: ``ok`` (n_obs ==
     window), ``limited_history`` (min_obs <= n_obs < window), ``insufficient_history`` (n_obs < min_obs;
     beta, t_stat, r_squared NaN) or ``singular_design`` (collinear/constant regressors in the window; NaN).
     ``exact_fit`` (bool): the symbol's residuals are numerically zero (SPY on a design that contains SPY;
@@ -171,6 +173,7 @@ def rolling_factor_betas(
             "window_end": per_d(res.window_end.values),
             "flag": per_dn(res.flag),
             "exact_fit": per_dn(res.exact_fit),
+            "residual_std": per_dn(res.resid_std),
         },
         columns=BETA_COLUMNS,
     )
@@ -401,15 +404,18 @@ def position_factor_exposures(
     ``dollar_exposure = delta_adjusted_exposure x beta``. Where there is no beta (short history, singular
     design, symbol not regressed) ``beta`` stays NaN, the flag says why and ``dollar_exposure`` is 0, so the
     portfolio sum never picks up a made-up number. Columns: ``date, position_id, factor_name, beta,
-    t_stat, r_squared, n_obs, flag, exact_fit, dollar_exposure`` (``exact_fit`` False where the symbol was
-    not regressed, or ``symbol_betas`` has no such column).
+    t_stat, r_squared, n_obs, flag, exact_fit, dollar_exposure, residual_std`` (``exact_fit`` False where the
+    symbol was not regressed, or ``symbol_betas`` has no such column; ``residual_std`` the symbol's daily
+    residual standard deviation, NaN where it was not regressed or ``symbol_betas`` has no such column).
     """
     factor_names = list(dict.fromkeys(symbol_betas["factor_name"]))
     if "exact_fit" not in symbol_betas.columns:
         symbol_betas = symbol_betas.assign(exact_fit=False)
+    if "residual_std" not in symbol_betas.columns:
+        symbol_betas = symbol_betas.assign(residual_std=np.nan)
     out = attach_symbol_stats(
-        positions, symbol_betas, exposures, ["beta", "t_stat", "r_squared", "n_obs", "flag", "exact_fit"],
-        factor_names,
+        positions, symbol_betas, exposures,
+        ["beta", "t_stat", "r_squared", "n_obs", "flag", "exact_fit", "residual_std"], factor_names,
     )
     out["n_obs"] = out["n_obs"].fillna(0).astype(np.int64)
     out["exact_fit"] = out["exact_fit"].eq(True).to_numpy(dtype=bool)  # NaN (not regressed) -> False

@@ -16,13 +16,20 @@ One module per job:
 - :mod:`.markdown`    the Markdown (Jinja2 template);
 - :mod:`.json_report` the JSON document, its text and its JSON Schema;
 - :mod:`.csv_report`  the CSV (34 columns, one row per position);
-- :mod:`.charts`      the three PNG charts;
+- :mod:`.charts`      the five PNG charts;
 - :mod:`.report`      ``build_report``: sections rendered to every output (``RenderedReport``);
 - :mod:`.validation`  the pre-publish check across the outputs (the asset's blocking check);
 - :mod:`.writer`      where a report goes, written atomically.
 """
 
-from .charts import cumulative_pnl_chart, factor_exposure_chart, render_charts, stress_chart
+from .charts import (
+    cumulative_pnl_chart,
+    drawdown_chart,
+    factor_exposure_chart,
+    render_charts,
+    stress_chart,
+    var_backtest_chart,
+)
 from .formatting import FIELD_KINDS, format_field
 from .inputs import ReportInput, load_report_input, load_report_inputs
 from .json_report import REPORT_VERSION, load_report_schema, report_json_text, schema_problems
@@ -41,6 +48,7 @@ __all__ = [
     "WriteResult",
     "build_report",
     "cumulative_pnl_chart",
+    "drawdown_chart",
     "engine_availability",
     "factor_exposure_chart",
     "format_field",
@@ -54,5 +62,6 @@ __all__ = [
     "report_slug",
     "schema_problems",
     "stress_chart",
+    "var_backtest_chart",
     "write_report",
 ]

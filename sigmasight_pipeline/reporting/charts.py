@@ -3,7 +3,7 @@
 Each chart plots data the sections already restricted to the anchor date (the cumulative P&L history stops
 at it). A chart whose data is unavailable is not drawn; the Markdown says so (``RenderedReport.charts``).
 
-Why not a matplotlib figure: a backfill renders three charts for every (portfolio, date), and laying
+Why not a matplotlib figure: a backfill renders five charts for every (portfolio, date), and laying
 out and rasterising a matplotlib figure costs a few hundred milliseconds per chart even without
 ``tight_layout`` / ``bbox_inches="tight"`` (most of it text layout and glyph rendering). These charts are
 simple (bars, one line, axes, labels), so they are drawn with Pillow (which matplotlib itself depends on)
@@ -36,7 +36,16 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw, ImageFont
 
-__all__ = ["factor_exposure_chart", "stress_chart", "cumulative_pnl_chart", "render_charts", "PNG_SIGNATURE", "PALETTE"]
+__all__ = [
+    "factor_exposure_chart",
+    "stress_chart",
+    "cumulative_pnl_chart",
+    "drawdown_chart",
+    "var_backtest_chart",
+    "render_charts",
+    "PNG_SIGNATURE",
+    "PALETTE",
+]
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _POS, _NEG, _ALT, _GREY = "#2e7d32", "#c62828", "#1565c0", "#90a4ae"
@@ -508,17 +517,16 @@ def _date_ticks(days: list[float], lo: float, hi: float) -> list[float]:
     return [float(t - epoch) for t in ticks if lo <= t - epoch <= hi]
 
 
-def cumulative_pnl_chart(history: pd.DataFrame, subtitle: str | None = None) -> bytes:
-    """Line of cumulative P&L by date (``date, cumulative_pnl``), up to the anchor date."""
-    dates = pd.to_datetime(history["date"])
-    if isinstance(dates.dtype, pd.DatetimeTZDtype):  # plotted at its wall-clock date and time
-        dates = dates.dt.tz_localize(None)
-    stamps = dates.to_numpy(dtype="datetime64[ns]")
-    numbers = pd.to_numeric(history["cumulative_pnl"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-    dated = ~np.isnat(stamps)  # a point without a date is not drawn
-    order = np.argsort(stamps[dated], kind="stable")
-    days = (stamps[dated][order].astype(np.int64) / 86_400e9).tolist()  # days since 1970-01-01
-    values = numbers[dated][order].tolist()
+def _days(dates) -> np.ndarray:
+    """Dates as float days since 1970-01-01 (datetime64[ns]; a time-zone-aware date at its wall-clock time)."""
+    stamps = pd.to_datetime(pd.Series(dates))
+    if isinstance(stamps.dtype, pd.DatetimeTZDtype):  # plotted at its wall-clock date and time
+        stamps = stamps.dt.tz_localize(None)
+    return stamps.to_numpy(dtype="datetime64[ns]")
+
+
+def _day_range(days: list[float]) -> tuple[float, float]:
+    """The x range of a date axis: the data's days padded by 5% (a single day by one day each side)."""
     if days:
         d0, d1 = min(days), max(days)
         if d0 == d1:
@@ -526,17 +534,11 @@ def cumulative_pnl_chart(history: pd.DataFrame, subtitle: str | None = None) -> 
     else:
         d0, d1 = 0.0, 1.0
     pad = (d1 - d0) * 0.05
-    xlo, xhi = d0 - pad, d1 + pad
-    c = _Canvas(900, 450)
-    top = _titles(c, "Cumulative P&L history", subtitle)
-    bottom = c.height - (_TICK_PX + 22)
-    lo, hi = _value_range(values)
-    yticks = _ticks(lo, hi, bottom - top, 50)
-    left = 24 + _TEXT_PX + max([_Canvas.text_width(_money_axis(t), _TICK_PX) for t in yticks] + [20]) + 10
-    right = c.width - 24
-    sx, sy = _Scale(xlo, xhi, left, right), _Scale(lo, hi, bottom, top)
-    _draw_value_axis_y(c, sy, yticks, left, right)
-    c.vtext(14 + _TEXT_PX / 2, (top + bottom) / 2, "Cumulative P&L")
+    return d0 - pad, d1 + pad
+
+
+def _draw_date_axis(c: _Canvas, sx: _Scale, days: list[float], xlo: float, xhi: float, top: float, bottom: float) -> None:
+    """Date ticks (grid, tick marks and ISO labels that never overlap) under a plot."""
     label_w = _Canvas.text_width("0000-00-00", _TICK_PX) + 10
     last_end = -math.inf
     for t in _date_ticks(days, xlo, xhi):
@@ -547,13 +549,50 @@ def cumulative_pnl_chart(history: pd.DataFrame, subtitle: str | None = None) -> 
             label = (dt.datetime(1970, 1, 1) + dt.timedelta(days=t)).strftime("%Y-%m-%d")
             c.text(x, bottom + 6, label, px=_TICK_PX, anchor="ma")
             last_end = x + label_w / 2
-    c.hline(left, right, sy(0.0), _BLACK, 1.0)
+
+
+def _segments(days: list[float], values: list[float], sx: _Scale, sy: _Scale) -> list[list[tuple[float, float]]]:
+    """Pixel polylines of a series, broken at missing values."""
     segments: list[list[tuple[float, float]]] = [[]]
     for d, v in zip(days, values):
         if math.isfinite(v):
             segments[-1].append((sx(d), sy(v)))
         elif segments[-1]:  # a missing value breaks the line
             segments.append([])
+    return segments
+
+
+def _dated_values(dates, values) -> tuple[list[float], list[float], np.ndarray]:
+    """(days since the epoch, values, row order) of the dated points, by date (a point without a date is left out)."""
+    stamps = _days(dates)
+    numbers = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    dated = np.flatnonzero(~np.isnat(stamps))
+    order = dated[np.argsort(stamps[dated], kind="stable")]
+    days = (stamps[order].astype(np.int64) / 86_400e9).tolist()  # days since 1970-01-01
+    return days, numbers[order].tolist(), order
+
+
+def _value_axis_left(ticks: list[float], fmt) -> float:
+    return 24 + _TEXT_PX + max([_Canvas.text_width(fmt(t), _TICK_PX) for t in ticks] + [20]) + 10
+
+
+def cumulative_pnl_chart(history: pd.DataFrame, subtitle: str | None = None) -> bytes:
+    """Line of cumulative P&L by date (``date, cumulative_pnl``), up to the anchor date."""
+    days, values, _ = _dated_values(history["date"], history["cumulative_pnl"])
+    xlo, xhi = _day_range(days)
+    c = _Canvas(900, 450)
+    top = _titles(c, "Cumulative P&L history", subtitle)
+    bottom = c.height - (_TICK_PX + 22)
+    lo, hi = _value_range(values)
+    yticks = _ticks(lo, hi, bottom - top, 50)
+    left = _value_axis_left(yticks, _money_axis)
+    right = c.width - 24
+    sx, sy = _Scale(xlo, xhi, left, right), _Scale(lo, hi, bottom, top)
+    _draw_value_axis_y(c, sy, yticks, left, right)
+    c.vtext(14 + _TEXT_PX / 2, (top + bottom) / 2, "Cumulative P&L")
+    _draw_date_axis(c, sx, days, xlo, xhi, top, bottom)
+    c.hline(left, right, sy(0.0), _BLACK, 1.0)
+    segments = _segments(days, values, sx, sy)
     points = [p for seg in segments for p in seg]
 
     # markers, as long as they do not crowd the line
@@ -562,10 +601,110 @@ def cumulative_pnl_chart(history: pd.DataFrame, subtitle: str | None = None) -> 
     return c.png()
 
 
+def _pct_axis_formatter(ticks: list[float]):
+    """Tick labels of a fraction axis as percentages, with as many decimals as the tick step needs."""
+    steps = [b - a for a, b in zip(ticks, ticks[1:]) if b > a]
+    step = min(steps) * 100 if steps else 1.0
+    places = max(0, min(4, -math.floor(math.log10(step)) if step > 0 else 0))
+
+    def fmt(value, _pos=None) -> str:
+        text = f"{value * 100:.{places}f}"
+        return ("0" if float(text) == 0 else text) + "%"
+
+    return fmt
+
+
+def drawdown_chart(path: pd.DataFrame, subtitle: str | None = None) -> bytes:
+    """Drawdown of the cumulative-return index by date (``date, drawdown``: fractions <= 0), up to the anchor,
+    with its deepest point marked."""
+    days, values, _ = _dated_values(path["date"], path["drawdown"])
+    xlo, xhi = _day_range(days)
+    c = _Canvas(900, 480)
+    top = _titles(c, "Drawdown of the cumulative return", subtitle)
+    bottom = c.height - (_TICK_PX + 22 + _TEXT_PX + 22)
+    lo, hi = _value_range(values)
+    hi = max(hi, 0.0)
+    yticks = _ticks(lo, hi, bottom - top, 50)
+    fmt = _pct_axis_formatter(yticks)
+    left = _value_axis_left(yticks, fmt)
+    right = c.width - 24
+    sx, sy = _Scale(xlo, xhi, left, right), _Scale(lo, hi, bottom, top)
+    for t in yticks:
+        y = sy(t)
+        c.hline(left, right, y, _GRID)
+        c.hline(left - 4, left, y, _FRAME)
+        c.text(left - 7, y, fmt(t), px=_TICK_PX, anchor="rm")
+    c.vtext(14 + _TEXT_PX / 2, (top + bottom) / 2, "Drawdown")
+    _draw_date_axis(c, sx, days, xlo, xhi, top, bottom)
+    c.hline(left, right, sy(0.0), _BLACK, 1.0)
+    segments = _segments(days, values, sx, sy)
+    points = [p for seg in segments for p in seg]
+    c.smooth((left, top, right, bottom), segments, 2.2, points if len(points) < 30 else [], 3.5)
+    finite = [(v, d) for d, v in zip(days, values) if math.isfinite(v)]
+    legend = [("Drawdown from the running high", _ALT)]
+    if finite:
+        deepest, day = min(finite, key=lambda item: (item[0], item[1]))  # the first date of the deepest point
+        if deepest < 0:
+            x, y = sx(day), sy(deepest)
+            c.rect(x - 4, y - 4, x + 4, y + 4, _NEG)
+            date = (dt.datetime(1970, 1, 1) + dt.timedelta(days=day)).strftime("%Y-%m-%d")
+            legend.append((f"Maximum drawdown {deepest * 100:.2f}% on {date}", _NEG))
+    c.frame(left, top, right, bottom)
+    _legend(c, bottom + _TICK_PX + 22 + _TEXT_PX / 2 + 4, legend)
+    return c.png()
+
+
+def var_backtest_chart(backtest: pd.DataFrame, subtitle: str | None = None) -> bytes:
+    """Daily P&L bars against minus the previous session's 99% VaR (a line), by date; an exception (P&L below
+    minus the VaR) is a red bar (``date, realized_pnl, var_99, exception``)."""
+    days, pnl, order = _dated_values(backtest["date"], backtest["realized_pnl"])
+    var = pd.to_numeric(backtest["var_99"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)[order]
+    exception = backtest["exception"].to_numpy(dtype=object)[order]
+    floor = (-var).tolist()
+    gaps = [b - a for a, b in zip(days, days[1:]) if b > a]
+    gap = min(gaps) if gaps else 1.0
+    xlo, xhi = _day_range(days)
+    xlo, xhi = min(xlo, (days[0] if days else 0.0) - 0.6 * gap), max(xhi, (days[-1] if days else 1.0) + 0.6 * gap)
+    c = _Canvas(900, 480)
+    top = _titles(c, "Daily P&L against the previous day's 99% VaR", subtitle)
+    bottom = c.height - (_TICK_PX + 22 + _TEXT_PX + 22)
+    lo, hi = _value_range(pnl + floor)
+    yticks = _ticks(lo, hi, bottom - top, 50)
+    left = _value_axis_left(yticks, _money_axis)
+    right = c.width - 24
+    sx, sy = _Scale(xlo, xhi, left, right), _Scale(lo, hi, bottom, top)
+    _draw_value_axis_y(c, sy, yticks, left, right)
+    c.vtext(14 + _TEXT_PX / 2, (top + bottom) / 2, "P&L")
+    _draw_date_axis(c, sx, days, xlo, xhi, top, bottom)
+    zero = sy(0.0)
+    half = min(12.0, max(0.5, 0.35 * gap * (right - left) / (xhi - xlo)))  # bars never touch nor leave the plot
+    hits = []
+    for d, v, e in zip(days, pnl, exception):
+        if not math.isfinite(v):
+            continue
+        hit = bool(e) if e is not None and e == e else False
+        x = sx(d)
+        c.rect(x - half, zero, x + half, sy(v), _NEG if hit else _GREY)
+        if hit:
+            hits.append((x, sy(v)))
+    c.hline(left, right, zero, _BLACK, 1.0)
+    c.smooth((left, top, right, bottom), _segments(days, floor, sx, sy), 2.0)
+    for x, y in hits:  # a marker on each exception's P&L, above the line: visible however thin the bars
+        c.rect(x - 4, y - 4, x + 4, y + 4, _NEG)
+    exceptions = len(hits)
+    c.frame(left, top, right, bottom)
+    _legend(c, bottom + _TICK_PX + 22 + _TEXT_PX / 2 + 4, [
+        ("Daily P&L", _GREY), (f"Exception: P&L below -VaR ({exceptions})", _NEG), ("-VaR 99% of the previous day", _ALT),
+    ])
+    return c.png()
+
+
 _DRAW = {
     "factor_exposures.png": factor_exposure_chart,
     "stress_pnl.png": stress_chart,
     "cumulative_pnl.png": cumulative_pnl_chart,
+    "drawdown.png": drawdown_chart,
+    "var_backtest.png": var_backtest_chart,
 }
 
 

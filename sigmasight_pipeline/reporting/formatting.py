@@ -1,7 +1,9 @@
 """How a report prints a value: precision by field, Decimal rounding, money / Greeks / betas, Markdown cells.
 
-Precision is by FIELD (:data:`FIELD_KINDS`), never by magnitude: money 2 decimals, Greeks / betas /
-regression statistics 4, correlations 6, ratios (weights, returns, % of gross exposure or equity, shocks) 6. Values are
+Precision is by FIELD (:data:`FIELD_KINDS`), never by magnitude: money 2 decimals (VaR and ES, risk
+contributions and P&L lines included), Greeks / betas / regression and test statistics 4, correlations 6,
+ratios (weights, returns, % of gross exposure or equity, shocks, confidence levels, shares, Sharpe and the
+other performance ratios, p-values) 6. Values are
 converted through their shortest decimal representation (``repr`` of the float, i.e. the stored
 NUMERIC value) and quantized with ``ROUND_HALF_UP``; a value that rounds to zero is printed without a
 sign ("0.00", never "-0.00"). Missing values are ``None`` here: ``null`` in JSON, blank in CSV and "n/a"
@@ -58,16 +60,28 @@ _MONEY = (
     "pnl_rates_up_100bp", "pnl_rates_down_100bp", "pnl_rates_up_200bp", "pnl_rates_down_200bp",
     "pnl_market_up_5", "pnl_market_down_5", "pnl_market_up_10", "pnl_market_down_10",
     "pnl_market_up_20", "pnl_market_down_20", "direct_pnl", "correlated_pnl", "correlation_effect", "equity",
+    # risk measures (positive losses), their Euler contributions, the backtest; P&L attribution lines
+    "loss", "contribution", "volatility_1d", "volatility_annual", "tracking_error_1d", "tracking_error_annual",
+    "var_99", "pnl", "exposure",
 )
 _GREEK = (
     "delta", "gamma", "theta", "vega", "rho",
     "position_delta", "position_gamma", "position_theta", "position_vega", "position_rho",
     "portfolio_delta", "portfolio_gamma", "portfolio_theta", "portfolio_vega", "portfolio_rho",
     "beta", "beta_net", "beta_gross", "rate_beta", "t_stat", "r_squared", "implied_vol",
-    "condition_number", "max_vif", "effective_positions",
+    "condition_number", "max_vif", "effective_positions", "kupiec_lr",
 )
 _CORRELATION = ("overall_correlation", "correlation", "concentration_score")
-_RATIO = ("portfolio_weight", "pct_of_gross_exposure", "pct_of_equity", "daily_return", "shock", "implied_move", "dividend_yield")
+_RATIO = (
+    "portfolio_weight", "pct_of_gross_exposure", "pct_of_equity", "daily_return", "shock", "implied_move", "dividend_yield",
+    # risk measures: confidence levels, marginal contributions (d sigma / d exposure), shares, % of equity, p-values
+    "level", "marginal", "share", "volatility_of_equity", "tracking_error_of_equity", "factor_share", "specific_share",
+    "kupiec_p_value",
+    # performance windows and attribution (returns, drawdowns and ratios of returns)
+    "factor_return", "cumulative_return", "annualized_return", "annual_volatility", "sharpe_ratio", "sortino_ratio",
+    "max_drawdown", "current_drawdown", "calmar_ratio", "best_day", "worst_day", "positive_days_share", "alpha",
+    "tracking_error", "market_return",
+)
 
 #: field name -> precision kind. Formatting an unknown field raises: nothing is formatted by magnitude.
 FIELD_KINDS: dict[str, str] = {

@@ -2,9 +2,10 @@
 
 Every section frame holds the rows of its warehouse table for the anchor date (the partition date) and
 nothing else. A section with no rows for that date is *not available*; the report says so with the reason
-(``no rows in position_greeks for 2025-03-14``). Nothing ever falls back to another date: the only frame
-that spans several dates is ``snapshot_history`` (the cumulative P&L chart), and it stops at the anchor
-date. Column names are those of :mod:`sigmasight_pipeline.warehouse.schema`.
+(``no rows in position_greeks for 2025-03-14``). Nothing ever falls back to another date: the only frames
+that span several dates are the histories (:data:`HISTORY_TABLES`: snapshots for the cumulative P&L and
+drawdown charts, the P&L attribution for its cumulative sums, the VaR backtest for its chart), and each
+stops at the anchor date. Column names are those of :mod:`sigmasight_pipeline.warehouse.schema`.
 
 Also here: how the rest of the package reads a frame (:func:`records`, as ``to_dict("records")``) and
 matches dates (:func:`day_values`, :func:`on_date`). This is the only module that reads the warehouse.
@@ -36,6 +37,7 @@ except ImportError:  # pragma: no cover - records falls back to DataFrame.to_dic
 __all__ = [
     "SECTION_TABLES",
     "DATED_SECTIONS",
+    "HISTORY_TABLES",
     "ReportInput",
     "load_report_input",
     "load_report_inputs",
@@ -66,10 +68,23 @@ SECTION_TABLES: dict[str, str] = {
     "stress_breakdown": str(schema.stress_factor_breakdown.name),
     "snapshot": str(schema.portfolio_snapshots.name),
     "position_pnl": str(schema.position_daily_pnl.name),
+    "risk_measures": str(schema.portfolio_risk_measures.name),
+    "position_risk": str(schema.position_risk_contributions.name),
+    "factor_risk": str(schema.factor_risk_contributions.name),
+    "risk_backtest": str(schema.risk_backtest.name),
+    "performance": str(schema.portfolio_performance.name),
+    "attribution": str(schema.pnl_attribution.name),
 }
 
 #: Sections whose every row must carry ``date == anchor_date``.
 DATED_SECTIONS: tuple[str, ...] = tuple(SECTION_TABLES)
+
+#: ReportInput attribute of a history (rows dated up to and including the anchor date) -> its table.
+HISTORY_TABLES: dict[str, str] = {
+    "snapshot_history": str(schema.portfolio_snapshots.name),
+    "attribution_history": str(schema.pnl_attribution.name),
+    "backtest_history": str(schema.risk_backtest.name),
+}
 
 _TABLES = {
     "valuations": schema.position_valuations,
@@ -86,6 +101,12 @@ _TABLES = {
     "stress_breakdown": schema.stress_factor_breakdown,
     "snapshot": schema.portfolio_snapshots,
     "position_pnl": schema.position_daily_pnl,
+    "risk_measures": schema.portfolio_risk_measures,
+    "position_risk": schema.position_risk_contributions,
+    "factor_risk": schema.factor_risk_contributions,
+    "risk_backtest": schema.risk_backtest,
+    "performance": schema.portfolio_performance,
+    "attribution": schema.pnl_attribution,
 }
 
 
@@ -140,9 +161,14 @@ class ReportInput:
     ``positions``: the book on the anchor date (``warehouse.book.books_as_of``: every position opened by
     then, quantity, entry price, cost basis and realised P&L of that date, ``exit_date`` once closed;
     ``tags`` a tuple, ``sector``/``industry`` from the security master). The section frames are the warehouse rows of
-    the anchor date; ``snapshot_history`` is ``portfolio_snapshots`` up to and including it.
+    the anchor date.
     ``scenarios``: the stored stress scenarios (``scenario_id, name, category, severity`` and, when read
-    from the warehouse, ``display_order``). ``failed_checks``: descriptions of asset checks that failed
+    from the warehouse, ``display_order``). The histories stop at the anchor date (never a row after it):
+    ``snapshot_history`` (``date, daily_pnl, cumulative_pnl, total_value, daily_return, is_first_snapshot``
+    of every snapshot), ``attribution_history`` (``date, line, line_type, line_order, pnl`` of every
+    ``pnl_attribution`` row: the cumulative attribution) and ``backtest_history`` (``date, var_date, var_99,
+    realized_pnl, exception`` of every ``risk_backtest`` row: the VaR backtest chart).
+    ``failed_checks``: descriptions of asset checks that failed
     upstream (filled by the caller). ``flags``: extra data-quality notes from the caller (market-data
     gaps, ...); the report derives the standard flags (limited history, missing prices, model prices,
     Greeks and stress flags) from the rows themselves. ``entry_warnings``: the portfolio's entry sanity
@@ -168,7 +194,15 @@ class ReportInput:
     scenarios: pd.DataFrame = field(default_factory=_empty)
     snapshot: pd.DataFrame = field(default_factory=_empty)
     position_pnl: pd.DataFrame = field(default_factory=_empty)
+    risk_measures: pd.DataFrame = field(default_factory=_empty)
+    position_risk: pd.DataFrame = field(default_factory=_empty)
+    factor_risk: pd.DataFrame = field(default_factory=_empty)
+    risk_backtest: pd.DataFrame = field(default_factory=_empty)
+    performance: pd.DataFrame = field(default_factory=_empty)
+    attribution: pd.DataFrame = field(default_factory=_empty)
     snapshot_history: pd.DataFrame = field(default_factory=_empty)
+    attribution_history: pd.DataFrame = field(default_factory=_empty)
+    backtest_history: pd.DataFrame = field(default_factory=_empty)
     entry_warnings: pd.DataFrame = field(default_factory=_empty)
     failed_checks: list[str] = field(default_factory=list)
     flags: list[str] = field(default_factory=list)
@@ -210,7 +244,8 @@ def load_report_inputs(engine: Engine, portfolio_id: str, anchor_dates) -> Itera
 
     Every dated section of a report holds the rows of its own anchor date only: a table without rows for
     that date gives an empty frame (the report then says "not available"), never another date's rows.
-    ``snapshot_history`` is ``portfolio_snapshots`` with ``date <= anchor_date`` (no look-ahead).
+    The histories (``snapshot_history``, ``attribution_history``, ``backtest_history``) are each read once
+    for the range and cut at every anchor: rows with ``date <= anchor_date`` (no look-ahead).
     ``failed_checks`` and ``flags`` are left empty for the caller to fill.
 
     The inputs share one :class:`FrameCache`, filled here once for the range: each table's records
@@ -234,33 +269,53 @@ def load_report_inputs(engine: Engine, portfolio_id: str, anchor_dates) -> Itera
             s.c.display_order, s.c.scenario_id
         ),
     )
-    snap = schema.portfolio_snapshots
-    history = read_frame(
-        engine,
-        sa.select(snap.c.date, snap.c.daily_pnl, snap.c.cumulative_pnl, snap.c.total_value)
-        .where((snap.c.portfolio_id == pid) & (snap.c.date <= max(anchors)))
-        .order_by(snap.c.date),
-    )
-    history_ends = pd.DatetimeIndex(history["date"]).searchsorted(pd.DatetimeIndex(anchors), side="right")
-    pnl_history = history_upto(history, pid, max(anchors))  # the P&L history of every anchor, cut below
-    pnl_ends = pd.DatetimeIndex(pnl_history["date"]).searchsorted(pd.DatetimeIndex(anchors), side="right")
+    last = max(anchors)
+    snap, attr, back = schema.portfolio_snapshots, schema.pnl_attribution, schema.risk_backtest
+    history = _history(engine, snap, pid, last, snap.c.daily_pnl, snap.c.cumulative_pnl, snap.c.total_value,
+                       snap.c.daily_return, snap.c.is_first_snapshot)
+    attribution = _history(engine, attr, pid, last, attr.c.line, attr.c.line_type, attr.c.line_order, attr.c.pnl,
+                           order=(attr.c.line_order, attr.c.line))
+    backtest = _history(engine, back, pid, last, back.c.var_date, back.c.var_99, back.c.realized_pnl,
+                        back.c.exception)
+    stamps = pd.DatetimeIndex(anchors)
+    ends = {
+        name: pd.DatetimeIndex(frame["date"]).searchsorted(stamps, side="right")
+        for name, frame in (("snapshot_history", history), ("attribution_history", attribution),
+                            ("backtest_history", backtest))
+    }
+    pnl_history = history_upto(history, pid, last)  # the P&L history of every anchor, cut below
+    pnl_ends = pd.DatetimeIndex(pnl_history["date"]).searchsorted(stamps, side="right")
     books = books_as_of(engine, pid, anchors)  # the book on each anchor date, from the ledger
     entry_warnings = read_entry_warnings(engine, pid)
-    for anchor, history_end, pnl_end in zip(anchors, history_ends, pnl_ends):
+    for i, anchor in enumerate(anchors):
         inp = ReportInput(
             portfolio=portfolio,
             anchor_date=anchor,
             positions=books[anchor],
             scenarios=scenarios,
-            snapshot_history=history.iloc[:history_end],
+            snapshot_history=history.iloc[:ends["snapshot_history"][i]],
+            attribution_history=attribution.iloc[:ends["attribution_history"][i]],
+            backtest_history=backtest.iloc[:ends["backtest_history"][i]],
             entry_warnings=entry_warnings,
             **{name: _rows_on(parts, anchor) for name, parts in by_table.items()},
         )
+        pnl_end = pnl_ends[i]
         # history_upto(slice, pid, anchor) is the range's P&L history cut at the anchor: the slice holds
         # the rows dated up to the anchor, in date order
         cache.put(inp.snapshot_history, ("history_upto", pid, anchor), pnl_history.iloc[:pnl_end])
         inp.cache = cache
         yield inp
+
+
+def _history(engine: Engine, table: sa.Table, portfolio_id: str, last: dt.date, *columns, order=()) -> pd.DataFrame:
+    """``date`` and ``columns`` of one portfolio's rows of ``table`` dated up to ``last``, by date (then ``order``);
+    double-precision columns as float64 (as :func:`_float_columns`)."""
+    query = (
+        sa.select(table.c.date, *columns)
+        .where((table.c.portfolio_id == portfolio_id) & (table.c.date <= last))
+        .order_by(table.c.date, *order)
+    )
+    return _float_columns(read_frame(engine, query), table)
 
 
 def _float_columns(frame: pd.DataFrame, table: sa.Table) -> pd.DataFrame:

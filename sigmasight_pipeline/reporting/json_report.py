@@ -55,6 +55,13 @@ def precision_policy() -> dict:
             "daily_return and stress pct_of_gross_exposure are ratios on gross exposure; stress pct_of_equity is a "
             "ratio on equity (net liquidation value = net exposure, no cash modelled; null when equity <= 0) and "
             "exceeds_equity marks a loss beyond equity; the Markdown shows ratios as percentages.",
+            "risk_measures: VaR and ES (loss) are positive losses in dollars (negative: a gain, never clipped); level is "
+            "the confidence level; horizon_days 10 is the 1-day figure x sqrt(10); contributions are dollars and add "
+            "up to their measure (Euler), marginal = d sigma / d exposure, share = contribution / the measure; "
+            "volatility_of_equity and tracking_error_of_equity are annual dollars / equity; factor_share and "
+            "specific_share split the parametric variance; kupiec_lr has 4 decimals, kupiec_p_value 6.",
+            "performance: returns, volatility, drawdowns, Sharpe, Sortino, Calmar, alpha, tracking error and market "
+            "return are ratios (6 decimals); beta 4, correlation 6; attribution exposure and pnl are dollars.",
         ],
     }
 

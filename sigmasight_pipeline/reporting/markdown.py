@@ -13,7 +13,18 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template
 
-from .formatting import as_bool, as_str, md_inline, md_int, md_money, md_num, md_pct
+from .formatting import (
+    as_bool,
+    as_str,
+    format_decimal,
+    format_field,
+    md_inline,
+    md_int,
+    md_money,
+    md_num,
+    md_pct,
+    to_decimal,
+)
 from .sections import (
     CHARTS,
     ENGINE_LABELS,
@@ -23,7 +34,19 @@ from .sections import (
     GREEK_NAMES,
     ReportSections,
 )
+from .sections.performance import WINDOW_LABELS
 from .sections.risk import option_pricing_note
+from .sections.risk_measures import (
+    CONTRIBUTION_LEVEL,
+    HORIZONS,
+    METHODS,
+    RISK_WINDOW,
+    SCALED_HORIZON,
+    TAIL_LEVELS,
+    TRADING_DAYS,
+    flag_words,
+    level_label,
+)
 
 __all__ = ["TEMPLATE_DIR", "TEMPLATE", "not_available_marker", "markdown_context", "render_markdown"]
 
@@ -194,6 +217,192 @@ def _stress_table(rows: list[dict]) -> list[dict]:
     ]
 
 
+# ---------------------------------------------------------------------------------------------------
+# Risk measures
+# ---------------------------------------------------------------------------------------------------
+_MEASURE_LABELS = {"var": "VaR", "es": "ES"}
+_METHOD_LABELS = {"historical": "Historical", "parametric": "Parametric"}
+_ZONE_WORDS = {"green": "green", "yellow": "yellow", "red": "red"}
+
+
+def _loss_cell(value) -> str:
+    """A VaR / ES figure (a positive loss); a negative one is a gain and says so."""
+    cell = md_money("loss", value)
+    d = to_decimal(value)
+    return f"{cell} (gain)" if d is not None and d < 0 else cell
+
+
+def _ratio2(value) -> str:
+    """A ratio such as Sharpe shown with 2 decimals (display only; the JSON has 6)."""
+    d = to_decimal(value)
+    return "n/a" if d is None else format_decimal(d, 2)
+
+
+def _risk_measures(sec: ReportSections) -> dict:
+    data = sec.engines["risk_measures"]
+    tail = {(r["method"], r["measure"], r["level"], r["horizon_days"]): r for r in data["tail"]}
+    table = []
+    for measure, level in TAIL_LEVELS:
+        key_level = format_field("level", level)
+        table.append({
+            "measure": _MEASURE_LABELS[measure],
+            "level": level_label(level),
+            "cells": [_loss_cell(tail[(m, measure, key_level, h)]["loss"]) if (m, measure, key_level, h) in tail
+                      else "n/a" for m in METHODS for h in HORIZONS],
+        })
+    hist, par = data["historical"], data["parametric"]
+    scenarios = hist["scenarios"]
+    notes = [f"{_METHOD_LABELS['historical']}: {flag_words(t, scenarios)}" for t in hist["flags"]]
+    notes += [f"{_METHOD_LABELS['parametric']}: {flag_words(t, scenarios)}" for t in par["flags"]]
+    negative = sorted({t for r in data["tail"] for t in (r["flag"] or "").split(";") if t in ("negative_var", "negative_es")})
+    notes += [flag_words(t) for t in negative]
+    factors = [
+        {
+            "name": md_inline(f["factor_name"]),
+            "exposure": "" if f["dollar_exposure"] is None and f["factor_name"] == "Specific"
+            else md_money("dollar_exposure", f["dollar_exposure"]),
+            "contribution": md_money("contribution", f["contribution"]),
+            "share": md_pct(f["share"]),
+        }
+        for f in data["factor_contributions"]
+    ]
+    top = []
+    for i, p in enumerate(sec.top_contributors):
+        es = next((e for e in p["historical_es"] if to_decimal(e["level"]) == to_decimal(CONTRIBUTION_LEVEL)), None)
+        vol = p["volatility"]
+        top.append({
+            "rank": i + 1,
+            "position": md_inline(f"{p['symbol']} (#{p['position_id']})"),
+            "es": "n/a" if es is None else md_money("contribution", es["contribution"]),
+            "es_share": "n/a" if es is None else md_pct(es["share"]),
+            "vol": "n/a" if vol is None else md_money("contribution", vol["contribution"]),
+            "vol_share": "n/a" if vol is None else md_pct(vol["share"]),
+        })
+    bt = data["backtest"]
+    backtest = None if bt is None else {
+        "zone": _ZONE_WORDS.get(bt["zone"] or "", md_inline(bt["zone"] or "n/a")),
+        "exceptions": md_int(bt["exceptions"]),
+        "sessions": md_int(bt["window_sessions"]),
+        "short_window": (bt["window_sessions"] or 0) < RISK_WINDOW,
+        "kupiec_lr": md_num("kupiec_lr", bt["kupiec_lr"]),
+        "kupiec_p_value": md_num("kupiec_p_value", bt["kupiec_p_value"]),
+        "pnl": md_money("realized_pnl", bt["realized_pnl"]),
+        "var": md_money("var_99", bt["var_99"]),
+        "var_date": bt["var_date"] or "n/a",
+        "exception": "yes" if bt["exception"] else "no",
+    }
+    return {
+        "headers": [f"{_METHOD_LABELS[m]} {h}-day" for m in METHODS for h in HORIZONS],
+        "table": table,
+        "scaled_horizon": SCALED_HORIZON,
+        "window": RISK_WINDOW,
+        "scenarios": md_int(scenarios),
+        "filled": md_int(hist["filled_returns"]),
+        "annual_days": TRADING_DAYS,
+        "volatility": {
+            "day": md_money("volatility_1d", par["volatility_1d"]),
+            "annual": md_money("volatility_annual", par["volatility_annual"]),
+            "of_equity": md_pct(par["volatility_of_equity"]),
+        },
+        "tracking_error": {
+            "day": md_money("tracking_error_1d", par["tracking_error_1d"]),
+            "annual": md_money("tracking_error_annual", par["tracking_error_annual"]),
+            "of_equity": md_pct(par["tracking_error_of_equity"]),
+        },
+        "factor_share": md_pct(par["factor_share"]),
+        "specific_share": md_pct(par["specific_share"]),
+        "factors": factors,
+        "top": top,
+        "top_level": level_label(CONTRIBUTION_LEVEL),
+        "backtest": backtest,
+        "backtest_reason": md_inline(data["backtest_reason"]) if data["backtest_reason"] else None,
+        "notes": [md_inline(n) for n in notes],
+    }
+
+
+# ---------------------------------------------------------------------------------------------------
+# Performance and attribution
+# ---------------------------------------------------------------------------------------------------
+def _day_cell(value, date) -> str:
+    return "n/a" if value is None else f"{md_pct(value)} ({date or 'n/a'})"
+
+
+def _performance(sec: ReportSections) -> dict:
+    data = sec.engines["performance"]
+    windows, notes = [], []
+    for w in data["windows"]:
+        label = WINDOW_LABELS.get(w["window_name"], w["window_name"])
+        peak, trough = w["peak_date"], w["trough_date"]
+        windows.append({
+            "label": md_inline(label),
+            "start": w["window_start"] or "n/a",
+            "returns": f"{md_int(w['n_returns'])} / {md_int(w['window_sessions'])}",
+            "cumulative": md_pct(w["cumulative_return"]),
+            "annualized": md_pct(w["annualized_return"]),
+            "volatility": md_pct(w["annual_volatility"]),
+            "sharpe": _ratio2(w["sharpe_ratio"]),
+            "sortino": _ratio2(w["sortino_ratio"]),
+            "max_drawdown": md_pct(w["max_drawdown"]),
+            "peak_trough": f"{peak} → {trough}" if peak and trough else "n/a",
+            "current_drawdown": md_pct(w["current_drawdown"]),
+            "calmar": _ratio2(w["calmar_ratio"]),
+            "best": _day_cell(w["best_day"], w["best_day_date"]),
+            "worst": _day_cell(w["worst_day"], w["worst_day_date"]),
+            "positive": md_pct(w["positive_days_share"]),
+            "beta": md_num("beta", w["beta"]),
+            "alpha": md_pct(w["alpha"]),
+            "correlation": md_num("correlation", w["correlation"]),
+            "tracking_error": md_pct(w["tracking_error"]),
+            "market": md_pct(w["market_return"]),
+        })
+        if w["reason"]:
+            prefix = "no figure: " if w["flag"] == "insufficient_returns" else ""
+            notes.append(f"**{md_inline(label)}**: {prefix}{md_inline(w['reason'])}")
+    today, cumulative = data["attribution"], data["cumulative_attribution"]
+    cum_by_line = {c["line"]: c for c in cumulative["lines"]} if cumulative else {}
+    lines = []
+    names = [l["line"] for l in today["lines"]] if today else []
+    names += [c["line"] for c in (cumulative["lines"] if cumulative else []) if c["line"] not in names]
+    today_by_line = {l["line"]: l for l in today["lines"]} if today else {}
+    for name in names:
+        t, c = today_by_line.get(name), cum_by_line.get(name)
+        kind = (t or c)["line_type"]
+        label = name.capitalize() if kind in ("specific", "residual") else name
+        lines.append({
+            "line": md_inline(label),
+            "exposure": md_money("exposure", t["exposure"]) if t and kind == "factor" else "",
+            "factor_return": md_pct(t["factor_return"]) if t and kind == "factor" else "",
+            "today": (md_money("pnl", t["pnl"]) + (f" ({md_inline(t['flag'])})" if t["pnl"] is None and t["flag"] else ""))
+            if t else "n/a",
+            "cumulative": md_money("pnl", c["pnl"]) if c else "n/a",
+        })
+    mismatch = None
+    if today and today["daily_pnl"] is not None and today["total_pnl"] != today["daily_pnl"]:
+        mismatch = (f"the lines add up to {md_money('total_pnl', today['total_pnl'])}, not the snapshot's "
+                    f"{md_money('daily_pnl', today['daily_pnl'])}")
+    uncomputed = [f"{md_inline(c['line'])} ({c['uncomputed_sessions']})" for c in (cumulative["lines"] if cumulative else [])
+                  if c["uncomputed_sessions"]]
+    return {
+        "windows": windows,
+        "notes": notes,
+        "attribution": {
+            "today": today is not None,
+            "today_reason": md_inline(data["attribution_reason"]) if data["attribution_reason"] else None,
+            "previous_date": today["previous_date"] if today else None,
+            "cumulative": cumulative is not None,
+            "first_date": cumulative["first_date"] if cumulative else None,
+            "last_date": cumulative["last_date"] if cumulative else None,
+            "sessions": cumulative["sessions"] if cumulative else 0,
+            "lines": lines,
+            "total_today": md_money("daily_pnl", today["daily_pnl"] if today["daily_pnl"] is not None else today["total_pnl"])
+            if today else "n/a",
+            "total_cumulative": md_money("total_pnl", cumulative["total_pnl"]) if cumulative else "n/a",
+            "mismatch": mismatch,
+            "uncomputed": ", ".join(uncomputed),
+        },
+    }
+
+
 def markdown_context(sec: ReportSections) -> dict:
     """The template's variables for one report."""
     inp, ok = sec.inp, {e: avail for e, (avail, _) in sec.availability.items()}
@@ -230,6 +439,10 @@ def markdown_context(sec: ReportSections) -> dict:
             "equity": md_money("equity", data["equity"]),
             "beyond_equity": sum(1 for r in sec.stress if r["exceeds_equity"]),
         }
+    if ok["risk_measures"]:
+        ctx["risk"] = _risk_measures(sec)
+    if ok["performance"]:
+        ctx["perf"] = _performance(sec)
     ctx["charts"] = [
         {"file": f, "title": CHARTS[f], "available": drawn, "reason": md_inline(reason)}
         for f, (drawn, reason) in sec.charts.items()

@@ -14,7 +14,8 @@ published. It checks:
   objects, the Markdown data-quality table and the Markdown "not available" markers, and that map is
   the one the input gives;
 - every figure's date equals the anchor date (every input row, the JSON metadata and ``as_of`` dates,
-  the CSV ``report_date`` column, the Markdown header); the P&L history never passes it.
+  the CSV ``report_date`` column, the Markdown header); no history (snapshots, attribution, backtest)
+  passes it.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from .formatting import OPTION_TYPES, is_missing
-from .inputs import DATED_SECTIONS, SECTION_TABLES, ReportInput, anchor_mask, day_values, on_date
+from .inputs import DATED_SECTIONS, HISTORY_TABLES, SECTION_TABLES, ReportInput, anchor_mask, day_values, on_date
 from .json_report import schema_problems
 from .report import RenderedReport
 from .sections import ENGINES, engine_availability
@@ -44,13 +45,14 @@ _DQ_ROW_RE = re.compile(r"^\| ([a-z_]+) \| (available|not available) \| ?(.*?) ?
 _LONG_TYPES = ("LONG", "LC", "LP")
 
 
-def _section_text(markdown: str, heading: str) -> str:
-    """Text of the level-2 section whose heading line starts with ``heading`` (up to the next one)."""
+def _section_text(markdown: str, title: str) -> str:
+    """Text of the level-2 section titled ``title`` (``## <number>. <title>``), up to the next one."""
     lines = markdown.splitlines()
+    heading = re.compile(rf"^## (\d+\. )?{re.escape(title)}$")
     out, inside = [], False
     for line in lines:
         if line.startswith("## "):
-            inside = line.startswith(heading)
+            inside = bool(heading.match(line))
             continue
         if inside:
             out.append(line)
@@ -64,7 +66,7 @@ def _unescape_cell(text: str) -> str:
 def markdown_engine_table(markdown: str) -> dict[str, tuple[bool, str]]:
     """engine -> (available, reason) as the Markdown data-quality table states them."""
     table: dict[str, tuple[bool, str]] = {}
-    for line in _section_text(markdown, "## 4. Data quality").splitlines():
+    for line in _section_text(markdown, "Data quality").splitlines():
         m = _DQ_ROW_RE.match(line)
         if m:
             table[m.group(1)] = (m.group(2) == "available", _unescape_cell(m.group(3)))
@@ -255,12 +257,14 @@ def prepublish_problems(rendered: RenderedReport, inp: ReportInput, expected_sce
             others = sorted({str(p) for p in frame["portfolio_id"].tolist()} - {inp.portfolio_id})
             if others:
                 problems.append(f"{SECTION_TABLES[name]}: rows of other portfolios ({', '.join(others)})")
-    hist = inp.section("snapshot_history")
-    if len(hist) and "date" in hist.columns:
-        after = day_values(hist["date"]) > np.datetime64(anchor, "D")  # NaT is never after
-        later = sorted({str(d) for d in _dates_of(hist[after])}) if after.any() else []
-        if later:
-            problems.append(f"snapshot history has rows after the anchor date {anchor_iso}: {', '.join(later)}")
+    for name, table in HISTORY_TABLES.items():
+        hist = inp.section(name)
+        if len(hist) and "date" in hist.columns:
+            after = day_values(hist["date"]) > np.datetime64(anchor, "D")  # NaT is never after
+            later = sorted({str(d) for d in _dates_of(hist[after])}) if after.any() else []
+            if later:
+                what = "snapshot history" if name == "snapshot_history" else f"{table} history"
+                problems.append(f"{what} has rows after the anchor date {anchor_iso}: {', '.join(later)}")
     bad_csv = sorted({d for d in csv_dates if d != anchor_iso})
     if bad_csv:
         problems.append(f"CSV report_date {', '.join(map(str, bad_csv))} != anchor date {anchor_iso}")

@@ -304,6 +304,10 @@ position_factor_exposures = _date_portfolio_position(
     # SPY): beta kept, t_stat NULL (books.md, "Numbers that must not mislead"). Added by 0002_exact_fit,
     # hence last (the column order of a migrated warehouse).
     sa.Column("exact_fit", sa.Boolean, nullable=False, server_default=sa.false()),
+    # The daily standard deviation of the symbol's regression residuals, sqrt(SSR / (n_obs - 8)): the specific
+    # risk of the parametric VaR (risk_measures.md). Added by 0007_risk_measures, hence last; NULL on rows
+    # written before it and where there is no fit.
+    sa.Column("residual_std", Ratio),
     name="position_factor_exposures",
     pk_extra=("factor_name",),
 )
@@ -451,6 +455,71 @@ stress_factor_breakdown = sa.Table(
     sa.PrimaryKeyConstraint("date", "portfolio_id", "scenario_id", "factor_name"),
 )
 
+# ---------------------------------------------------------------------------------------------------
+# Risk measures: VaR, expected shortfall, contributions, backtest (date x portfolio; risk_measures.md;
+# 0007_risk_measures). Figures are double precision, not NUMERIC(20, 2): contributions must add up to their
+# totals to 1e-9 relative, which cents would break; reports format money to 2 decimals.
+# ---------------------------------------------------------------------------------------------------
+portfolio_risk_measures = sa.Table(
+    "portfolio_risk_measures",
+    metadata,
+    sa.Column("date", sa.Date, nullable=False),
+    sa.Column("portfolio_id", Slug, nullable=False),
+    sa.Column("method", sa.String(16), nullable=False),  # historical | parametric
+    # var | es | scenarios | filled_returns | volatility | volatility_of_equity | tracking_error |
+    # tracking_error_of_equity | factor_share | specific_share
+    sa.Column("measure", sa.String(32), nullable=False),
+    sa.Column("level", Ratio, nullable=False),  # confidence level (0.99); 0 for a measure without one
+    sa.Column("horizon_days", sa.Integer, nullable=False),  # 1; 10 (= 1 day x sqrt(10), flag scaled_sqrt10); 252
+    sa.Column("value", Ratio),  # dollars (VaR and ES positive losses), a fraction, or a count; NULL: not computed
+    sa.Column("flag", sa.Text, nullable=False),  # notes joined by ';' ("ok" when none), e.g. limited_history
+    sa.PrimaryKeyConstraint("date", "portfolio_id", "method", "measure", "level", "horizon_days"),
+)
+
+position_risk_contributions = _date_portfolio_position(
+    sa.Column("method", sa.String(16), nullable=False),  # historical | parametric
+    sa.Column("measure", sa.String(32), nullable=False),  # es (historical) | volatility (parametric, 1-day sigma)
+    sa.Column("level", Ratio, nullable=False),  # the ES level; 0 for volatility
+    sa.Column("contribution", Ratio, nullable=False),  # Euler contribution, dollars; they add up to the measure
+    sa.Column("marginal", Ratio),  # d sigma / d exposure (parametric); NULL for historical ES
+    sa.Column("share", Ratio),  # contribution / the measure (NULL when it is 0)
+    name="position_risk_contributions",
+    pk_extra=("method", "measure", "level"),
+)
+
+factor_risk_contributions = sa.Table(
+    "factor_risk_contributions",
+    metadata,
+    # The parametric 1-day sigma split over factors and specific risk (Euler): the rows of a date add up to it.
+    sa.Column("date", sa.Date, nullable=False),
+    sa.Column("portfolio_id", Slug, nullable=False),
+    sa.Column("factor_name", sa.String(40), nullable=False),  # a factor, or "Specific"
+    sa.Column("dollar_exposure", Ratio),  # x_f = sum of exposure x beta (NULL for Specific)
+    sa.Column("contribution", Ratio, nullable=False),  # x_f (F x)_f / sigma; Specific: sum (e s)^2 / sigma
+    sa.Column("marginal", Ratio),  # (F x)_f / sigma (NULL for Specific)
+    sa.Column("share", Ratio),  # contribution / sigma
+    sa.PrimaryKeyConstraint("date", "portfolio_id", "factor_name"),
+)
+
+risk_backtest = sa.Table(
+    "risk_backtest",
+    metadata,
+    # The 99% historical VaR of the previous session against the day's realised P&L (the snapshot's), and the
+    # last 250 such sessions: exceptions, Kupiec's proportion-of-failures test, the Basel traffic light.
+    sa.Column("date", sa.Date, nullable=False),
+    sa.Column("portfolio_id", Slug, nullable=False),
+    sa.Column("var_date", sa.Date, nullable=False),  # the previous session, whose VaR is tested
+    sa.Column("var_99", Ratio, nullable=False),  # positive loss
+    sa.Column("realized_pnl", Ratio, nullable=False),
+    sa.Column("exception", sa.Boolean, nullable=False),  # realized_pnl < -var_99
+    sa.Column("window_sessions", sa.Integer, nullable=False),  # backtested sessions in the window (<= 250)
+    sa.Column("exceptions", sa.Integer, nullable=False),  # in the window
+    sa.Column("kupiec_lr", Ratio),
+    sa.Column("kupiec_p_value", Ratio),
+    sa.Column("zone", sa.String(8), nullable=False),  # green | yellow | red
+    sa.PrimaryKeyConstraint("date", "portfolio_id"),
+)
+
 position_daily_pnl = _date_portfolio_position(
     sa.Column("daily_pnl", Money),  # NULL when the day's price is missing (pnl_basis "missing_price"), never 0
     sa.Column("pnl_basis", sa.String(16), nullable=False),
@@ -484,6 +553,58 @@ portfolio_snapshots = sa.Table(
     sa.Column("realized_pnl", Money),  # realised that day (part of daily_pnl)
     sa.Column("cumulative_realized_pnl", Money),  # realised since the book's first trade, up to that day
     sa.PrimaryKeyConstraint("date", "portfolio_id"),
+)
+
+# ---------------------------------------------------------------------------------------------------
+# Performance and P&L attribution (date x portfolio; risk_measures.md; 0008_performance_attribution)
+# ---------------------------------------------------------------------------------------------------
+portfolio_performance = sa.Table(
+    "portfolio_performance",
+    metadata,
+    # One row per window (engines.performance.WINDOWS: mtd, ytd, 21d, 63d, 126d, 252d, inception) ending on the
+    # date, from the snapshots' daily returns (a first snapshot has none). Conventions of empyrical: see
+    # engines/performance.py. Fewer than 2 returns: every statistic NULL, flag insufficient_returns, reason why.
+    sa.Column("date", sa.Date, nullable=False),
+    sa.Column("portfolio_id", Slug, nullable=False),
+    sa.Column("window_name", sa.String(16), nullable=False),
+    sa.Column("window_start", sa.Date),  # first session of the window (inception: of the first return)
+    sa.Column("first_return_date", sa.Date),  # first return inside the window
+    sa.Column("window_sessions", sa.Integer, nullable=False),  # XNYS sessions from window_start to date
+    sa.Column("n_returns", sa.Integer, nullable=False),  # daily returns in the window (< sessions: limited)
+    *[sa.Column(c, Ratio) for c in (
+        "cumulative_return", "annualized_return", "annual_volatility", "sharpe_ratio", "sortino_ratio",
+        "max_drawdown")],
+    sa.Column("peak_date", sa.Date),  # the index's last high before the trough (NULL: no drawdown)
+    sa.Column("trough_date", sa.Date),
+    sa.Column("current_drawdown", Ratio),
+    sa.Column("calmar_ratio", Ratio),
+    sa.Column("best_day", Ratio),
+    sa.Column("best_day_date", sa.Date),
+    sa.Column("worst_day", Ratio),
+    sa.Column("worst_day_date", sa.Date),
+    *[sa.Column(c, Ratio) for c in (
+        "positive_days_share", "beta", "alpha", "correlation", "tracking_error", "market_return")],
+    sa.Column("flag", sa.String(24), nullable=False),  # ok | limited_history | insufficient_returns
+    sa.Column("reason", sa.Text),  # why a figure is missing or rests on fewer returns than sessions
+    sa.PrimaryKeyConstraint("date", "portfolio_id", "window_name"),
+)
+
+pnl_attribution = sa.Table(
+    "pnl_attribution",
+    metadata,
+    # The day's snapshot P&L by line: one per factor (X_(f,t-1) F_(f,t)), "specific", "residual"; the lines of a
+    # date add up to the snapshot's daily_pnl to the cent (engines/attribution.py). A first snapshot has none.
+    sa.Column("date", sa.Date, nullable=False),
+    sa.Column("portfolio_id", Slug, nullable=False),
+    sa.Column("line", sa.String(40), nullable=False),  # factor name | specific | residual
+    sa.Column("line_type", sa.String(10), nullable=False),  # factor | specific | residual
+    sa.Column("line_order", sa.Integer, nullable=False),  # factors in model order, then specific, residual
+    sa.Column("previous_date", sa.Date, nullable=False),  # t-1: the session whose exposures are used
+    sa.Column("exposure", Money),  # factor lines: the dollar exposure of t-1
+    sa.Column("factor_return", Ratio),  # factor lines: the factor's return on t
+    sa.Column("pnl", Money),  # NULL when the line could not be computed (flag says why; residual carries it)
+    sa.Column("flag", sa.String(200)),
+    sa.PrimaryKeyConstraint("date", "portfolio_id", "line"),
 )
 
 portfolio_reports = sa.Table(

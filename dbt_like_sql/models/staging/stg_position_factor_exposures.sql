@@ -1,6 +1,7 @@
 {#
 description: >-
-  Factor betas of each position per date from the 150-session regression, with dollar exposure (market value x beta).
+  Factor betas of each position per date from the 150-session regression, with dollar exposure (market value x beta)
+  and the daily residual standard deviation of the symbol's regression.
 unique_key: [as_of_date, portfolio_id, position_id, factor_name]
 not_null: [as_of_date, portfolio_id, position_id, factor_name, n_obs, flag]
 #}
@@ -17,5 +18,6 @@ select
     window_end,
     flag,
     exact_fit,
-    cast(dollar_exposure as double precision) as dollar_exposure
+    cast(dollar_exposure as double precision) as dollar_exposure,
+    residual_std
 from {{ source('warehouse', 'position_factor_exposures') }}

@@ -8,11 +8,14 @@ import pandas as pd
 from sigmasight_pipeline.defs.resources import ReportsResource, WarehouseResource
 from sigmasight_pipeline.defs.metadata import RUN, preview_label
 from sigmasight_pipeline.defs.date_portfolio import add_rows, date_portfolio_asset, portfolio_batches, run_metadata, write_tables
+from sigmasight_pipeline.defs.performance.pnl_attribution import pnl_attribution
+from sigmasight_pipeline.defs.performance.portfolio_performance import portfolio_performance
 from sigmasight_pipeline.defs.risk.correlations import position_correlations
 from sigmasight_pipeline.defs.risk.factor_exposures import factor_exposures
 from sigmasight_pipeline.defs.risk.greeks import position_greeks
 from sigmasight_pipeline.defs.risk.rate_sensitivity import rate_sensitivity
 from sigmasight_pipeline.defs.risk.valuation import position_valuations
+from sigmasight_pipeline.defs.risk_measures.risk_measures import risk_measures
 from sigmasight_pipeline.defs.snapshots.portfolio_snapshots import portfolio_snapshots
 from sigmasight_pipeline.defs.stress.stress_results import stress_results
 from sigmasight_pipeline.reporting import (
@@ -27,7 +30,7 @@ from sigmasight_pipeline.warehouse import schema
 from sigmasight_pipeline.warehouse.reference import stress_scenarios
 
 UPSTREAM = [position_valuations, position_greeks, factor_exposures, rate_sensitivity, position_correlations,
-            stress_results, portfolio_snapshots]
+            stress_results, portfolio_snapshots, risk_measures, portfolio_performance, pnl_attribution]
 
 
 def failed_upstream_checks(instance: dg.DagsterInstance) -> list[str]:

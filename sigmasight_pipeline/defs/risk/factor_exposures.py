@@ -33,7 +33,9 @@ from sigmasight_pipeline.warehouse.reference import factor_definitions
         "the partition date: daily returns on the Market (SPY) and the style spreads (VTV, VUG, MTUM, QUAL, "
         "SIZE, USMV minus SPY), so the Market beta is the total market beta. Options take their underlying's "
         "betas on their delta-adjusted exposure. Portfolio dollar exposure = sum of position exposure x beta. "
-        "Also stores the design's condition number / max VIF and the factor covariance of the window."
+        "Each position row also carries its symbol's daily residual standard deviation (the specific risk of the "
+        "parametric VaR). Also stores the design's condition number / max VIF and the factor covariance of the "
+        "window."
     ),
     check_specs=[HISTORY_WINDOW, NO_DUPLICATE_FACTORS],
 )

@@ -8,6 +8,8 @@ Reports only format what the warehouse holds (DESIGN.md). Availability is decide
 - :mod:`.anchored`    the input restricted to its anchor date, engine availability, held positions;
 - :mod:`.risk`        exposures, Greeks, factor exposures, rate sensitivity, correlations, snapshot;
 - :mod:`.stress`      stress results with their scenarios, worst and best five;
+- :mod:`.risk_measures` VaR and ES, volatility and tracking error, contributions, the VaR backtest;
+- :mod:`.performance` performance windows, today's and cumulative P&L attribution, the drawdown path;
 - :mod:`.positions`   the position rows (CSV and JSON) and their summary;
 - :mod:`.chart_plan`  which charts are drawn and their data;
 - :mod:`.quality`     the data-quality flags.
@@ -32,8 +34,11 @@ from .layout import (
     EXPOSURE_MONEY,
     FACTOR_ORDER,
     GREEK_NAMES,
+    OPTIONAL_SECTIONS,
     REQUIRED_SECTIONS,
 )
+from .performance import performance_section
+from .risk_measures import risk_measures_section
 from .positions import position_rows, positions_summary
 from .quality import QualityFlags, quality_flags
 from .risk import (
@@ -50,6 +55,7 @@ __all__ = [
     "ENGINES",
     "ENGINE_LABELS",
     "REQUIRED_SECTIONS",
+    "OPTIONAL_SECTIONS",
     "CHARTS",
     "CSV_COLUMNS",
     "FACTOR_ORDER",
@@ -72,8 +78,9 @@ class ReportSections:
     ``engines``: engine -> its JSON ``data`` (None when not available); ``as_of``: engine -> the dates of
     its rows; ``rows``: the raw anchor-date row (or None) of the one-row sections the Markdown shows
     (``snapshot``, ``exposures``, ``correlation_summary``, ``portfolio_rates``); ``stress``: every
-    scenario row (with the private ``_`` keys), ``worst``/``best`` five of them; ``positions``: the CSV
-    rows; ``charts``: chart file -> (drawn, reason), ``chart_data``: the data of each chart drawn.
+    scenario row (with the private ``_`` keys), ``worst``/``best`` five of them; ``top_contributors``: the
+    five largest risk contributors (with their private ``_`` ranking keys); ``positions``: the CSV rows;
+    ``charts``: chart file -> (drawn, reason), ``chart_data``: the data of each chart drawn.
     """
 
     anchored: Anchored = field(repr=False)
@@ -85,6 +92,7 @@ class ReportSections:
     stress: list[dict]
     worst: list[dict]
     best: list[dict]
+    top_contributors: list[dict]
     positions: list[dict]
     positions_summary: dict
     charts: dict[str, tuple[bool, str | None]]
@@ -118,6 +126,7 @@ def build_sections(inp: ReportInput, generated_at: dt.datetime) -> ReportSection
     flags = quality_flags(a, stress)
     positions = position_rows(a)
     plan, chart_data = chart_plan(a, stress)
+    risk_data, top = risk_measures_section(a)
     engines = {
         "exposures": exposures_section(a),
         "greeks": greeks_section(a),
@@ -126,6 +135,8 @@ def build_sections(inp: ReportInput, generated_at: dt.datetime) -> ReportSection
         "correlations": correlation_section(a),
         "stress_tests": stress_section(a, stress, worst, best),
         "snapshot": snapshot_section(a),
+        "risk_measures": risk_data,
+        "performance": performance_section(a),
     }
     return ReportSections(
         anchored=a,
@@ -137,6 +148,7 @@ def build_sections(inp: ReportInput, generated_at: dt.datetime) -> ReportSection
         stress=stress,
         worst=worst,
         best=best,
+        top_contributors=top,
         positions=positions,
         positions_summary=positions_summary(a, positions),
         charts=plan,

@@ -1,4 +1,8 @@
-"""The chart plan: which of the three charts a report draws (or why not), and the data of each."""
+"""The chart plan: which of the five charts a report draws (or why not), and the data of each.
+
+Every chart's data stops at the anchor date: the factor and stress charts are the anchor date's rows, the
+cumulative P&L and drawdown charts the snapshots up to it, the VaR chart the backtest sessions up to it (the
+last 250: the window whose exceptions the report counts)."""
 
 from __future__ import annotations
 
@@ -6,7 +10,9 @@ import pandas as pd
 
 from ..formatting import as_float
 from .anchored import Anchored
+from .performance import drawdown_path, return_history
 from .risk import factor_rows
+from .risk_measures import backtest_history
 
 __all__ = ["chart_plan"]
 
@@ -43,4 +49,22 @@ def chart_plan(a: Anchored, stress: list[dict]) -> tuple[dict[str, tuple[bool, s
         plan["cumulative_pnl.png"] = (True, None)
     else:
         plan["cumulative_pnl.png"] = (False, "snapshot not available: " + (a.availability["snapshot"][1] or "no history"))
+    if not a.ok("snapshot"):
+        plan["drawdown.png"] = (False, "snapshot not available: " + a.availability["snapshot"][1])
+    else:
+        path = drawdown_path(return_history(a))
+        if len(path):
+            data["drawdown.png"] = path[["date", "drawdown"]]
+            plan["drawdown.png"] = (True, None)
+        else:
+            plan["drawdown.png"] = (False, f"no daily return in the snapshots up to {a.anchor_iso} (a first snapshot has none)")
+    if not a.ok("risk_measures"):
+        plan["var_backtest.png"] = (False, "risk measures not available: " + a.availability["risk_measures"][1])
+    else:
+        backtest, reason = backtest_history(a)
+        if backtest is not None:
+            data["var_backtest.png"] = backtest
+            plan["var_backtest.png"] = (True, None)
+        else:
+            plan["var_backtest.png"] = (False, reason)
     return plan, data

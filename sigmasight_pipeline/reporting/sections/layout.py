@@ -4,6 +4,7 @@ from __future__ import annotations
 
 ENGINES: tuple[str, ...] = (
     "exposures", "greeks", "factor_exposures", "rate_sensitivity", "correlations", "stress_tests", "snapshot",
+    "risk_measures", "performance",
 )
 ENGINE_LABELS: dict[str, str] = {
     "exposures": "Valuation and exposures",
@@ -13,6 +14,8 @@ ENGINE_LABELS: dict[str, str] = {
     "correlations": "Position correlations",
     "stress_tests": "Stress tests",
     "snapshot": "Portfolio snapshot and P&L",
+    "risk_measures": "Risk measures (VaR, ES)",
+    "performance": "Performance and attribution",
 }
 #: sections that must have rows for the anchor date for the engine to be available
 REQUIRED_SECTIONS: dict[str, tuple[str, ...]] = {
@@ -23,6 +26,16 @@ REQUIRED_SECTIONS: dict[str, tuple[str, ...]] = {
     "correlations": ("correlation_summary",),
     "stress_tests": ("stress_results",),
     "snapshot": ("snapshot",),
+    "risk_measures": ("risk_measures",),
+    "performance": ("performance",),
+}
+#: sections an available engine normally has too (their absence is a data-quality note, not unavailability)
+OPTIONAL_SECTIONS: dict[str, tuple[str, ...]] = {
+    "factor_exposures": ("factor_window",),
+    "stress_tests": ("stress_breakdown",),
+    "snapshot": ("position_pnl",),
+    "risk_measures": ("position_risk", "factor_risk", "risk_backtest"),
+    "performance": ("attribution",),
 }
 
 #: chart file -> title (the PNGs sit beside the report and are linked from the Markdown)
@@ -30,6 +43,8 @@ CHARTS: dict[str, str] = {
     "factor_exposures.png": "Factor dollar exposures",
     "stress_pnl.png": "Stress P&L by scenario",
     "cumulative_pnl.png": "Cumulative P&L history",
+    "drawdown.png": "Drawdown of the cumulative return",
+    "var_backtest.png": "Daily P&L against the previous day's 99% VaR",
 }
 
 #: the CSV's columns, in order: one row per position held on the anchor date

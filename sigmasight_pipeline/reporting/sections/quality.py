@@ -11,7 +11,9 @@ import numpy as np
 from ..formatting import as_bool, as_int
 from ..inputs import SECTION_TABLES, day_values, records
 from .anchored import Anchored, int_keys
-from .layout import LIMITED_FLAGS
+from .layout import LIMITED_FLAGS, OPTIONAL_SECTIONS
+from .performance import performance_quality_notes
+from .risk_measures import risk_quality_notes
 
 __all__ = ["QualityFlags", "quality_flags"]
 
@@ -105,14 +107,16 @@ def quality_flags(a: Anchored, stress: list[dict]) -> QualityFlags:
     snap = a.one_row("snapshot")
     if snap is not None and as_bool(snap.get("is_first_snapshot")):
         other.append("first snapshot: its daily P&L is the P&L since entry (measured from entry prices)")
-    optional = {  # optional tables of available engines
-        "factor_exposures": ("factor_window",),
-        "stress_tests": ("stress_breakdown",),
-        "snapshot": ("position_pnl",),
-    }
-    for engine, sections in optional.items():
+    risk_limited, risk_other = risk_quality_notes(a)
+    lim.extend(risk_limited)
+    lim.extend(performance_quality_notes(a))
+    other.extend(risk_other)
+    first_snapshot = snap is not None and as_bool(snap.get("is_first_snapshot"))
+    for engine, sections in OPTIONAL_SECTIONS.items():  # optional tables of available engines
         if a.ok(engine):
             for s in sections:
+                if s == "attribution" and first_snapshot:
+                    continue  # a first snapshot's P&L (since entry) is never attributed: said above
                 if len(a.frames[s]) == 0:
                     other.append(f"no rows in {SECTION_TABLES[s]} for {a.anchor_iso}")
     summary = a.one_row("correlation_summary")
