@@ -188,3 +188,14 @@ def test_inputs_that_cannot_be_attributed_are_errors():
         attribute_pnl(**{**inputs, "snapshots": snaps})
     only_first = inputs["snapshots"].iloc[:1]
     assert attribute_pnl(**{**inputs, "snapshots": only_first}).empty
+
+
+def test_wide_betas_give_the_lines_of_the_long_ones():
+    """The asset reads the betas pivoted by the database (a row per position and date, a column per factor): the
+    lines are those of the long rows, to the last bit (the option without betas included)."""
+    inputs = hand_inputs()
+    long = inputs["position_betas"]
+    wide = long.pivot(index=["date", "position_id"], columns="factor_name", values="beta")
+    wide.columns.name = None
+    out = attribute_pnl(**{**inputs, "position_betas": wide.reset_index()})
+    pd.testing.assert_frame_equal(out, attribute_pnl(**inputs), check_exact=True)

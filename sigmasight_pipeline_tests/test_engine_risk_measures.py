@@ -368,3 +368,44 @@ def test_residual_std_is_the_regressions_and_equals_statsmodels():
     fit = sm.OLS(y["A"].iloc[-150:], sm.add_constant(design.iloc[-150:])).fit()
     assert out["residual_std"].nunique() == 1
     assert out["residual_std"].iloc[0] == pytest.approx(math.sqrt(fit.scale), rel=1e-10)
+
+
+# --- the betas as the asset reads them ----------------------------------------------------------------------------
+
+
+def _wide(long: pd.DataFrame) -> pd.DataFrame:
+    """The long beta rows pivoted as the asset's SQL reads them: a row per (date, position), a column per factor."""
+    wide = long.pivot(index=["date", "position_id"], columns="factor_name", values="beta")
+    wide.columns.name = None
+    resid = long.groupby(["date", "position_id"])["residual_std"].first()
+    return wide.assign(residual_std=resid).reset_index()
+
+
+def test_wide_betas_give_the_rows_of_the_long_ones_to_the_last_bit():
+    """``book_grids`` reads the stored betas long (a row per factor) or wide (a column per factor, what the
+    asset's pivot returns): the grids and every row ``risk_measures_range`` returns are identical, including a
+    position whose beta on one factor is missing (NaN: left out of the parametric model) and a factor the wide
+    frame has no column for (no beta)."""
+    factors = ("Market", "Value", "Size")
+    rows = [{"symbol": "A", "quantity": 2_000}, {"symbol": "B", "quantity": -800},
+            {"symbol": "XYZC", "underlying": "XYZ", "quantity": 10, "option_type": "C", "strike": 105.0},
+            {"symbol": "C", "quantity": 500}]
+    betas = {"A": {"Market": 1.1, "Value": 0.3, "Size": -0.2}, "B": {"Market": 0.8, "Value": -0.4, "Size": 0.1},
+             "XYZ": {"Market": 1.4, "Value": 0.0, "Size": 0.5}, "C": {"Market": 0.9, "Value": np.nan, "Size": 0.0}}
+    inputs = book(rows, dates=SESSIONS[-3:], betas=betas, resid={"A": 0.012, "B": 0.009, "XYZ": 0.015, "C": 0.02},
+                  factors=factors)
+    inputs["factor_cov"] = np.broadcast_to(np.diag([1e-4, 4e-5, 6e-5]), (3, 3, 3)).copy()
+    long = inputs["position_betas"]
+    out_long = rm.risk_measures_range(**inputs)
+    out_wide = rm.risk_measures_range(**{**inputs, "position_betas": _wide(long)})
+    for name in ("measures", "position_contributions", "factor_contributions"):
+        pd.testing.assert_frame_equal(getattr(out_wide, name), getattr(out_long, name), check_exact=True)
+    assert (out_long.parametric.without_beta == 1).all()  # C: no Value beta
+    # a factor without a column has no beta, as a factor without rows
+    no_size = rm.book_grids(inputs["positions"], inputs["valuations"], inputs["greeks"],
+                            _wide(long).drop(columns="Size"), inputs["short_rate"], inputs["dates"], factors)
+    long_no_size = rm.book_grids(inputs["positions"], inputs["valuations"], inputs["greeks"],
+                                 long[long.factor_name != "Size"], inputs["short_rate"], inputs["dates"], factors)
+    np.testing.assert_array_equal(no_size.betas, long_no_size.betas)
+    np.testing.assert_array_equal(no_size.residual_std, long_no_size.residual_std)
+    assert np.isnan(no_size.betas[:, :, 2]).all() and np.isfinite(no_size.betas[:, :3, 0]).all()

@@ -18,8 +18,10 @@ import sqlalchemy as sa
 
 from sigmasight_pipeline import runner as orch
 from sigmasight_pipeline.defs.resources import WarehouseResource
-from sigmasight_pipeline.engines.factors import DEFAULT_FACTOR_PROXIES
-from sigmasight_pipeline.engines.performance import WINDOWS
+from sigmasight_pipeline.engines.attribution import attribute_pnl
+from sigmasight_pipeline.engines.factors import DEFAULT_FACTOR_PROXIES, factor_returns
+from sigmasight_pipeline.engines.performance import WINDOWS, performance_windows, return_series
+from sigmasight_pipeline.marketdata import calendar as xcal
 from sigmasight_pipeline.onboarding import DEMO_BOOKS, demo_csv_text
 from sigmasight_pipeline.sqlmodels import build_models, drop_models, load_manifest, read_relation, run_model_tests
 from sigmasight_pipeline.warehouse import schema
@@ -194,6 +196,43 @@ def test_metadata_previews_the_latest_window_table_and_todays_attribution(world)
     assert "sharpe_ratio" in perf_table and "inception" in perf_table and "| mtd" in perf_table
     assert "Market" in attr_table and "residual" in attr_table
     assert perf["run_sessions"].value == 28
+
+
+def test_stored_rows_are_the_engines_on_the_upstream_rows_read_whole(world):
+    """The assets read only the columns they use (the betas pivoted by the database, a row per position and date)
+    and their checks judge the frames they write: the stored rows are what the engines compute from the upstream
+    tables read whole, every column and the betas a row per factor (attribution: to the last bit, the exposure
+    in cents as the table stores money; performance: to the last bit)."""
+    engine, sessions = world["engine"], pd.DatetimeIndex(xcal.sessions_in_range(START, END))
+    calendar = xcal.sessions_in_range(xcal.previous_session(sessions[0]), sessions[-1])
+    previous = calendar[calendar.get_indexer(sessions) - 1]
+    rets = read_table(engine, schema.security_returns, start=START, end=END)
+    rets = rets.pivot(index="date", columns="symbol", values="simple_return")
+    rets.index = pd.DatetimeIndex(rets.index)
+    irx = read_table(engine, schema.market_prices, symbols=["^IRX"])
+    for pid in PORTFOLIOS:
+        positions = read_table(engine, schema.positions, portfolio_id=pid)
+        symbol = positions.underlying_symbol.where(positions.underlying_symbol.fillna("") != "", positions.symbol)
+        before = lambda table: read_table(engine, table, dates=previous, portfolio_id=pid)  # noqa: E731
+        snaps = read_table(engine, schema.portfolio_snapshots, dates=sessions, portfolio_id=pid)
+        lines = attribute_pnl(
+            snapshots=snaps, factor_exposures=before(schema.portfolio_factor_exposures),
+            position_exposures=before(schema.position_valuations), position_betas=before(schema.position_factor_exposures),
+            position_symbols=pd.DataFrame({"position_id": positions.position_id, "market_symbol": symbol}),
+            factor_returns=factor_returns(rets[list(DEFAULT_FACTOR_PROXIES.values())], DEFAULT_FACTOR_PROXIES),
+            symbol_returns=rets, sessions=calendar)
+        got = stored(world, schema.pnl_attribution, pid).drop(columns="portfolio_id")
+        want = lines.assign(exposure=lines.exposure.round(2)).sort_values(["date", "line"]).reset_index(drop=True)
+        want = want[list(got.columns)]
+        pd.testing.assert_frame_equal(got, want.astype({"date": got.date.dtype, "previous_date": got.previous_date.dtype}),
+                                      check_exact=True, check_dtype=False)
+        history = read_table(engine, schema.portfolio_snapshots, end=END, portfolio_id=pid)
+        returns = return_series(history, rets["SPY"], irx.set_index(pd.to_datetime(irx.date)).close)
+        windows = performance_windows(returns, sessions, xcal.sessions_in_range("2024-01-01", END))
+        got = stored(world, schema.portfolio_performance, pid).drop(columns="portfolio_id")
+        want = windows.sort_values(["date", "window_name"]).reset_index(drop=True)[list(got.columns)]
+        for column in got.columns:
+            assert got[column].equals(want[column].astype(got[column].dtype)), (pid, column)
 
 
 def test_no_look_ahead_a_date_alone_after_every_later_figure_changed(world, tmp_path):

@@ -15,9 +15,14 @@ import sqlalchemy as sa
 from sigmasight_pipeline import runner
 from sigmasight_pipeline.defs.partitions import history_start
 from sigmasight_pipeline.engines import risk_measures as rm
+from sigmasight_pipeline.engines.book import book_periods
+from sigmasight_pipeline.marketdata import calendar as xcal
 from sigmasight_pipeline.quality.risk_measures import backtest_problems
 from sigmasight_pipeline.warehouse import schema
+from sigmasight_pipeline.warehouse.book import engine_positions, read_ledger
 from sigmasight_pipeline.warehouse.io import dispose_engines, get_engine, read_table
+from sigmasight_pipeline.warehouse.reads import market_window
+from sigmasight_pipeline.warehouse.reference import factor_definitions
 
 BOOK = (
     "ticker,quantity,entry_price,entry_date,tags\n"
@@ -158,6 +163,42 @@ def test_no_look_ahead_a_later_price_changes_no_figure_of_an_earlier_date(world,
     with engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(schema.risk_backtest)).scalar() == 4
     dispose_engines()
+
+
+def test_stored_rows_are_the_engine_on_the_upstream_rows_read_whole(world):
+    """The asset reads only the columns it uses, the betas pivoted by the database (a row per position and date)
+    and the market window's returns and ^IRX alone, and its checks judge the frames it writes: the stored rows
+    are exactly, to the last bit, what the engine computes from the upstream tables read whole (every column,
+    the betas a row per factor, ``warehouse.reads.market_window``)."""
+    engine = world["engine"]
+    sessions = pd.bdate_range(START, END)
+    (_, held), = book_periods(read_ledger(engine, PID), sessions)
+    positions = engine_positions(engine, held)
+    definitions = factor_definitions()
+    proxy = dict(zip(definitions.factor_name, definitions.proxy_symbol))["Market"]
+
+    def whole(table):
+        return read_table(engine, table, dates=sessions, portfolio_id=PID).drop(columns="portfolio_id")
+
+    symbols = set(positions.underlying_symbol) | set(positions.symbol) | {proxy, "^IRX"}
+    mkt = market_window(engine, symbols, sessions, rm.RISK_WINDOW)
+    returns = mkt.simple_returns.reindex(xcal.sessions_in_range(mkt.start, mkt.end))
+    out = rm.risk_measures_range(
+        positions=positions, valuations=whole(schema.position_valuations), greeks=whole(schema.position_greeks),
+        position_betas=whole(schema.position_factor_exposures), factor_cov=whole(schema.factor_correlations),
+        returns=returns, market_returns=returns[proxy], short_rate=mkt.prices["^IRX"],
+        equity=whole(schema.portfolio_exposures).set_index("date")["net_exposure"], dates=sessions,
+        factors=list(definitions.factor_name),
+    )
+    for table, frame in ((schema.portfolio_risk_measures, out.measures),
+                         (schema.position_risk_contributions, out.position_contributions),
+                         (schema.factor_risk_contributions, out.factor_contributions)):
+        keys = [c.name for c in table.primary_key.columns if c.name != "portfolio_id"]
+        stored = world["tables"][table.name].drop(columns="portfolio_id")
+        computed = frame[list(stored.columns)].astype({"date": stored["date"].dtype})  # the unit pandas reads
+        pd.testing.assert_frame_equal(stored.sort_values(keys).reset_index(drop=True),
+                                      computed.sort_values(keys).reset_index(drop=True), check_exact=True,
+                                      obj=table.name)
 
 
 # --- the checks' invariants (quality.risk_measures) on hand-made rows: one that holds, one that breaks -------------

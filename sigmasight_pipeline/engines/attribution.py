@@ -79,10 +79,11 @@ def attribute_pnl(
     snapshot gets no rows). ``factor_exposures``: ``date, factor_name, dollar_exposure`` (stored portfolio
     rows; the previous sessions' are what is used). ``position_exposures``: ``date, position_id,
     delta_adjusted_exposure`` and ``position_betas``: ``date, position_id, factor_name, beta`` (stored rows of
-    the previous sessions). ``position_symbols``: ``position_id, market_symbol`` (an option's underlying).
-    ``factor_returns``: sessions x factors, the regression design (Market first; its column order is the order
-    of the lines). ``symbol_returns``: sessions x symbols, simple returns. ``sessions``: the XNYS sessions from
-    the one before the first snapshot date through the last (t-1 is the session before t).
+    the previous sessions; or wide: one row per position and date, a beta column per factor).
+    ``position_symbols``: ``position_id, market_symbol`` (an option's underlying). ``factor_returns``: sessions
+    x factors, the regression design (Market first; its column order is the order of the lines).
+    ``symbol_returns``: sessions x symbols, simple returns. ``sessions``: the XNYS sessions from the one before
+    the first snapshot date through the last (t-1 is the session before t).
 
     Nothing dated after t enters the lines of t. Returns :data:`ATTRIBUTION_COLUMNS`, per date the factor
     lines in design order (``line_type`` "factor", ``exposure`` X_(f,t-1), ``factor_return`` F_(f,t)), then
@@ -155,15 +156,19 @@ def _specific(previous, dates, position_exposures, position_betas, position_symb
     e = wide.to_numpy(dtype=np.float64)  # (D, P) on t-1
     held = (ex.assign(_held=1.0).pivot(index="date", columns="position_id", values="_held")
             .reindex(index=previous, columns=ids).notna().to_numpy())  # a row on t-1 (its exposure may be NULL)
-    bt = position_betas.assign(date=pd.to_datetime(position_betas["date"]))
-    bt = bt[bt["date"].isin(previous) & bt["position_id"].isin(ids)]
     B = np.full((d, len(ids), len(factors)), np.nan)
-    if len(bt):  # one scatter of every row (the previous sessions are distinct: one row of B each)
-        t = pd.Index(previous).get_indexer(bt["date"])
-        p = pd.Index(ids).get_indexer(bt["position_id"])
-        f = pd.Index(factors).get_indexer(bt["factor_name"])
-        ok = f >= 0
-        B[t[ok], p[ok], f[ok]] = bt["beta"].to_numpy(dtype=np.float64)[ok]
+    if len(position_betas):  # one scatter of every row (the previous sessions are distinct: one row of B each)
+        t = pd.Index(previous).get_indexer(pd.DatetimeIndex(position_betas["date"]))
+        p = pd.Index(ids).get_indexer(position_betas["position_id"])
+        on = (t >= 0) & (p >= 0)
+        if "factor_name" in position_betas.columns:  # long: a row per factor
+            f = pd.Index(factors).get_indexer(position_betas["factor_name"])
+            ok = on & (f >= 0)
+            B[t[ok], p[ok], f[ok]] = position_betas["beta"].to_numpy(dtype=np.float64)[ok]
+        else:  # wide: a row per (date, position), a beta column per factor
+            present = np.array([i for i, f in enumerate(factors) if f in position_betas.columns], dtype=np.int64)
+            values = position_betas[[factors[i] for i in present]].to_numpy(dtype=np.float64)[on]
+            B[t[on][:, None], p[on][:, None], present[None, :]] = values
     has_beta = np.isfinite(B).all(axis=2)
     symbols = position_symbols.set_index("position_id")["market_symbol"].reindex(ids)
     if symbols.isna().any():

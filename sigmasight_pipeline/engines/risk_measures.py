@@ -165,11 +165,20 @@ def tail_risk(pnl, level: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     (j+1)-th worst, 0 elsewhere, so that ``es == -sum(weights x pnl)``. Ties are ranked in scenario order
     (stable sort): the values do not depend on it, the weights of tied scenarios may.
     """
+    return _tail_of_sorted(_sort_scenarios(pnl), level)
+
+
+def _sort_scenarios(pnl) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(order, sorted P&L, scenario count)`` along the last axis (stable, NaN last): what every level reads."""
     pnl = np.asarray(pnl, dtype=float)
-    n_s = pnl.shape[-1]
     order = np.argsort(pnl, axis=-1, kind="stable")  # NaN last
-    srt = np.take_along_axis(pnl, order, axis=-1)
-    n = np.isfinite(pnl).sum(axis=-1)
+    return order, np.take_along_axis(pnl, order, axis=-1), np.isfinite(pnl).sum(axis=-1)
+
+
+def _tail_of_sorted(sorted_scenarios, level: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`tail_risk` from :func:`_sort_scenarios` (one sort serves every level)."""
+    order, srt, n = sorted_scenarios
+    n_s = srt.shape[-1]
     k = tail_count(level, n)
     j = np.floor(k).astype(np.int64)
     ok = n > 0
@@ -267,9 +276,11 @@ def book_grids(
     ``positions``: the book (``position_id, symbol, underlying_symbol, is_option, quantity, multiplier, strike,
     option_type``). ``valuations``: ``date, position_id, market_value, delta_adjusted_exposure`` (a row = held
     that date). ``greeks``: ``date, position_id, underlying_price, implied_vol, days_to_expiry, dividend_yield``.
-    ``position_betas``: long ``date, position_id, factor_name, beta[, residual_std]``. ``short_rate``: ^IRX in
-    percent (a Series by date, carried forward over bond-market holidays, or a scalar). ``factors``: the factor
-    order (Market among them).
+    ``position_betas``: long ``date, position_id, factor_name, beta[, residual_std]`` (the stored rows), or wide
+    ``date, position_id[, residual_std]`` and one beta column per factor name (one row per position and date,
+    as a pivot of the stored rows gives it; a factor without a column has no beta). ``short_rate``: ^IRX
+    in percent (a Series by date, carried forward over bond-market holidays, or a scalar). ``factors``: the
+    factor order (Market among them).
     """
     dates = pd.DatetimeIndex(dates)
     if positions["position_id"].duplicated().any():
@@ -291,9 +302,14 @@ def book_grids(
     resid = np.full((len(dates), len(ids)), np.nan)
     if len(position_betas):
         t, p, keep = _index_of(position_betas, dates, ids)
-        k = pd.Index(factors).get_indexer(position_betas["factor_name"][keep])
-        ok = k >= 0
-        betas[t[ok], p[ok], k[ok]] = position_betas["beta"].to_numpy(dtype=float)[keep][ok]
+        if "factor_name" in position_betas.columns:  # long: one row per factor
+            k = pd.Index(factors).get_indexer(position_betas["factor_name"][keep])
+            ok = k >= 0
+            betas[t[ok], p[ok], k[ok]] = position_betas["beta"].to_numpy(dtype=float)[keep][ok]
+        else:  # wide: one row per (date, position), a column per factor
+            present = np.array([i for i, f in enumerate(factors) if f in position_betas.columns], dtype=np.int64)
+            values = position_betas[[factors[i] for i in present]].to_numpy(dtype=float)[keep]
+            betas[t[:, None], p[:, None], present[None, :]] = values
         if "residual_std" in position_betas.columns:
             resid[t, p] = pd.to_numeric(position_betas["residual_std"], errors="coerce").to_numpy(dtype=float)[keep]
     q = _grid(greeks, dates, ids, "dividend_yield")
@@ -369,7 +385,7 @@ def scenario_pnl(
     sessions, symbols, r, m, sym_idx, beta_sym = _prepared or _prepare_returns(grids, returns, market_returns)
     rows = np.arange(len(grids.dates)) if rows is None else np.asarray(rows)
     pos = window_positions(sessions, grids.dates[rows])
-    r_win = trailing_window_view(r, window, np.nan)[pos].transpose(0, 2, 1)  # (T, S, M)
+    r_win = np.ascontiguousarray(trailing_window_view(r, window, np.nan)[pos].transpose(0, 2, 1))  # (T, S, M)
     m_win = trailing_window_view(m, window, np.nan)[pos]  # (T, S)
     sess = trailing_window_view(sessions.to_numpy(dtype="datetime64[ns]"), window, np.datetime64("NaT"))[pos]
     valid = np.isfinite(m_win)
@@ -394,7 +410,8 @@ def scenario_pnl(
     included = held & priced & ~left_sym[:, sym_idx]
     # the returns the scenarios apply: gaps filled; 0 where nothing applies (a symbol left out, a session that
     # is no scenario), whose P&L is masked below
-    r_win = np.where(missing, np.where(fillable, beta_s[:, None, :] * m_win[:, :, None], 0.0), r_win)
+    t, w, k = np.nonzero(missing)  # in place: the gaps are few, the window is (T, S, M)
+    r_win[t, w, k] = np.where(np.isfinite(beta_s[t, k]), beta_s[t, k] * m_win[t, w], 0.0)
     r_win[~valid] = 0.0
 
     # P&L of every (date, scenario, position): linear positions by market value x return, options repriced
@@ -463,10 +480,11 @@ def historical_risk(
         sc = scenario_pnl(grids, returns, market_returns, window, np.arange(start, min(start + step, n_t)), prepared)
         rows = sc.rows
         enough = sc.n_scenarios >= min_scenarios
+        ranked = _sort_scenarios(sc.total)
         for i, level in enumerate(var_levels):
-            var[rows, i] = np.where(enough, tail_risk(sc.total, level)[0], np.nan)
+            var[rows, i] = np.where(enough, _tail_of_sorted(ranked, level)[0], np.nan)
         for i, level in enumerate(es_levels):
-            _, e, w = tail_risk(sc.total, level)
+            _, e, w = _tail_of_sorted(ranked, level)
             es[rows, i] = np.where(enough, e, np.nan)
             c = -np.einsum("ts,tsn->tn", w, sc.pnl)
             contrib[rows, :, i] = np.where(enough[:, None], c, np.nan)
@@ -566,26 +584,42 @@ def _count(label: str, counts: np.ndarray) -> np.ndarray:
     return np.array([f"{label}={c}" if c else "" for c in counts], dtype=object)
 
 
-def _measure_rows(dates, method: str, measure: str, level: float, horizon: int, values, flags) -> pd.DataFrame:
-    values = np.asarray(values, dtype=float)
-    return pd.DataFrame({
-        "date": dates, "method": method, "measure": measure, "level": float(level), "horizon_days": int(horizon),
-        "value": values + 0.0, "flag": np.broadcast_to(np.asarray(flags, dtype=object), values.shape),
-    })
+def _measure_rows(method: str, measure: str, level: float, horizon: int, values, flags) -> tuple:
+    """One measure on every date: ``(method, measure, level, horizon, values (T,), flags (T,) or one flag)``."""
+    return method, measure, float(level), int(horizon), np.asarray(values, dtype=float), flags
 
 
-def _tail_rows(dates, method, var, es, var_levels, es_levels, base_flags, negative: bool) -> list[pd.DataFrame]:
+def _tail_rows(method, var, es, var_levels, es_levels, base_flags, negative: bool) -> list[tuple]:
     """VaR and ES rows at 1 day and (scaled) 10 days."""
     out = []
     scale = np.sqrt(SCALED_HORIZON)
+    scaled = np.full(len(base_flags), "scaled_sqrt10", dtype=object)
     for name, values, levels in (("var", var, var_levels), ("es", es, es_levels)):
         for i, level in enumerate(levels):
             v = values[:, i]
             neg = np.where(negative & (v < 0), f"negative_{name}", "")
-            out.append(_measure_rows(dates, method, name, level, 1, v, _notes(base_flags, neg)))
-            out.append(_measure_rows(dates, method, name, level, SCALED_HORIZON, v * scale,
-                                     _notes(base_flags, neg, np.full(len(dates), "scaled_sqrt10", dtype=object))))
+            out.append(_measure_rows(method, name, level, 1, v, _notes(base_flags, neg)))
+            out.append(_measure_rows(method, name, level, SCALED_HORIZON, v * scale, _notes(base_flags, neg, scaled)))
     return out
+
+
+def _measures_frame(dates: pd.DatetimeIndex, rows: list[tuple]) -> pd.DataFrame:
+    """The long ``MEASURE_COLUMNS`` frame of :func:`_measure_rows` tuples: by date, within a date in the order of
+    ``rows`` (one (dates x rows) grid per column, raveled date-major: no per-measure frames to concatenate)."""
+    n_t = len(dates)
+    if not n_t:
+        return pd.DataFrame(columns=MEASURE_COLUMNS)
+    method, measure, level, horizon, values, flags = zip(*rows)
+    tile = lambda column, dtype: np.tile(np.asarray(column, dtype=dtype), n_t)  # noqa: E731
+    return pd.DataFrame({
+        "date": np.repeat(dates.to_numpy(), len(rows)),
+        "method": tile(method, object),
+        "measure": tile(measure, object),
+        "level": tile(level, float),
+        "horizon_days": tile(horizon, np.int64),
+        "value": np.stack(values, axis=1).ravel() + 0.0,
+        "flag": np.stack([np.broadcast_to(np.asarray(f, dtype=object), (n_t,)) for f in flags], axis=1).ravel(),
+    }, columns=MEASURE_COLUMNS)
 
 
 def risk_measures_range(
@@ -654,44 +688,44 @@ def risk_measures_range(
         var_total = par.sigma ** 2
         f_share = np.where(var_total > 0, par.factor_variance / var_total, np.nan)
         s_share = np.where(var_total > 0, par.specific_variance / var_total, np.nan)
-    frames = [
-        *_tail_rows(dates, HISTORICAL, hist.var, hist.es, VAR_LEVELS, ES_LEVELS, h_flags, True),
-        _measure_rows(dates, HISTORICAL, "scenarios", NO_LEVEL, 1, hist.n_scenarios, h_flags),
-        _measure_rows(dates, HISTORICAL, "filled_returns", NO_LEVEL, 1, hist.filled, h_flags),
-        *_tail_rows(dates, PARAMETRIC, p_var, p_es, VAR_LEVELS, ES_LEVELS, p_flags, False),
-        _measure_rows(dates, PARAMETRIC, "volatility", NO_LEVEL, 1, par.sigma, p_flags),
-        _measure_rows(dates, PARAMETRIC, "volatility", NO_LEVEL, TRADING_DAYS, par.sigma * ann, p_flags),
-        _measure_rows(dates, PARAMETRIC, "volatility_of_equity", NO_LEVEL, TRADING_DAYS, vol_pct, eq_flag),
-        _measure_rows(dates, PARAMETRIC, "tracking_error", NO_LEVEL, 1, par.tracking_error, p_flags),
-        _measure_rows(dates, PARAMETRIC, "tracking_error", NO_LEVEL, TRADING_DAYS, par.tracking_error * ann, p_flags),
-        _measure_rows(dates, PARAMETRIC, "tracking_error_of_equity", NO_LEVEL, TRADING_DAYS, te_pct, eq_flag),
-        _measure_rows(dates, PARAMETRIC, "factor_share", NO_LEVEL, 1, f_share, p_flags),
-        _measure_rows(dates, PARAMETRIC, "specific_share", NO_LEVEL, 1, s_share, p_flags),
-    ]
-    measures = pd.concat(frames, ignore_index=True) if n_t else pd.DataFrame(columns=MEASURE_COLUMNS)
-    if n_t:  # by date; within a date in the order above (historical first)
-        measures = measures.sort_values("date", kind="stable").reset_index(drop=True)[MEASURE_COLUMNS]
+    measures = _measures_frame(dates, [
+        *_tail_rows(HISTORICAL, hist.var, hist.es, VAR_LEVELS, ES_LEVELS, h_flags, True),
+        _measure_rows(HISTORICAL, "scenarios", NO_LEVEL, 1, hist.n_scenarios, h_flags),
+        _measure_rows(HISTORICAL, "filled_returns", NO_LEVEL, 1, hist.filled, h_flags),
+        *_tail_rows(PARAMETRIC, p_var, p_es, VAR_LEVELS, ES_LEVELS, p_flags, False),
+        _measure_rows(PARAMETRIC, "volatility", NO_LEVEL, 1, par.sigma, p_flags),
+        _measure_rows(PARAMETRIC, "volatility", NO_LEVEL, TRADING_DAYS, par.sigma * ann, p_flags),
+        _measure_rows(PARAMETRIC, "volatility_of_equity", NO_LEVEL, TRADING_DAYS, vol_pct, eq_flag),
+        _measure_rows(PARAMETRIC, "tracking_error", NO_LEVEL, 1, par.tracking_error, p_flags),
+        _measure_rows(PARAMETRIC, "tracking_error", NO_LEVEL, TRADING_DAYS, par.tracking_error * ann, p_flags),
+        _measure_rows(PARAMETRIC, "tracking_error_of_equity", NO_LEVEL, TRADING_DAYS, te_pct, eq_flag),
+        _measure_rows(PARAMETRIC, "factor_share", NO_LEVEL, 1, f_share, p_flags),
+        _measure_rows(PARAMETRIC, "specific_share", NO_LEVEL, 1, s_share, p_flags),
+    ])  # by date; within a date in the order above (historical first)
 
-    # --- position contributions
-    ids = grids.position_ids
-    parts = []
-    for i, level in enumerate(ES_LEVELS):
-        keep = hist.included & np.isfinite(hist.contributions[:, :, i])
-        t, p = np.nonzero(keep)
-        c = hist.contributions[t, p, i]
-        total = hist.es[t, i]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            share = np.where(total != 0, c / total, np.nan)
-        parts.append(pd.DataFrame({"date": dates[t], "position_id": ids[p], "method": HISTORICAL, "measure": "es",
-                                   "level": level, "contribution": c + 0.0, "marginal": np.nan, "share": share}))
-    t, p = np.nonzero(par.included & np.isfinite(par.sigma)[:, None])
+    # --- position contributions: one (dates x positions x kinds) grid per column, kinds the ES levels then the
+    # parametric sigma; the rows each method includes, by date, position id and kind
+    n_es = len(ES_LEVELS)
+    order = np.argsort(grids.position_ids, kind="stable")
+    contrib = np.concatenate([hist.contributions, par.position_contributions[:, :, None]], axis=2)[:, order]
+    keep = np.concatenate([hist.included[:, :, None] & np.isfinite(hist.contributions),
+                           (par.included & np.isfinite(par.sigma)[:, None])[:, :, None]], axis=2)[:, order]
+    t, p, kind = np.nonzero(keep)
+    c = contrib[t, p, kind]
+    total = np.concatenate([hist.es, par.sigma[:, None]], axis=1)[t, kind]  # the measure each part adds up to
+    is_par = kind == n_es
     with np.errstate(divide="ignore", invalid="ignore"):
-        share = np.where(par.sigma[t] > 0, par.position_contributions[t, p] / par.sigma[t], np.nan)
-    parts.append(pd.DataFrame({"date": dates[t], "position_id": ids[p], "method": PARAMETRIC, "measure": "volatility",
-                               "level": NO_LEVEL, "contribution": par.position_contributions[t, p] + 0.0,
-                               "marginal": par.position_marginals[t, p] + 0.0, "share": share}))
-    pos_c = pd.concat(parts, ignore_index=True)
-    pos_c = pos_c.sort_values(["date", "position_id"], kind="stable").reset_index(drop=True)[POSITION_CONTRIBUTION_COLUMNS]
+        share = np.where(np.where(is_par, total > 0, total != 0), c / total, np.nan)
+    pos_c = pd.DataFrame({
+        "date": dates[t],
+        "position_id": grids.position_ids[order][p],
+        "method": np.array([HISTORICAL] * n_es + [PARAMETRIC], dtype=object)[kind],
+        "measure": np.array(["es"] * n_es + ["volatility"], dtype=object)[kind],
+        "level": np.array([*ES_LEVELS, NO_LEVEL], dtype=float)[kind],
+        "contribution": c + 0.0,
+        "marginal": np.where(is_par, par.position_marginals[:, order][t, p], np.nan) + 0.0,
+        "share": share,
+    }, columns=POSITION_CONTRIBUTION_COLUMNS)
 
     # --- factor contributions (and specific risk)
     k = len(grids.factors)

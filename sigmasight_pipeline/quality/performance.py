@@ -53,9 +53,9 @@ def attribution_coverage_problems(attribution: pd.DataFrame, portfolio_id: str) 
 def limited_history_problems(performance: pd.DataFrame, portfolio_id: str) -> list[str]:
     """The windows of the latest date in ``performance`` (stored ``portfolio_performance`` rows) computed on fewer
     returns than sessions (``limited_history``) or without a figure (``insufficient_returns``), with their
-    reason."""
+    reason; by window name (the order of the stored rows), whatever the order of ``performance``."""
     if performance.empty:
         return []
     perf = performance.assign(date=pd.to_datetime(performance["date"]))
-    latest = perf[(perf["date"] == perf["date"].max()) & (perf["flag"] != FLAG_OK)]
+    latest = perf[(perf["date"] == perf["date"].max()) & (perf["flag"] != FLAG_OK)].sort_values("window_name")
     return [f"{portfolio_id} {r.date:%Y-%m-%d} {r.window_name}: {r.flag} ({r.reason})" for r in latest.itertuples()]

@@ -57,15 +57,20 @@ def contribution_sum_problems(
     one_day = measures[measures["horizon_days"] == 1]
 
     def compare(label: str, totals: pd.Series, sums: pd.Series) -> None:
+        # one comparison of every date (the sums are never NaN: a date absent from one side is NaN once aligned)
         totals = totals.dropna()
-        for d in sorted(set(totals.index) | set(sums.index)):
-            total, got = totals.get(d), sums.get(d)
-            if total is None or got is None:
-                what = "contributions without a total" if total is None else "a total without contributions"
+        dates = totals.index.union(sums.index)
+        total = totals.reindex(dates).to_numpy(dtype=float)
+        got = sums.reindex(dates).to_numpy(dtype=float)
+        missing = np.isnan(total) | np.isnan(got)
+        bad = missing | ~_close(got, total, rtol)
+        for d, t, g in zip(dates[bad], total[bad], got[bad]):  # the problems only
+            if np.isnan(t) or np.isnan(g):
+                what = "contributions without a total" if np.isnan(t) else "a total without contributions"
                 out.append(f"{portfolio_id} {pd.Timestamp(d):%Y-%m-%d} {label}: {what}")
-            elif not _close(got, total, rtol):
-                out.append(f"{portfolio_id} {pd.Timestamp(d):%Y-%m-%d} {label}: contributions sum to {got:,.6f}, "
-                           f"total {total:,.6f}")
+            else:
+                out.append(f"{portfolio_id} {pd.Timestamp(d):%Y-%m-%d} {label}: contributions sum to {g:,.6f}, "
+                           f"total {t:,.6f}")
 
     def with_rows(totals: pd.Series, sums: pd.Series) -> pd.Series:
         # a book without a position in the model has a total of 0 and no position rows: nothing to add up

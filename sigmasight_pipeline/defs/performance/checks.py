@@ -1,6 +1,7 @@
 """The checks of ``portfolio_performance`` and ``pnl_attribution`` (``quality.performance``), on the rows the
-assets just stored: the attribution lines add up to the snapshot P&L (blocking); windows and attribution lines
-resting on less history than they should (warnings, never blocking)."""
+assets just stored (the frames they wrote; the attribution's P&L is already in cents, as the table stores it):
+the attribution lines add up to the snapshot P&L (blocking); windows and attribution lines resting on less
+history than they should (warnings, never blocking)."""
 
 import dagster as dg
 

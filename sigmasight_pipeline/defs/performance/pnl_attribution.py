@@ -2,6 +2,7 @@
 
 import dagster as dg
 import pandas as pd
+import sqlalchemy as sa
 
 from sigmasight_pipeline.defs.date_portfolio import (
     add_rows, date_portfolio_asset, latest_preview, preview_metadata, run_metadata, write_tables,
@@ -10,7 +11,9 @@ from sigmasight_pipeline.defs.market.security_returns import security_returns
 from sigmasight_pipeline.defs.performance.checks import (
     ATTRIBUTION_COVERAGE, ATTRIBUTION_SUMS_TO_PNL, attribution_coverage, attribution_sums_to_pnl,
 )
-from sigmasight_pipeline.defs.performance.inputs import batches_by_portfolio, rows_of, stored_rows, stored_snapshots
+from sigmasight_pipeline.defs.performance.inputs import (
+    batches_by_portfolio, rows_of, stored_betas, stored_returns, stored_rows, stored_snapshots,
+)
 from sigmasight_pipeline.defs.resources import WarehouseResource
 from sigmasight_pipeline.defs.risk.factor_exposures import factor_exposures
 from sigmasight_pipeline.defs.risk.valuation import position_valuations
@@ -20,38 +23,41 @@ from sigmasight_pipeline.engines.factors import DEFAULT_FACTOR_PROXIES, factor_r
 from sigmasight_pipeline.marketdata import calendar as xcal
 from sigmasight_pipeline.quality.performance import attribution_coverage_problems, attribution_sum_problems
 from sigmasight_pipeline.warehouse import schema
-from sigmasight_pipeline.warehouse.io import pivot_wide, read_table
+from sigmasight_pipeline.warehouse.io import read_frame
 
 PREVIEW = ["portfolio_id", "line", "exposure", "factor_return", "pnl", "flag"]
 PREVIEW_FORMAT = ("", "", ",.2f", ".3%", ",.2f", "")  # the factor's return as a percentage
+#: The stored columns the preview reads back.
+STORED = ["date", "line", "line_order", "exposure", "factor_return", "pnl", "flag"]
 
 
-def compute_attribution(engine, portfolio_id: str, sessions: pd.DatetimeIndex) -> pd.DataFrame:
-    """The attribution rows of ``sessions`` from the stored snapshots of those sessions, the stored exposures and
-    betas of the sessions before them, and the market returns of the sessions (``engines.attribution``)."""
-    snaps = stored_snapshots(engine, portfolio_id, sessions, history=False)
+def compute_attribution(engine, portfolio_id: str, sessions: pd.DatetimeIndex) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(rows, snapshots)``: the attribution rows of ``sessions`` (``engines.attribution``) and the stored
+    snapshots of those sessions they attribute. Reads the snapshots, the stored exposures and betas of the
+    sessions before them, and the market returns of the sessions, each once and only the columns used."""
+    snaps = stored_snapshots(engine, portfolio_id, sessions, ["daily_pnl", "is_first_snapshot"], history=False)
     calendar = xcal.sessions_in_range(xcal.previous_session(sessions[0]), sessions[-1])
     previous = calendar[calendar.get_indexer(sessions) - 1]  # t-1 of every session
     read = lambda table, columns: stored_rows(engine, table, portfolio_id, previous, columns)  # noqa: E731
-    positions = read_table(engine, schema.positions, portfolio_id=portfolio_id)
+    p = schema.positions
+    positions = read_frame(engine, sa.select(p.c.position_id, p.c.symbol, p.c.underlying_symbol)
+                           .where(p.c.portfolio_id == portfolio_id).order_by(p.c.position_id))
     market_symbol = positions["underlying_symbol"].where(positions["underlying_symbol"].fillna("").str.strip() != "",
                                                          positions["symbol"])
     symbols = pd.DataFrame({"position_id": positions["position_id"], "market_symbol": market_symbol})
     proxies = dict(DEFAULT_FACTOR_PROXIES)
-    needed = set(symbols["market_symbol"]) | set(proxies.values())
-    rets = pivot_wide(read_table(engine, schema.security_returns, start=sessions[0], end=sessions[-1], symbols=needed),
-                      "simple_return", sorted(needed))
-    rets.index = pd.DatetimeIndex(rets.index)
-    return attribute_pnl(
+    rets = stored_returns(engine, set(symbols["market_symbol"]) | set(proxies.values()), sessions[0], sessions[-1])
+    rows = attribute_pnl(
         snapshots=snaps[["date", "daily_pnl", "is_first_snapshot"]],
         factor_exposures=read(schema.portfolio_factor_exposures, ["date", "factor_name", "dollar_exposure"]),
         position_exposures=read(schema.position_valuations, ["date", "position_id", "delta_adjusted_exposure"]),
-        position_betas=read(schema.position_factor_exposures, ["date", "position_id", "factor_name", "beta"]),
+        position_betas=stored_betas(engine, portfolio_id, previous, list(proxies)),
         position_symbols=symbols,
         factor_returns=factor_returns(rets[list(proxies.values())], proxies),
         symbol_returns=rets,
         sessions=calendar,
     )
+    return rows, snaps
 
 
 @date_portfolio_asset(
@@ -68,24 +74,24 @@ def compute_attribution(engine, portfolio_id: str, sessions: pd.DatetimeIndex) -
 )
 def pnl_attribution(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     engine = warehouse.engine
-    batches, rows, stored_all, sum_problems, coverage, checked = [], {}, [], [], [], 0
+    batches, rows, latest, sum_problems, coverage, checked = [], {}, [], [], [], 0
     for pid, portfolio_batches_, sessions in batches_by_portfolio(context, engine):
-        rows_all = compute_attribution(engine, pid, sessions) if len(sessions) else pd.DataFrame()
+        rows_all, snaps = compute_attribution(engine, pid, sessions) if len(sessions) else (pd.DataFrame(), None)
         for batch in portfolio_batches_:
             batches.append(batch)
             add_rows(rows, write_tables(engine, batch, {schema.pnl_attribution: rows_of(rows_all, batch)}))
         if len(sessions):
-            stored = read_table(engine, schema.pnl_attribution, dates=sessions, portfolio_id=pid)
-            stored = stored.assign(date=pd.to_datetime(stored["date"]))
-            snaps = stored_snapshots(engine, pid, sessions, history=False)
-            sum_problems += attribution_sum_problems(stored, snaps, pid)
-            coverage += attribution_coverage_problems(stored, pid)
+            # the checks judge the rows just written: their pnl is already in cents, as the table stores it
+            sum_problems += attribution_sum_problems(rows_all, snaps, pid)
+            coverage += attribution_coverage_problems(rows_all, pid)
             checked += len(snaps)
-            stored_all.append(stored.sort_values(["date", "line_order"]))
-    table = latest_preview(stored_all, PREVIEW)
+            if len(rows_all):  # the preview shows the latest date as stored (exposures rounded to the cent)
+                last = stored_rows(engine, schema.pnl_attribution, pid, [rows_all["date"].max()], STORED)
+                latest.append(last.assign(portfolio_id=pid).sort_values(["date", "line_order"]))
+    table = latest_preview(latest, PREVIEW)
     table = table.astype(object).where(table.notna(), None)  # no "nan" in the UI: specific and residual have no exposure
     yield dg.MaterializeResult(
-        metadata=run_metadata(batches, rows, **preview_metadata("attribution", stored_all, table, PREVIEW_FORMAT))
+        metadata=run_metadata(batches, rows, **preview_metadata("attribution", latest, table, PREVIEW_FORMAT))
     )
     yield attribution_sums_to_pnl(sum_problems, checked)
     yield attribution_coverage(coverage)

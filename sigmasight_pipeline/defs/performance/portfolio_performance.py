@@ -3,14 +3,17 @@ snapshots (date x portfolio)."""
 
 import dagster as dg
 import pandas as pd
+import sqlalchemy as sa
 
 from sigmasight_pipeline.defs.date_portfolio import (
-    add_rows, date_portfolio_asset, latest_preview, preview_metadata, run_metadata, write_tables,
+    add_rows, date_portfolio_asset, last_date_rows, latest_preview, preview_metadata, run_metadata, write_tables,
 )
 from sigmasight_pipeline.defs.market.market_prices import market_prices
 from sigmasight_pipeline.defs.market.security_returns import security_returns
 from sigmasight_pipeline.defs.performance.checks import PERFORMANCE_HISTORY, performance_history
-from sigmasight_pipeline.defs.performance.inputs import MARKET_PROXY, batches_by_portfolio, rows_of, stored_snapshots
+from sigmasight_pipeline.defs.performance.inputs import (
+    MARKET_PROXY, batches_by_portfolio, rows_of, stored_returns, stored_snapshots,
+)
 from sigmasight_pipeline.defs.resources import WarehouseResource
 from sigmasight_pipeline.defs.snapshots.portfolio_snapshots import portfolio_snapshots
 from sigmasight_pipeline.engines import performance as perf_engine
@@ -18,7 +21,7 @@ from sigmasight_pipeline.marketdata import calendar as xcal
 from sigmasight_pipeline.marketdata.base import SYMBOLS
 from sigmasight_pipeline.quality.performance import limited_history_problems
 from sigmasight_pipeline.warehouse import schema
-from sigmasight_pipeline.warehouse.io import read_table
+from sigmasight_pipeline.warehouse.io import read_frame
 
 #: Days of ^IRX quotes read before the first return (a quote missing that day takes the last earlier one).
 RATE_LOOKBACK_DAYS = 10
@@ -30,15 +33,15 @@ PREVIEW = ["portfolio_id", "window_name", "n_returns", "cumulative_return", "ann
 def compute_performance(engine, portfolio_id: str, sessions: pd.DatetimeIndex) -> pd.DataFrame:
     """The rows of ``sessions`` from the portfolio's stored snapshots up to the last of them, SPY's returns and
     ^IRX (``engines.performance``); nothing dated after the last session is read."""
-    snaps = stored_snapshots(engine, portfolio_id, sessions, history=True)
+    snaps = stored_snapshots(engine, portfolio_id, sessions, ["daily_return"], history=True)
     first, last = snaps["date"].min(), sessions[-1]
-    spy = read_table(engine, schema.security_returns, start=first, end=last, symbols=[MARKET_PROXY])
-    irx = read_table(engine, schema.market_prices, start=first - pd.Timedelta(days=RATE_LOOKBACK_DAYS), end=last,
-                     symbols=[SYMBOLS.TREASURY_13W])
+    spy = stored_returns(engine, [MARKET_PROXY], first, last)[MARKET_PROXY]
+    p = schema.market_prices
+    irx = read_frame(engine, sa.select(p.c.date, p.c.close).where(
+        p.c.symbol == SYMBOLS.TREASURY_13W, p.c.date >= (first - pd.Timedelta(days=RATE_LOOKBACK_DAYS)).date(),
+        p.c.date <= last.date()).order_by(p.c.date))
     try:
-        returns = perf_engine.return_series(
-            snaps, spy.set_index(pd.to_datetime(spy["date"]))["simple_return"],
-            irx.set_index(pd.to_datetime(irx["date"]))["close"])
+        returns = perf_engine.return_series(snaps, spy, irx.set_index(pd.to_datetime(irx["date"]))["close"])
     except ValueError as exc:  # no short rate to measure excess returns against
         raise dg.Failure(f"{portfolio_id}: {exc}: materialize market_prices over the book's history") from exc
     start, back = perf_engine.sessions_needed(sessions, returns["date"].min() if len(returns) else None)
@@ -68,11 +71,11 @@ def portfolio_performance(context: dg.AssetExecutionContext, warehouse: Warehous
             batches.append(batch)
             add_rows(rows, write_tables(engine, batch, {schema.portfolio_performance: rows_of(rows_all, batch)}))
         if len(sessions):
-            stored = read_table(engine, schema.portfolio_performance, dates=sessions, portfolio_id=pid)
-            stored = stored.assign(date=pd.to_datetime(stored["date"]))
-            problems += limited_history_problems(stored, pid)
-            limited_rows += int((stored["flag"] != perf_engine.FLAG_OK).sum())
-            stored_all.append(stored)
+            # the check and the preview read the rows just written: double precision, integers, dates and text,
+            # which the table stores as given (NaN and NaT as NULL)
+            problems += limited_history_problems(rows_all, pid)
+            limited_rows += int((rows_all["flag"] != perf_engine.FLAG_OK).sum())
+            stored_all.append(last_date_rows(rows_all).assign(portfolio_id=pid))
     order = {w.name: i for i, w in enumerate(perf_engine.WINDOWS)}
     table = latest_preview(stored_all, PREVIEW)
     table = table.assign(_order=table["window_name"].map(order)).sort_values(["portfolio_id", "_order"])[PREVIEW]

@@ -1,6 +1,6 @@
 """The checks of ``risk_measures``: ES at least VaR and Euler contributions that add up (blocking); the VaR
 backtest and limited history (warnings), evaluated by ``quality.risk_measures`` on the rows the asset just
-stored."""
+stored (the frames it wrote: double precision, integers, dates and text, which the tables store as given)."""
 
 import dagster as dg
 

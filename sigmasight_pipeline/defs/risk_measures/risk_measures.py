@@ -11,7 +11,8 @@ import pandas as pd
 import sqlalchemy as sa
 
 from sigmasight_pipeline.defs.date_portfolio import (
-    PortfolioBatch, add_rows, date_portfolio_asset, latest_date, portfolio_batches, run_metadata, write_tables,
+    PortfolioBatch, add_rows, date_portfolio_asset, last_date_rows, latest_date, portfolio_batches, run_metadata,
+    write_tables,
 )
 from sigmasight_pipeline.defs.market.market_prices import market_prices
 from sigmasight_pipeline.defs.market.security_returns import security_returns
@@ -34,7 +35,6 @@ from sigmasight_pipeline.quality.risk_measures import (
 )
 from sigmasight_pipeline.warehouse import schema
 from sigmasight_pipeline.warehouse.io import read_frame, read_table
-from sigmasight_pipeline.warehouse.reads import market_window
 from sigmasight_pipeline.warehouse.reference import factor_definitions
 
 TABLES = (schema.portfolio_risk_measures, schema.position_risk_contributions, schema.factor_risk_contributions,
@@ -50,10 +50,47 @@ def stored_columns(engine, batch: PortfolioBatch, table: sa.Table, columns: list
     return read_frame(engine, query)
 
 
+def stored_betas(engine, batch: PortfolioBatch, factors: list[str]) -> pd.DataFrame:
+    """The batch's stored position betas, one row per (date, position): ``date, position_id, residual_std`` and a
+    beta column per factor of ``factors``, pivoted by the database (``position_factor_exposures`` holds a row
+    per factor: reading them long costs seven Python rows per position and date). ``residual_std`` is the same
+    on a position's rows of a date (its symbol's regression): the pivot takes it once."""
+    t = schema.position_factor_exposures
+    query = (sa.select(t.c.date, t.c.position_id, sa.func.max(t.c.residual_std).label("residual_std"),
+                       *[sa.func.max(sa.case((t.c.factor_name == f, t.c.beta))).label(f) for f in factors])
+             .where(t.c.portfolio_id == batch.portfolio_id, t.c.date.in_([d.date() for d in batch.sessions]))
+             .group_by(t.c.date, t.c.position_id)
+             .order_by(t.c.date, t.c.position_id))
+    return read_frame(engine, query)
+
+
+def market_inputs(engine, symbols: set[str], sessions: pd.DatetimeIndex) -> tuple[pd.DataFrame, pd.Series]:
+    """``(returns, short_rate)`` over the risk window of the first session through the last: the simple returns
+    of ``symbols`` on every XNYS session from the window's start (a session without data is a row of NaN, a
+    symbol without data a column of NaN; columns sorted) and ^IRX's closes (percent, by date). Only the columns
+    used are read (``security_returns.simple_return``, ``market_prices.close`` of ^IRX); nothing after the last
+    session."""
+    start, end = xcal.sessions_window(sessions[0], rm.RISK_WINDOW)[0], sessions[-1]
+    calendar = xcal.sessions_in_range(start, end)
+    names = pd.Index(sorted(symbols))
+    r = schema.security_returns
+    rows = read_frame(engine, sa.select(r.c.date, r.c.symbol, r.c.simple_return)
+                      .where(r.c.date >= start.date(), r.c.date <= end.date(), r.c.symbol.in_(list(names))))
+    grid = np.full((len(calendar), len(names)), np.nan)
+    if len(rows):
+        t, k = calendar.get_indexer(rows["date"]), names.get_indexer(rows["symbol"])
+        ok = (t >= 0) & (k >= 0)
+        grid[t[ok], k[ok]] = rows["simple_return"].to_numpy(dtype=float)[ok]
+    p = schema.market_prices
+    irx = read_frame(engine, sa.select(p.c.date, p.c.close)
+                     .where(p.c.symbol == SYMBOLS.TREASURY_13W, p.c.date >= start.date(), p.c.date <= end.date()))
+    short_rate = pd.Series(irx["close"].to_numpy(dtype=float), index=pd.DatetimeIndex(irx["date"]))
+    return pd.DataFrame(grid, index=calendar, columns=names), short_rate
+
+
 def risk_inputs(engine, batch: PortfolioBatch, factors: list[str], market_proxy: str) -> dict:
-    """The engine's inputs for a batch's sessions, as stored by the upstream assets, and its market window:
-    simple returns of the book's symbols and the market proxy on every XNYS session from the first window's
-    start to the last session (a session without data is a row of NaN)."""
+    """The engine's inputs for a batch's sessions, as stored by the upstream assets (only the columns the engine
+    reads), and its market window (:func:`market_inputs`)."""
     read = lambda table, *columns: stored_columns(engine, batch, table, ["date", *columns])  # noqa: E731
     valuations = read(schema.position_valuations, "position_id", "market_value", "delta_adjusted_exposure")
     if valuations.empty:
@@ -62,20 +99,18 @@ def risk_inputs(engine, batch: PortfolioBatch, factors: list[str], market_proxy:
     if factor_cov.empty:
         raise dg.Failure(f"no factor_correlations rows for {batch.portfolio_id}: materialize factor_exposures first")
     symbols = set(batch.positions.underlying_symbol) | set(batch.positions.symbol) | {market_proxy, SYMBOLS.TREASURY_13W}
-    mkt = market_window(engine, symbols, batch.sessions, rm.RISK_WINDOW)
-    sessions = xcal.sessions_in_range(mkt.start, mkt.end)
-    returns = mkt.simple_returns.reindex(sessions)
+    returns, short_rate = market_inputs(engine, symbols, batch.sessions)
     exposures = read(schema.portfolio_exposures, "net_exposure")
     return {
         "positions": batch.positions,
         "valuations": valuations,
         "greeks": read(schema.position_greeks, "position_id", "underlying_price", "implied_vol", "days_to_expiry",
                        "dividend_yield"),
-        "position_betas": read(schema.position_factor_exposures, "position_id", "factor_name", "beta", "residual_std"),
+        "position_betas": stored_betas(engine, batch, factors),
         "factor_cov": factor_cov,
         "returns": returns,
         "market_returns": returns[market_proxy],
-        "short_rate": mkt.prices[SYMBOLS.TREASURY_13W],
+        "short_rate": short_rate,
         "equity": exposures.set_index("date")["net_exposure"],  # the book's net liquidation value
         "dates": batch.sessions,
         "factors": factors,
@@ -122,14 +157,15 @@ def var_es_table(measures: list[pd.DataFrame]) -> pd.DataFrame:
         if frame.empty:
             continue
         last = frame[frame["date"] == frame["date"].max()]
+        cells = {(m, k, round(lv, 9), h): (v, f) for m, k, lv, h, v, f in zip(
+            last["method"], last["measure"], last["level"], last["horizon_days"], last["value"], last["flag"])}
         for method in (rm.HISTORICAL, rm.PARAMETRIC):
-            rows = last[last["method"] == method]
             for measure, level, label in TAIL_ROWS:
-                row = rows[(rows["measure"] == measure) & np.isclose(rows["level"], level)].set_index("horizon_days")
-                if row.empty:
+                one = cells.get((method, measure, round(level, 9), 1))
+                ten = cells.get((method, measure, round(level, 9), rm.SCALED_HORIZON))
+                if one is None and ten is None:
                     continue
-                out.append([frame["portfolio_id"].iloc[0], method, label, row["value"].get(1),
-                            row["value"].get(rm.SCALED_HORIZON), row["flag"].get(1)])
+                out.append([frame["portfolio_id"].iloc[0], method, label, one and one[0], ten and ten[0], one and one[1]])
     return pd.DataFrame(out, columns=columns)
 
 
@@ -195,34 +231,43 @@ def risk_measures(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
     factors = list(definitions.factor_name)
     market_proxy = dict(zip(definitions.factor_name, definitions.proxy_symbol))[MARKET]
     batches, rows = [], {}
-    stored = {t.name: [] for t in TABLES}
-    books, es_var, sums, backtest, history = [], [], [], [], []
+    latest = {t.name: [] for t in TABLES}  # each batch's rows of its latest date, for the previews
+    books, es_var, sums, backtest, history, measured, backtested = [], [], [], [], [], 0, 0
     for batch in portfolio_batches(context, engine):
         batches.append(batch)
-        frames = {t: pd.DataFrame() for t in TABLES}
+        pid = batch.portfolio_id
         if len(batch.sessions):
             try:
                 out = rm.risk_measures_range(**risk_inputs(engine, batch, factors, market_proxy))
             except ValueError as exc:  # e.g. a date without a factor covariance
-                raise dg.Failure(f"risk measures of {batch.portfolio_id}: {exc}", metadata={"portfolio": batch.portfolio_id}) from exc
+                raise dg.Failure(f"risk measures of {pid}: {exc}", metadata={"portfolio": pid}) from exc
+            # the biggest table first: write_tables turns each frame into rows inside its one transaction, and on
+            # SQLite the first delete takes the database's write lock (which the other runs' writes wait for)
             frames = {
-                schema.portfolio_risk_measures: out.measures,
                 schema.position_risk_contributions: out.position_contributions,
+                schema.portfolio_risk_measures: out.measures,
                 schema.factor_risk_contributions: out.factor_contributions,
                 schema.risk_backtest: backtest_rows(engine, batch, out.measures),
             }
-        add_rows(rows, write_tables(engine, batch, frames))
-        got = {t.name: batch.stored(engine, t) for t in TABLES}
-        pid = batch.portfolio_id
-        es_var += es_at_least_var_problems(got["portfolio_risk_measures"], pid)
-        sums += contribution_sum_problems(got["portfolio_risk_measures"], got["position_risk_contributions"],
+        else:  # nothing to compute: the batch's dates are cleared
+            frames = {t: pd.DataFrame(columns=[c.name for c in t.columns if c.name != "portfolio_id"]) for t in TABLES}
+        written = write_tables(engine, batch, frames)
+        add_rows(rows, {t.name: written[t.name] for t in TABLES})
+        # The checks judge the frames just written: the tables' columns are double precision, integers, dates and
+        # text, which the warehouse stores as given (NaN as NULL), so they are the stored rows.
+        got = {t.name: frame for t, frame in frames.items()}
+        measures, backtests = got["portfolio_risk_measures"], got["risk_backtest"]
+        es_var += es_at_least_var_problems(measures, pid)
+        sums += contribution_sum_problems(measures, got["position_risk_contributions"],
                                           got["factor_risk_contributions"], pid)
-        backtest += backtest_problems(got["risk_backtest"], pid)
-        history += limited_history_problems(got["portfolio_risk_measures"], pid)
+        backtest += backtest_problems(backtests, pid)
+        history += limited_history_problems(measures, pid)
+        measured += len(measures)
+        backtested += len(backtests)
         for name, frame in got.items():
-            stored[name].append(frame)
+            latest[name].append(last_date_rows(frame).assign(portfolio_id=pid))
         books.append(batch.positions)
-    measures = stored["portfolio_risk_measures"]
+    measures = latest["portfolio_risk_measures"]
     date = latest_date(measures)
     yield dg.MaterializeResult(
         metadata=run_metadata(
@@ -231,13 +276,13 @@ def risk_measures(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
                 preview_label("VaR and ES", date): md_table(var_es_table(measures)),
                 # money to 2 decimals, fractions to 4 (tabulate takes a format per column)
                 preview_label("volatility, tracking error, backtest", date): md_table(
-                    risk_summary_table(measures, stored["risk_backtest"]), ("", ",.2f", ".4f", ",.2f", ".4f", ".4f", ".4f")),
+                    risk_summary_table(measures, latest["risk_backtest"]), ("", ",.2f", ".4f", ",.2f", ".4f", ".4f", ".4f")),
                 preview_label("top five contributors", date): md_table(
-                    top_contributors(stored["position_risk_contributions"], books), ("", "", ",.2f", ".4f", ".4f")),
+                    top_contributors(latest["position_risk_contributions"], books), ("", "", ",.2f", ".4f", ".4f")),
             },
         )
     )
-    yield es_at_least_var(es_var, sum(len(f) for f in measures))
+    yield es_at_least_var(es_var, measured)
     yield contributions_add_up(sums)
-    yield backtest_zone(backtest, sum(len(f) for f in stored["risk_backtest"]))
+    yield backtest_zone(backtest, backtested)
     yield limited_history(history)
