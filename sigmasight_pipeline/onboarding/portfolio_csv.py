@@ -170,20 +170,9 @@ def parse_portfolio_csv(
         def fail(column: str, value: str, reason: str) -> None:
             row_errors.append(RowError(line, column, value[:_VALUE_SHOWN], reason))
 
-        if len(cells) > len(header) and any(c.strip() for c in cells[len(header):]):
-            fail("", "", f"row has {len(cells)} fields but the header has {len(header)} "
-                         "(a tags field containing commas must be quoted)")
-        cell = {name: (cells[i].strip() if i < len(cells) else "") for name, i in columns.items()}
-
+        cell = _row_cells(cells, header, columns, fail)
         symbol, option = _parse_ticker(cell["ticker"], fail)
-        quantity = _parse_decimal("quantity", cell["quantity"], fail)
-        if quantity is not None and quantity == 0:
-            fail("quantity", cell["quantity"], "zero quantity")
-            quantity = None
-        price = _parse_decimal("entry_price", cell["entry_price"], fail)
-        if price is not None and price <= 0:
-            fail("entry_price", cell["entry_price"], "entry price must be greater than 0")
-            price = None
+        quantity, price = _quantity_and_price(cell, "entry_price", "entry price", fail)
         entry_date = _parse_date(cell["entry_date"], today, fail)
         if option is not None and entry_date is not None and entry_date > option.expiration:
             fail("entry_date", cell["entry_date"], f"entry date is after the option's expiration {option.expiration}")
@@ -288,6 +277,27 @@ def _parse_ticker(text: str, fail) -> tuple[str | None, OptionSymbol | None]:
         fail("ticker", text, f"not a valid symbol: expected a ticker of 1-{MAX_TICKER_LENGTH} characters "
                              "A-Z, 0-9, '.', '-', or an OCC option symbol")
     return None, None
+
+
+def _row_cells(cells: list[str], header: list[str], columns: dict[str, int], fail) -> dict[str, str]:
+    """A data row's known cells by column name (trimmed; "" when missing); extra non-empty fields are an error."""
+    if len(cells) > len(header) and any(c.strip() for c in cells[len(header):]):
+        fail("", "", f"row has {len(cells)} fields but the header has {len(header)} "
+                     "(a tags field containing commas must be quoted)")
+    return {name: (cells[i].strip() if i < len(cells) else "") for name, i in columns.items()}
+
+
+def _quantity_and_price(cell: dict[str, str], price_column: str, price_words: str, fail):
+    """The row's signed, non-zero quantity and its price > 0 (None where invalid, after reporting it)."""
+    quantity = _parse_decimal("quantity", cell["quantity"], fail)
+    if quantity is not None and quantity == 0:
+        fail("quantity", cell["quantity"], "zero quantity")
+        quantity = None
+    price = _parse_decimal(price_column, cell[price_column], fail)
+    if price is not None and price <= 0:
+        fail(price_column, cell[price_column], f"{price_words} must be greater than 0")
+        price = None
+    return quantity, price
 
 
 def _parse_decimal(column: str, text: str, fail) -> Decimal | None:

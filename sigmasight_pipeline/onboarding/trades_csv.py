@@ -33,6 +33,8 @@ from .portfolio_csv import (
     _parse_ticker,
     _read_records,
     _read_text,
+    _quantity_and_price,
+    _row_cells,
 )
 
 __all__ = ["ParsedTrade", "TRADE_COLUMNS", "TradesValidationError", "parse_trades_csv", "read_trades_csv"]
@@ -132,20 +134,10 @@ def read_trades_csv(
         def fail_date(column: str, value: str, reason: str) -> None:
             fail("trade_date", value, reason)
 
-        if len(cells) > len(header) and any(c.strip() for c in cells[len(header):]):
-            fail("", "", f"row has {len(cells)} fields but the header has {len(header)} "
-                         "(a tags field containing commas must be quoted)")
-        cell = {name: (cells[i].strip() if i < len(cells) else "") for name, i in columns.items()}
+        cell = _row_cells(cells, header, columns, fail)
         trade_date = _parse_date(cell["trade_date"], today, fail_date)
         symbol, option = _parse_ticker(cell["ticker"], fail)
-        quantity = _parse_decimal("quantity", cell["quantity"], fail)
-        if quantity is not None and quantity == 0:
-            fail("quantity", cell["quantity"], "zero quantity")
-            quantity = None
-        price = _parse_decimal("price", cell["price"], fail)
-        if price is not None and price <= 0:
-            fail("price", cell["price"], "price must be greater than 0")
-            price = None
+        quantity, price = _quantity_and_price(cell, "price", "price", fail)
         fees = Decimal(0)
         if cell.get("fees"):
             fees = _parse_decimal("fees", cell["fees"], fail)
