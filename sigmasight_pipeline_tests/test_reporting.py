@@ -1587,11 +1587,9 @@ def test_risk_and_performance_schema_is_precise():
     assert list(validator.iter_errors(js))
 
 
-def test_ranged_read_cuts_every_history_at_its_anchor(sqlite_engine):
-    """load_report_inputs reads the attribution and backtest histories once and cuts them at each anchor: the
-    report of the 13th sums the attribution of the 11th to the 13th, the 14th's adds the 14th; a one-date read
-    gives the same report."""
-    from sigmasight_pipeline.reporting import load_report_inputs
+def _seed_histories(sqlite_engine) -> list[pd.Timestamp]:
+    """The fixture book with five sessions of snapshots (the first a first snapshot) and backtest rows, the
+    attribution of the last four, and the risk and performance rows of the 13th and the 14th; the sessions."""
     from sigmasight_pipeline.warehouse import schema
     from sigmasight_pipeline.warehouse.io import write_partition
 
@@ -1616,7 +1614,17 @@ def test_ranged_read_cuts_every_history_at_its_anchor(sqlite_engine):
     write_partition(sqlite_engine, schema.portfolio_snapshots, snapshots, dates=days, portfolio_ids=[PID])
     write_partition(sqlite_engine, schema.pnl_attribution, attribution, dates=days[1:], portfolio_ids=[PID])
     write_partition(sqlite_engine, schema.risk_backtest, backtest, dates=days, portfolio_ids=[PID])
+    return days
 
+
+def test_ranged_read_cuts_every_history_at_its_anchor(sqlite_engine):
+    """load_report_inputs reads the attribution and backtest histories once and cuts them at each anchor: the
+    report of the 13th sums the attribution of the 11th to the 13th, the 14th's adds the 14th; a one-date read
+    gives the same report."""
+    from sigmasight_pipeline.reporting import load_report_inputs
+
+    _seed_histories(sqlite_engine)
+    both = [PREV, ANCHOR]
     ranged = list(load_report_inputs(sqlite_engine, PID, both))
     for inp, anchor in zip(ranged, both):
         for name in ("snapshot_history", "attribution_history", "backtest_history"):
@@ -1634,3 +1642,156 @@ def test_ranged_read_cuts_every_history_at_its_anchor(sqlite_engine):
         assert prepublish_problems(rendered, inp, 18) == []
         single = load_report_input(sqlite_engine, PID, inp.anchor_date)
         assert build_report(single, GENERATED).markdown == rendered.markdown
+
+
+def test_a_range_computes_its_histories_once_and_each_report_gets_its_own(sqlite_engine):
+    """prepare_range computes the drawdown path, the VaR backtest window and the cumulative attribution once for
+    a range and cuts them at every anchor: each cut equals what the report computes from its own slices (a
+    fresh input, whose cache keeps nothing), the first snapshot's included (no return yet: no drawdown)."""
+    import numpy as np
+
+    from sigmasight_pipeline.reporting import load_report_inputs
+    from sigmasight_pipeline.reporting.sections import Anchored
+    from sigmasight_pipeline.reporting.sections.performance import (
+        CUMULATIVE_KEY, DRAWDOWN_KEY, cumulative_lines, drawdown_history, drawdown_path, return_history,
+    )
+    from sigmasight_pipeline.reporting.sections.risk_measures import BACKTEST_KEY, backtest_history
+
+    days = [d.date() for d in _seed_histories(sqlite_engine)]
+    ranged = list(load_report_inputs(sqlite_engine, PID, days))
+    drawn = []
+    for inp in ranged:
+        own = replace(inp)  # the same frames, a cache of its own that keeps nothing
+        assert not own.cache.memoize
+
+        def not_cached(_frame):
+            raise AssertionError(f"{inp.anchor_date}: not computed for the range")
+
+        key = (PID, inp.anchor_date)
+        path = inp.cache.get(inp.snapshot_history, (DRAWDOWN_KEY, *key), not_cached)
+        assert drawdown_history(Anchored(inp)) is path
+        pd.testing.assert_frame_equal(path, drawdown_path(return_history(Anchored(own))))
+        drawn.append(len(path))
+        window = inp.cache.get(inp.backtest_history, (BACKTEST_KEY, *key), not_cached)
+        pd.testing.assert_frame_equal(window, backtest_history(Anchored(own))[0])
+        cumulative = inp.cache.get(inp.attribution_history, (CUMULATIVE_KEY, *key), not_cached)
+        assert cumulative == cumulative_lines(own.attribution_history, PID, [inp.anchor_date])[inp.anchor_date]
+        mine, theirs = build_report(inp, GENERATED), build_report(own, GENERATED)
+        assert (mine.markdown, mine.json, mine.csv, mine.charts) == (theirs.markdown, theirs.json, theirs.csv, theirs.charts)
+        assert mine.chart_data.keys() == theirs.chart_data.keys()
+        for name, frame in mine.chart_data.items():
+            pd.testing.assert_frame_equal(frame, theirs.chart_data[name])
+    # the first snapshot has no return (no path, no chart); then the base close and one point per return
+    assert drawn == [0, 2, 3, 4, 5]
+    assert build_report(ranged[0], GENERATED).charts["drawdown.png"][0] is False
+    sums, sessions = cumulative_lines(ranged[-1].attribution_history, PID, [ANCHOR])[ANCHOR]
+    assert sessions == 4 and sums[0]["line"] == "Market" and sums[0]["sessions"] == 4
+    assert sums[0]["pnl"] == pytest.approx(700.0 + 300.0 + 900.25 + ATTRIBUTION["2025-03-14"]["Market"])
+    assert np.isclose(sum(r["pnl"] for r in sums), sum(sum(v.values()) for v in ATTRIBUTION.values()))
+
+
+def test_check_schema_accepts_exactly_what_the_schema_accepts():
+    """The rewrites behind the compiled check (references to leaf definitions inlined, nullable patterns merged,
+    a constant as a one-value enum) keep the schema's answer on every document."""
+    import fastjsonschema
+
+    from sigmasight_pipeline.reporting.json_report import check_schema
+
+    schema = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "type": "object",
+        "required": ["a", "b", "c", "d"],
+        "properties": {
+            "a": {"$ref": "#/$defs/money"},
+            "b": {"$ref": "#/$defs/money_or_null"},
+            "c": {"anyOf": [{"$ref": "#/$defs/date"}, {"type": "null"}]},
+            "d": {"const": True},
+            "e": {"enum": [1, 2], "const": 2},
+            "$ref": {"type": "integer"},  # a property named like a keyword is a property
+            "anyOf": {"$ref": "#/$defs/node"},
+        },
+        "additionalProperties": False,
+        "$defs": {
+            "money": {"type": "string", "pattern": "^-?\\d+\\.\\d{2}$"},
+            "money_or_null": {"anyOf": [{"$ref": "#/$defs/money"}, {"type": "null"}]},
+            "date": {"type": "string", "pattern": "^\\d{4}-\\d{2}-\\d{2}$"},
+            "node": {"type": "object", "properties": {"next": {"$ref": "#/$defs/node"}}},  # recursive: kept
+        },
+    }
+    fast = check_schema(schema)
+    props = fast["properties"]
+    assert props["a"] == {"type": "string", "pattern": "^-?\\d+\\.\\d{2}$"}
+    assert props["b"] == {"type": ["string", "null"], "pattern": "^-?\\d+\\.\\d{2}$"}
+    assert props["c"] == {"type": ["string", "null"], "pattern": "^\\d{4}-\\d{2}-\\d{2}$"}
+    assert props["d"] == {"enum": [True]} and props["e"] == {"enum": [2]}
+    assert props["$ref"] == {"type": "integer"} and props["anyOf"] == {"$ref": "#/$defs/node"}
+    compiled = fastjsonschema.compile(fast, detailed_exceptions=False)
+    reference = Draft202012Validator(schema)
+    base = {"a": "1.00", "b": None, "c": "2025-03-14", "d": True}
+    docs = [base, {**base, "b": "-2.50"}, {**base, "b": "2.5"}, {**base, "b": 2.5}, {**base, "a": None},
+            {**base, "a": "1.000"}, {**base, "c": None}, {**base, "c": "14/03/2025"}, {**base, "d": False},
+            {**base, "e": 2}, {**base, "e": 1}, {**base, "$ref": 3}, {**base, "$ref": "3"},
+            {**base, "anyOf": {"next": {"next": {}}}}, {**base, "anyOf": {"next": 1}}, {**base, "x": 1},
+            {k: v for k, v in base.items() if k != "c"}]
+
+    def accepts(doc):
+        try:
+            compiled(doc)
+        except fastjsonschema.JsonSchemaException:
+            return False
+        return True
+
+    assert [accepts(d) for d in docs] == [reference.is_valid(d) for d in docs]
+    assert sum(accepts(d) for d in docs) == 6
+
+
+def test_palette_png_holds_the_canvas_exactly():
+    """palette_png: a valid PNG (IHDR 8-bit indexed, PLTE, one IDAT, IEND) that decodes to the same indices and
+    palette; the same image gives the same bytes."""
+    import struct
+
+    import numpy as np
+    from PIL import Image
+
+    from sigmasight_pipeline.reporting.charts import PALETTE, palette_png
+
+    rng = np.random.default_rng(7)
+    indices = rng.integers(0, len(PALETTE), size=(37, 53), dtype=np.uint8)
+    indices[10:20] = 0  # flat runs, as a chart has
+    image = Image.frombytes("P", (53, 37), indices.tobytes())
+    data = palette_png(image)
+    assert data.startswith(PNG_SIGNATURE) and data == palette_png(image)
+    chunks, pos = [], 8
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos:pos + 4])
+        chunks.append((data[pos + 4:pos + 8], data[pos + 8:pos + 8 + length]))
+        pos += 12 + length
+    assert [kind for kind, _ in chunks] == [b"IHDR", b"PLTE", b"IDAT", b"IEND"]
+    assert chunks[0][1] == struct.pack(">IIBBBBB", 53, 37, 8, 3, 0, 0, 0)
+    decoded = Image.open(io.BytesIO(data))
+    decoded.load()
+    assert decoded.mode == "P" and decoded.size == (53, 37)
+    assert np.array_equal(np.asarray(decoded), indices)
+    assert decoded.getpalette()[:3 * len(PALETTE)] == [v for rgb in PALETTE for v in rgb]
+
+
+def test_collection_paused_restores_the_collector():
+    import gc
+
+    from sigmasight_pipeline.reporting import collection_paused
+
+    was = gc.isenabled()
+    try:
+        gc.enable()
+        with collection_paused():
+            assert not gc.isenabled()
+        assert gc.isenabled()
+        with pytest.raises(RuntimeError), collection_paused():
+            raise RuntimeError("boom")
+        assert gc.isenabled()
+        gc.disable()  # paused by someone else: stays so
+        with collection_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    finally:
+        (gc.enable if was else gc.disable)()

@@ -10,7 +10,8 @@ No Dagster here and no reads except :func:`load_report_input` / :func:`load_repo
 
 One module per job:
 
-- :mod:`.inputs`      report inputs: ``ReportInput``, read from the warehouse (each table once per range);
+- :mod:`.inputs`      report inputs: ``ReportInput``, and how frames and dates are read;
+- :mod:`.loader`      the inputs read from the warehouse (each table once per range; what a range shares once);
 - :mod:`.formatting`  precision by field, Decimal rounding, money / Greeks / betas, Markdown cells;
 - :mod:`.sections`    each section of a report built from its inputs, once, for every output;
 - :mod:`.markdown`    the Markdown (Jinja2 template);
@@ -31,8 +32,9 @@ from .charts import (
     var_backtest_chart,
 )
 from .formatting import FIELD_KINDS, format_field
-from .inputs import ReportInput, load_report_input, load_report_inputs
+from .inputs import ReportInput
 from .json_report import REPORT_VERSION, load_report_schema, report_json_text, schema_problems
+from .loader import collection_paused, load_report_input, load_report_inputs
 from .report import RenderedReport, build_report
 from .sections import CSV_COLUMNS, ENGINES, engine_availability
 from .validation import prepublish_problems
@@ -47,6 +49,7 @@ __all__ = [
     "ReportInput",
     "WriteResult",
     "build_report",
+    "collection_paused",
     "cumulative_pnl_chart",
     "drawdown_chart",
     "engine_availability",

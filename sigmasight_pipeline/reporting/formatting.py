@@ -108,7 +108,7 @@ def is_missing(value) -> bool:
     kind = type(value)  # fast paths for the common exact types; the general rule below gives the same answer
     if kind is float:
         return value != value or value in _INFINITIES
-    if kind is int or kind is str or kind is pd.Timestamp:  # (NaT is not a Timestamp)
+    if kind is int or kind is str or kind is bool or kind is pd.Timestamp:  # (NaT is not a Timestamp)
         return False
     if value is None:
         return True

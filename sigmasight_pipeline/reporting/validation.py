@@ -202,8 +202,9 @@ def prepublish_problems(rendered: RenderedReport, inp: ReportInput, expected_sce
         problems.append(f"duplicate factor rows in the Markdown: {', '.join(dup)}")
 
     # --- 4. availability agreement -----------------------------------------------------------------
-    md_table, md_markers = markdown_availability(rendered.markdown)
-    md_reasons = markdown_engine_table(rendered.markdown)
+    md_reasons = markdown_engine_table(rendered.markdown)  # (markdown_availability, the table read once)
+    md_table = {engine: ok for engine, (ok, _) in md_reasons.items()}
+    md_markers = set(_MARKER_RE.findall(rendered.markdown))
     from_input = engine_availability(inp)
     for engine in ENGINES:
         mapped = rendered.availability.get(engine, (None, None))[0]

@@ -10,7 +10,7 @@ import pandas as pd
 
 from ..formatting import as_float
 from .anchored import Anchored
-from .performance import drawdown_path, return_history
+from .performance import drawdown_history
 from .risk import factor_rows
 from .risk_measures import backtest_history
 
@@ -45,16 +45,18 @@ def chart_plan(a: Anchored, stress: list[dict]) -> tuple[dict[str, tuple[bool, s
         plan["stress_pnl.png"] = (False, "stress tests not available: " + (a.availability["stress_tests"][1] or "no rows"))
     hist = a.history()
     if a.ok("snapshot") and len(hist):
-        data["cumulative_pnl.png"] = hist.assign(cumulative_pnl=pd.to_numeric(hist["cumulative_pnl"], errors="coerce"))
+        if hist["cumulative_pnl"].dtype != "float64":  # as read from the warehouse it is: plotted as it is
+            hist = hist.assign(cumulative_pnl=pd.to_numeric(hist["cumulative_pnl"], errors="coerce"))
+        data["cumulative_pnl.png"] = hist
         plan["cumulative_pnl.png"] = (True, None)
     else:
         plan["cumulative_pnl.png"] = (False, "snapshot not available: " + (a.availability["snapshot"][1] or "no history"))
     if not a.ok("snapshot"):
         plan["drawdown.png"] = (False, "snapshot not available: " + a.availability["snapshot"][1])
     else:
-        path = drawdown_path(return_history(a))
+        path = drawdown_history(a)
         if len(path):
-            data["drawdown.png"] = path[["date", "drawdown"]]
+            data["drawdown.png"] = path
             plan["drawdown.png"] = (True, None)
         else:
             plan["drawdown.png"] = (False, f"no daily return in the snapshots up to {a.anchor_iso} (a first snapshot has none)")

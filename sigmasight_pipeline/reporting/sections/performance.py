@@ -8,8 +8,9 @@ never past the anchor date:
 - the cumulative attribution (:func:`cumulative_attribution`): the sum of each line's daily P&L over the
   attributed sessions up to the anchor date, in whole cents (the stored lines are cents, so the sums are
   exact). A first snapshot's P&L (since entry) is not attributed, so neither is it here;
-- the drawdown path of the chart (:func:`drawdown_path`): the cumulative-return index of the stored daily
-  returns and its drawdown from its running maximum (the convention of ``engines.performance``).
+- the drawdown path of the chart (:func:`drawdown_history`, :func:`drawdown_path`): the
+  cumulative-return index of the stored daily returns and its drawdown from its running maximum (the
+  convention of ``engines.performance``).
 """
 
 from __future__ import annotations
@@ -23,17 +24,23 @@ from sigmasight_pipeline.engines.attribution import RESIDUAL, SPECIFIC
 from sigmasight_pipeline.engines.performance import WINDOWS
 
 from ..formatting import as_bool, as_float, as_int, as_str, format_field, iso_date
-from ..inputs import SECTION_TABLES, day_values, on_date
+from ..inputs import SECTION_TABLES, as_date, float_values, last_per_day, on_date, rows_upto, text_values
 from .anchored import Anchored
 
 __all__ = [
     "WINDOW_LABELS",
     "WINDOW_RATIOS",
+    "CUMULATIVE_KEY",
+    "DRAWDOWN_KEY",
     "cumulative_attribution",
+    "cumulative_lines",
+    "drawdown_paths",
+    "drawdown_history",
     "drawdown_path",
     "performance_section",
     "performance_quality_notes",
     "return_history",
+    "returns_upto",
 ]
 
 #: window name -> its label in the Markdown
@@ -150,68 +157,56 @@ def _today(a: Anchored) -> tuple[dict | None, str | None]:
     }, None
 
 
-def _text(values) -> np.ndarray:
-    """A column as an object array of ``str`` (what ``astype(str)`` gives), without a copy when it is one."""
-    arr = values.to_numpy(dtype=object) if isinstance(values, pd.Series) else np.asarray(values, dtype=object)
-    if all(type(v) is str for v in arr.tolist()):
-        return arr
-    return np.array([str(v) for v in arr.tolist()], dtype=object)
+def cumulative_lines(history: pd.DataFrame, portfolio_id: str, anchors) -> dict[dt.date, tuple[list[dict], int]]:
+    """anchor -> (:func:`cumulative_attribution` up to it as records, the number of distinct dates summed), for
+    each of ``anchors`` at once: each line's running sums over its rows by date, read at every anchor.
 
-
-def _numbers(values) -> np.ndarray:
-    """A column as float64 (unreadable -> NaN)."""
-    if isinstance(values, pd.Series) and values.dtype == np.float64:
-        return values.to_numpy()
-    return pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-
-
-def _upto(frame: pd.DataFrame, portfolio_id: str, anchor: dt.date) -> tuple[np.ndarray, np.ndarray]:
-    """(row positions of ``frame`` of ``portfolio_id`` (when it says) dated up to ``anchor``, their days)."""
-    days = day_values(frame["date"])
-    keep = ~np.isnat(days) & (days <= np.datetime64(anchor, "D"))
-    if "portfolio_id" in frame.columns:
-        keep &= _text(frame["portfolio_id"]) == portfolio_id
-    rows = np.flatnonzero(keep)
-    return rows, days[rows]
-
-
-def _cumulative_lines(history: pd.DataFrame, portfolio_id: str, anchor: dt.date) -> tuple[list[dict], int]:
-    """:func:`cumulative_attribution` as records, and the number of distinct dates summed."""
-    if len(history) == 0 or not {"date", "line", "pnl"} <= set(history.columns):
-        return [], 0
-    rows, days = _upto(history, portfolio_id, anchor)
+    (A line's sums are whole cents, so the order they are added in does not matter; its ``line_type`` and
+    ``line_order`` are those of its last row in the frame's order, as for a single anchor.)
+    """
+    anchors = [as_date(d) for d in anchors]
+    out: dict[dt.date, tuple[list[dict], int]] = {anchor: ([], 0) for anchor in anchors}
+    if not anchors or len(history) == 0 or not {"date", "line", "pnl"} <= set(history.columns):
+        return out
+    rows, days = rows_upto(history, portfolio_id, max(anchors))
     if not len(rows):
-        return [], 0
-    codes, lines = pd.factorize(_text(history["line"])[rows])
-    n = len(lines)
-    pnl = _numbers(history["pnl"])[rows]
+        return out
+    codes, lines = pd.factorize(text_values(history["line"])[rows])
+    pnl = float_values(history["pnl"])[rows]
     valid = np.isfinite(pnl)
-    cents = np.bincount(codes, weights=np.where(valid, np.round(pnl * 100.0), 0.0), minlength=n)
-    sessions = np.bincount(codes, minlength=n)
-    valued = np.bincount(codes, weights=valid, minlength=n).astype(np.int64)
-    last_row = np.full(n, -1)
-    np.maximum.at(last_row, codes, np.arange(len(codes)))
-    first = np.full(n, np.datetime64("9999-12-31"), dtype="datetime64[D]")
-    last = np.full(n, np.datetime64("0001-01-01"), dtype="datetime64[D]")
-    np.minimum.at(first, codes, days)
-    np.maximum.at(last, codes, days)
-    kinds = history["line_type"].to_numpy(dtype=object)[rows][last_row] if "line_type" in history.columns else [None] * n
-    orders = history["line_order"].to_numpy(dtype=object)[rows][last_row] if "line_order" in history.columns else [None] * n
-    out = [
-        {
-            "line": str(lines[i]),
-            "line_type": kinds[i],
-            "line_order": orders[i],
-            "pnl": float(cents[i]) / 100.0 if valued[i] else float("nan"),
-            "sessions": int(sessions[i]),
-            "uncomputed_sessions": int(sessions[i] - valued[i]),
-            "first_date": first[i].astype(object),
-            "last_date": last[i].astype(object),
-        }
-        for i in range(n)
-    ]
-    out.sort(key=lambda r: _line_key(r["line"], r["line_type"], r["line_order"]))
-    return out, len(np.unique(days))
+    cents = np.where(valid, np.round(pnl * 100.0), 0.0)
+    none = np.full(len(rows), None, dtype=object)
+    kinds = history["line_type"].to_numpy(dtype=object)[rows] if "line_type" in history.columns else none
+    orders = history["line_order"].to_numpy(dtype=object)[rows] if "line_order" in history.columns else none
+    by_line = np.lexsort((days, codes))  # each line's rows by date (a stable sort: frame order within a date)
+    bounds = np.searchsorted(codes[by_line], np.arange(len(lines) + 1))
+    stamps = np.array([np.datetime64(anchor, "D") for anchor in anchors])
+    dates = np.unique(days)
+    sessions = np.searchsorted(dates, stamps, side="right")
+    per_anchor: list[list[dict]] = [[] for _ in anchors]
+    for code, line in enumerate(lines):
+        idx = by_line[bounds[code]:bounds[code + 1]]
+        line_days = days[idx]
+        taken = np.searchsorted(line_days, stamps, side="right")  # the line's rows up to each anchor
+        cum_cents, cum_valued = np.cumsum(cents[idx]), np.cumsum(valid[idx])
+        last_row = np.maximum.accumulate(idx)  # the line's last row in frame order among its first k by date
+        for j in np.flatnonzero(taken).tolist():
+            k = int(taken[j]) - 1
+            valued = int(cum_valued[k])
+            per_anchor[j].append({
+                "line": str(line),
+                "line_type": kinds[last_row[k]],
+                "line_order": orders[last_row[k]],
+                "pnl": float(cum_cents[k]) / 100.0 if valued else float("nan"),
+                "sessions": k + 1,
+                "uncomputed_sessions": k + 1 - valued,
+                "first_date": line_days[0].astype(object),
+                "last_date": line_days[k].astype(object),
+            })
+    for j, anchor in enumerate(anchors):
+        recs = sorted(per_anchor[j], key=lambda r: _line_key(r["line"], r["line_type"], r["line_order"]))
+        out[anchor] = (recs, int(sessions[j]))
+    return out
 
 
 def cumulative_attribution(history: pd.DataFrame, portfolio_id: str, anchor: dt.date) -> pd.DataFrame:
@@ -227,7 +222,8 @@ def cumulative_attribution(history: pd.DataFrame, portfolio_id: str, anchor: dt.
     ``first_date, last_date`` (of the line's rows). Lines in line order (factors, specific, residual).
     """
     cols = ["line", "line_type", "line_order", "pnl", "sessions", "uncomputed_sessions", "first_date", "last_date"]
-    return pd.DataFrame(_cumulative_lines(history, portfolio_id, anchor)[0], columns=cols)
+    anchor = as_date(anchor)
+    return pd.DataFrame(cumulative_lines(history, portfolio_id, [anchor])[anchor][0], columns=cols)
 
 
 def _attribution_history(a: Anchored) -> pd.DataFrame:
@@ -239,8 +235,17 @@ def _attribution_history(a: Anchored) -> pd.DataFrame:
     return hist
 
 
+#: the cache entry of an input's cumulative attribution (:func:`.ranges.prepare_range` fills a range's)
+CUMULATIVE_KEY = "cumulative_attribution"
+#: the cache entry of an input's drawdown path (:func:`.ranges.prepare_range` fills a range's)
+DRAWDOWN_KEY = "drawdown_path"
+
+
 def _cumulative(a: Anchored) -> tuple[dict | None, str | None]:
-    recs, sessions = _cumulative_lines(_attribution_history(a), a.inp.portfolio_id, a.anchor)
+    recs, sessions = a.inp.cache.get(
+        a.inp.section("attribution_history"), (CUMULATIVE_KEY, a.inp.portfolio_id, a.anchor),
+        lambda _: cumulative_lines(_attribution_history(a), a.inp.portfolio_id, [a.anchor])[a.anchor],
+    )
     if not recs:
         return None, f"no rows in {SECTION_TABLES['attribution']} up to {a.anchor_iso}"
     return {
@@ -265,30 +270,18 @@ def _cumulative(a: Anchored) -> tuple[dict | None, str | None]:
 # ---------------------------------------------------------------------------------------------------
 # Returns and drawdown
 # ---------------------------------------------------------------------------------------------------
-def return_history(a: Anchored) -> pd.DataFrame:
-    """``date, daily_return`` of the snapshots up to the anchor date, by date (the anchor's snapshot added when
-    the history lacks it); a date given twice keeps its last row; rows of another portfolio left out."""
-    if "return_history" in a._memo:
-        return a._memo["return_history"]
-    h = a.inp.section("snapshot_history")
-    if len(h) and {"date", "daily_return"} <= set(h.columns):
-        rows, days = _upto(h, a.inp.portfolio_id, a.anchor)
-        returns = _numbers(h["daily_return"])[rows]
+def returns_upto(history: pd.DataFrame, portfolio_id: str, anchor: dt.date) -> pd.DataFrame:
+    """``date, daily_return`` of ``history`` (``portfolio_snapshots`` rows) up to ``anchor``, by date.
+
+    Rows of another portfolio (when the frame says) and rows without a date are left out; a date given twice
+    keeps its last row; an unreadable return is NaN. Never past the anchor.
+    """
+    if len(history) and {"date", "daily_return"} <= set(history.columns):
+        rows, days = rows_upto(history, portfolio_id, anchor)
+        days, (returns,) = last_per_day(days, float_values(history["daily_return"])[rows])
     else:
         days, returns = np.zeros(0, dtype="datetime64[D]"), np.zeros(0)
-    anchor = np.datetime64(a.anchor, "D")
-    snap = a.one_row("snapshot")
-    if snap is not None and not (days == anchor).any():
-        r = as_float(snap.get("daily_return"))
-        days, returns = np.append(days, anchor), np.append(returns, np.nan if r is None else r)
-    if len(days) > 1 and not (days[1:] > days[:-1]).all():  # by date, a date given twice keeps its last row
-        order = np.argsort(days, kind="stable")
-        days, returns = days[order], returns[order]
-        last = np.r_[days[1:] != days[:-1], True]
-        days, returns = days[last], returns[last]
-    out = pd.DataFrame({"date": days.astype("datetime64[ns]"), "daily_return": returns})
-    a._memo["return_history"] = out
-    return out
+    return pd.DataFrame({"date": days.astype("datetime64[ns]"), "daily_return": returns})
 
 
 def drawdown_path(returns: pd.DataFrame) -> pd.DataFrame:
@@ -299,10 +292,17 @@ def drawdown_path(returns: pd.DataFrame) -> pd.DataFrame:
     with a return; a date without a return (a gap) is left out. ``drawdown_t = I_t / max_(s <= t) I_s - 1``
     (<= 0): the convention of the performance engine's ``max_drawdown`` / ``current_drawdown`` of the
     inception window. Columns ``date, index, drawdown``; empty without a return.
+
+    The path of the rows up to a date is this path's rows up to that date (each value depends on earlier
+    rows only), as long as those rows hold a return: a range's path is cut at every anchor (:mod:`.ranges`).
     """
-    dates = pd.to_datetime(returns["date"]).to_numpy(dtype="datetime64[ns]") if len(returns) else \
-        np.zeros(0, dtype="datetime64[ns]")
-    r = _numbers(returns["daily_return"]) if len(returns) else np.zeros(0)
+    if not len(returns):
+        dates = np.zeros(0, dtype="datetime64[ns]")
+    elif returns["date"].dtype == "datetime64[ns]":  # as returns_upto gives them: no conversion
+        dates = returns["date"].to_numpy()
+    else:
+        dates = pd.to_datetime(returns["date"]).to_numpy(dtype="datetime64[ns]")
+    r = float_values(returns["daily_return"]) if len(returns) else np.zeros(0)
     has = np.isfinite(r)
     if not has.any():
         return pd.DataFrame({"date": dates[:0], "index": np.zeros(0), "drawdown": np.zeros(0)})
@@ -314,6 +314,43 @@ def drawdown_path(returns: pd.DataFrame) -> pd.DataFrame:
     level = np.cumprod(growth)
     peak = np.maximum.accumulate(np.maximum(level, 1.0))  # the base close (1) counts as a high
     return pd.DataFrame({"date": dates[take], "index": level, "drawdown": level / peak - 1.0})
+
+
+def return_history(a: Anchored) -> pd.DataFrame:
+    """``date, daily_return`` of the snapshots up to the anchor date, by date (:func:`returns_upto`), the anchor's
+    snapshot added when the history lacks it."""
+    if "return_history" in a._memo:
+        return a._memo["return_history"]
+    out = returns_upto(a.inp.section("snapshot_history"), a.inp.portfolio_id, a.anchor)
+    anchor = np.datetime64(a.anchor, "ns")
+    snap = a.one_row("snapshot")
+    if snap is not None and not (out["date"].to_numpy() == anchor).any():  # every row is before the anchor
+        r = as_float(snap.get("daily_return"))
+        out = pd.DataFrame({"date": np.append(out["date"].to_numpy(), anchor),
+                            "daily_return": np.append(out["daily_return"].to_numpy(), np.nan if r is None else r)})
+    a._memo["return_history"] = out
+    return out
+
+
+def drawdown_history(a: Anchored) -> pd.DataFrame:
+    """:func:`drawdown_path` of :func:`return_history`: the drawdown chart's data (``date, index, drawdown``).
+
+    For the inputs of a range, :func:`.ranges.prepare_range` puts each anchor's in the cache, cut from the
+    range's path."""
+    key = (DRAWDOWN_KEY, a.inp.portfolio_id, a.anchor)
+    return a.inp.cache.get(a.inp.section("snapshot_history"), key, lambda _: drawdown_path(return_history(a)))
+
+
+def drawdown_paths(history: pd.DataFrame, portfolio_id: str, anchors) -> list[pd.DataFrame]:
+    """``drawdown_path(returns_upto(history, portfolio_id, anchor))`` for each of ``anchors``, cut from the path
+    of the last one: its rows up to each anchor, or none while those rows hold no return (a base close only)."""
+    stamps = pd.DatetimeIndex([as_date(d) for d in anchors])
+    returns = returns_upto(history, portfolio_id, max(stamps).date())
+    path = drawdown_path(returns)
+    return_ends = pd.DatetimeIndex(returns["date"]).searchsorted(stamps, side="right")
+    path_ends = pd.DatetimeIndex(path["date"]).searchsorted(stamps, side="right")
+    returns_so_far = np.cumsum(np.isfinite(returns["daily_return"].to_numpy()))  # returns up to each row
+    return [path.iloc[:p if r and returns_so_far[r - 1] else 0] for r, p in zip(return_ends.tolist(), path_ends.tolist())]
 
 
 # ---------------------------------------------------------------------------------------------------

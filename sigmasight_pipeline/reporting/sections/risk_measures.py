@@ -12,6 +12,7 @@ each in words for the Markdown and the data-quality list, the JSON keeps the tok
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 
 import numpy as np
@@ -32,7 +33,7 @@ from sigmasight_pipeline.engines.risk_measures import (
 )
 
 from ..formatting import as_bool, as_float, as_int, as_str, format_field, iso_date, to_decimal
-from ..inputs import SECTION_TABLES, day_values
+from ..inputs import SECTION_TABLES, as_date, float_values, last_per_day, rows_upto
 from .anchored import Anchored
 from .layout import factor_key
 
@@ -41,7 +42,12 @@ __all__ = [
     "METHODS",
     "HORIZONS",
     "TAIL_LEVELS",
+    "BACKTEST_COLUMNS",
+    "BACKTEST_KEY",
+    "backtest_windows",
     "backtest_history",
+    "backtest_upto",
+    "backtest_window",
     "flag_tokens",
     "flag_words",
     "level_label",
@@ -295,41 +301,76 @@ def _no_backtest(a: Anchored) -> str:
             "historical VaR of the previous session, or no realised P&L)")
 
 
+#: the columns of a backtest history (:func:`backtest_upto`)
+BACKTEST_COLUMNS = ("date", "realized_pnl", "var_99", "exception")
+
+
+def backtest_upto(history: pd.DataFrame, portfolio_id: str, anchor: dt.date,
+                  anchor_rows: pd.DataFrame | None = None) -> pd.DataFrame:
+    """``date, realized_pnl, var_99, exception`` of ``history`` (``risk_backtest`` rows) up to ``anchor``, by date.
+
+    ``anchor_rows``: the anchor date's own rows, added when the history has no row dated the anchor. Rows of
+    another portfolio (when the frame says) and rows without a date are left out; a date given twice keeps its
+    last row; the P&L and VaR as float64 (unreadable -> NaN), ``exception`` as bool (missing -> False).
+    """
+    cols = BACKTEST_COLUMNS[1:]
+    anchor_day = np.datetime64(anchor, "D")
+    parts = []
+    if len(history) and set(BACKTEST_COLUMNS) <= set(history.columns):
+        rows, days = rows_upto(history, portfolio_id, anchor)
+        parts.append((days, *(history[c].to_numpy(dtype=object)[rows] for c in cols)))
+    if anchor_rows is not None and len(anchor_rows) and not (parts and (parts[0][0] == anchor_day).any()):
+        parts.append((np.full(len(anchor_rows), anchor_day), *(anchor_rows[c].to_numpy(dtype=object) for c in cols)))
+    if not parts:
+        parts.append((np.zeros(0, dtype="datetime64[D]"), *(np.zeros(0, dtype=object) for _ in cols)))
+    days, values = last_per_day(np.concatenate([p[0] for p in parts]),
+                                *(np.concatenate([p[i] for p in parts]) for i in range(1, len(cols) + 1)))
+    return pd.DataFrame({
+        "date": days.astype("datetime64[ns]"),
+        "realized_pnl": float_values(values[0]),
+        "var_99": float_values(values[1]),
+        "exception": np.array([as_bool(v) for v in values[2].tolist()], dtype=bool),
+    })
+
+
+def backtest_window(backtest: pd.DataFrame) -> pd.DataFrame:
+    """The last :data:`RISK_WINDOW` rows of a backtest history (the window whose exceptions a date's row
+    counts), indexed from 0."""
+    start = max(len(backtest) - RISK_WINDOW, 0)
+    if start == 0:
+        return backtest
+    part = backtest.iloc[start:]
+    part.index = pd.RangeIndex(len(part))
+    return part
+
+
+def backtest_windows(history: pd.DataFrame, portfolio_id: str, anchors) -> list[pd.DataFrame]:
+    """``backtest_window(backtest_upto(history, portfolio_id, anchor))`` for each of ``anchors``, cut from the
+    history up to the last one (its rows up to each anchor, then their last :data:`RISK_WINDOW`)."""
+    stamps = pd.DatetimeIndex([as_date(d) for d in anchors])
+    tested = backtest_upto(history, portfolio_id, max(stamps).date())
+    ends = pd.DatetimeIndex(tested["date"]).searchsorted(stamps, side="right")
+    return [backtest_window(tested.iloc[:end]) for end in ends.tolist()]
+
+
+#: the cache entry of an input's backtest window (:func:`.ranges.prepare_range` fills a range's)
+BACKTEST_KEY = "backtest_window"
+
+
 def backtest_history(a: Anchored) -> tuple[pd.DataFrame | None, str | None]:
     """``date, realized_pnl, var_99, exception`` of the last :data:`RISK_WINDOW` backtested sessions up to the
     anchor date (the window whose exceptions the anchor's row counts), by date; or None and why, when the
-    anchor date has no backtest row. Rows of another portfolio, without a date or after the anchor are left
-    out; the anchor's row is added when the history lacks it; a date given twice keeps its last row."""
+    anchor date has no backtest row. :func:`backtest_upto` (the anchor's row added when the history
+    lacks it) cut by :func:`backtest_window`; for the inputs of a range, :func:`.ranges.prepare_range` puts
+    each anchor's in the cache, cut from the range's."""
     today = a.frames["risk_backtest"]
     if len(today) == 0:
         return None, _no_backtest(a)
-    cols = ("realized_pnl", "var_99", "exception")
-    h = a.inp.section("backtest_history")
-    anchor = np.datetime64(a.anchor, "D")
-    parts = []
-    if len(h) and {"date", *cols} <= set(h.columns):
-        days = day_values(h["date"])
-        keep = ~np.isnat(days) & (days <= anchor)
-        if "portfolio_id" in h.columns:
-            keep &= np.array([str(v) for v in h["portfolio_id"].tolist()], dtype=object) == a.inp.portfolio_id
-        rows = np.flatnonzero(keep)
-        parts.append((days[rows], *(h[c].to_numpy(dtype=object)[rows] for c in cols)))
-    if not parts or not (parts[0][0] == anchor).any():  # the anchor's row, when the history lacks it
-        parts.append((np.full(len(today), anchor), *(today[c].to_numpy(dtype=object) for c in cols)))
-    days = np.concatenate([p[0] for p in parts])
-    values = [np.concatenate([p[i] for p in parts]) for i in range(1, 4)]
-    if len(days) > 1 and not (days[1:] > days[:-1]).all():  # by date, a date given twice keeps its last row
-        order = np.argsort(days, kind="stable")
-        days, values = days[order], [v[order] for v in values]
-        last = np.r_[days[1:] != days[:-1], True]
-        days, values = days[last], [v[last] for v in values]
-    tail = slice(max(len(days) - RISK_WINDOW, 0), None)
-    return pd.DataFrame({
-        "date": days[tail].astype("datetime64[ns]"),
-        "realized_pnl": pd.to_numeric(pd.Series(values[0][tail]), errors="coerce").to_numpy(dtype=float),
-        "var_99": pd.to_numeric(pd.Series(values[1][tail]), errors="coerce").to_numpy(dtype=float),
-        "exception": [as_bool(v) for v in values[2][tail].tolist()],
-    }), None
+    key = (BACKTEST_KEY, a.inp.portfolio_id, a.anchor)
+    return a.inp.cache.get(
+        a.inp.section("backtest_history"), key,
+        lambda h: backtest_window(backtest_upto(h, a.inp.portfolio_id, a.anchor, anchor_rows=today)),
+    ), None
 
 
 def _backtest(a: Anchored) -> tuple[dict | None, str | None]:
