@@ -405,6 +405,10 @@ def build_parser() -> argparse.ArgumentParser:
     migrate = sub.add_parser("migrate", help="upgrade the warehouse schema to the latest revision (Alembic)")
     migrate.add_argument("--database-url", help="warehouse URL (default $SIGMASIGHT_DATABASE_URL, else the embedded SQLite file)")
     migrate.set_defaults(func=cmd_migrate)
+
+    from sigmasight_pipeline.commands import register_all
+
+    register_all(sub)  # the command groups with a module of their own (whatif, stress, tags, ...)
     return parser
 
 

@@ -18,7 +18,7 @@ and asset on a SQLite instance and ~24 ms on PostgreSQL (each call re-validates 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import dagster as dg
 import pandas as pd
@@ -29,11 +29,13 @@ from sigmasight_pipeline.defs.automation import engine_condition
 from sigmasight_pipeline.defs.metadata import RUN, date_range_text, holidays_text, md_table, preview_label
 from sigmasight_pipeline.defs.partitions import date_portfolio, partition_dates, partition_portfolios, single_run
 from sigmasight_pipeline.marketdata.calendar import split_sessions
-from sigmasight_pipeline.warehouse.io import read_table, write_partition
+from sigmasight_pipeline.warehouse import schema
+from sigmasight_pipeline.warehouse.io import read_frame, read_table, stored_form, write_partition
 from sigmasight_pipeline.engines.book import Ledger, book_periods
 from sigmasight_pipeline.warehouse.book import engine_positions, read_ledger
 
 __all__ = [
+    "InMemoryBatch",
     "PortfolioBatch",
     "add_rows",
     "date_portfolio_asset",
@@ -62,6 +64,64 @@ class PortfolioBatch:
     def stored(self, engine: Engine, table: sa.Table) -> pd.DataFrame:
         """This batch's rows of ``table`` as stored: its portfolio, its sessions."""
         return read_table(engine, table, dates=self.sessions, portfolio_id=self.portfolio_id)
+
+    def stored_columns(self, engine: Engine, table: sa.Table, columns: list[str]) -> pd.DataFrame:
+        """``columns`` of this batch's stored rows of ``table``: ``stored`` narrowed to what an engine reads (the
+        wide upstream tables cost their unused columns per row)."""
+        query = (sa.select(*[table.c[c] for c in columns])
+                 .where(table.c.portfolio_id == self.portfolio_id, table.c.date.in_([d.date() for d in self.sessions]))
+                 .order_by(*table.primary_key.columns))
+        return read_frame(engine, query)
+
+    def stored_betas(self, engine: Engine, factors: list[str]) -> pd.DataFrame:
+        """This batch's stored position betas, one row per (date, position): ``date, position_id, residual_std``
+        and a beta column per factor of ``factors``, pivoted by the database (``position_factor_exposures`` holds
+        a row per factor: reading them long costs seven Python rows per position and date). ``residual_std`` is
+        the same on a position's rows of a date (its symbol's regression): the pivot takes it once."""
+        t = schema.position_factor_exposures
+        query = (sa.select(t.c.date, t.c.position_id, sa.func.max(t.c.residual_std).label("residual_std"),
+                           *[sa.func.max(sa.case((t.c.factor_name == f, t.c.beta))).label(f) for f in factors])
+                 .where(t.c.portfolio_id == self.portfolio_id, t.c.date.in_([d.date() for d in self.sessions]))
+                 .group_by(t.c.date, t.c.position_id)
+                 .order_by(t.c.date, t.c.position_id))
+        return read_frame(engine, query)
+
+
+@dataclass
+class InMemoryBatch(PortfolioBatch):
+    """A batch whose upstream rows are frames in memory instead of warehouse rows: a hypothetical book (a
+    what-if) run through the assets' own compute functions, which read their upstream through ``stored``,
+    ``stored_columns`` and ``stored_betas``. ``keep`` puts an asset's output where the next one reads it, shaped
+    as the warehouse would return it (the table's columns, this portfolio, key order); nothing is written."""
+
+    frames: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+    def keep(self, frames: Mapping[sa.Table, pd.DataFrame]) -> None:
+        for table, frame in frames.items():
+            columns = [c.name for c in table.columns]
+            frame = stored_form(table, frame.assign(portfolio_id=self.portfolio_id)).reindex(columns=columns)
+            for c in table.columns:  # read_frame gives dates as Timestamps
+                if isinstance(c.type, sa.Date):
+                    frame[c.name] = pd.to_datetime(frame[c.name])
+            keys = [c.name for c in table.primary_key.columns]
+            self.frames[table.name] = frame.sort_values(keys, kind="stable").reset_index(drop=True)
+
+    def stored(self, engine: Engine, table: sa.Table) -> pd.DataFrame:
+        frame = self.frames.get(table.name)
+        if frame is None:
+            return pd.DataFrame(columns=[c.name for c in table.columns])
+        return frame[frame["date"].isin(self.sessions)].reset_index(drop=True)
+
+    def stored_columns(self, engine: Engine, table: sa.Table, columns: list[str]) -> pd.DataFrame:
+        return self.stored(engine, table)[columns]
+
+    def stored_betas(self, engine: Engine, factors: list[str]) -> pd.DataFrame:
+        long = self.stored(engine, schema.position_factor_exposures)
+        keys = ["date", "position_id"]
+        wide = long.pivot_table(index=keys, columns="factor_name", values="beta", aggfunc="max", dropna=False)
+        residual = long.groupby(keys)["residual_std"].max()
+        out = pd.concat([residual, wide.reindex(columns=factors)], axis=1).reset_index()
+        return out[[*keys, "residual_std", *factors]]
 
 
 def date_portfolio_asset(*, group_name: str, kinds: tuple[str, ...] = ("python", "sql"), **asset_kwargs):

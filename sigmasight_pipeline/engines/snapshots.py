@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["POSITION_PNL_COLUMNS", "SNAPSHOT_COLUMNS", "daily_position_pnl", "portfolio_snapshots"]
+__all__ = ["POSITION_PNL_COLUMNS", "SNAPSHOT_COLUMNS", "daily_position_pnl", "greek_totals", "portfolio_snapshots"]
 
 POSITION_PNL_COLUMNS = ["date", "position_id", "daily_pnl", "pnl_basis", "quantity", "trade_cash", "realized_pnl"]
 
@@ -183,6 +183,14 @@ def _basis_label(bases: pd.Series) -> str:
     return kinds.pop() if len(kinds) == 1 else "mixed"
 
 
+def greek_totals(greeks: pd.DataFrame, dates: pd.DatetimeIndex) -> pd.DataFrame:
+    """The book's Greeks on each of ``dates`` (index): the sums of the positions' ``position_delta, _gamma,
+    _theta, _vega, _rho, dollar_delta, dollar_gamma`` as ``portfolio_delta, ..., dollar_delta, dollar_gamma``
+    (0 on a date without rows)."""
+    f = greeks.assign(date=pd.DatetimeIndex(greeks["date"]))
+    return f.groupby("date")[list(_GREEK_SUMS)].sum().reindex(dates).fillna(0.0).rename(columns=_GREEK_SUMS)
+
+
 def portfolio_snapshots(
     valuations: pd.DataFrame,
     exposures: pd.DataFrame,
@@ -223,7 +231,7 @@ def portfolio_snapshots(
         return f.groupby("date")[list(columns)].sum().reindex(dates).fillna(0.0)
 
     vals = by_date(valuations, ["market_value", "unrealized_pnl"])
-    greek_sums = by_date(greeks, list(_GREEK_SUMS)).rename(columns=_GREEK_SUMS)
+    greek_sums = greek_totals(greeks, dates)
     pnl = np.array(by_date(position_pnl, ["daily_pnl"])["daily_pnl"], dtype=float)  # a writable copy
     pp = position_pnl.assign(date=pd.DatetimeIndex(position_pnl["date"]))
     basis = np.array(pp.groupby("date")["pnl_basis"].agg(_basis_label).reindex(dates).fillna("previous_close"), dtype=object)

@@ -27,8 +27,8 @@ from sigmasight_pipeline.warehouse.io import read_frame
 from sigmasight_pipeline.warehouse.portfolios import get_portfolio
 from sigmasight_pipeline.warehouse.splits import read_splits
 
-__all__ = ["ImportedTrades", "book_events", "books_as_of", "ledger_tables", "engine_positions", "import_trades", "read_ledger", "read_trades",
-           "sessions_on_or_after"]
+__all__ = ["ImportedTrades", "book_events", "books_as_of", "ledger_tables", "engine_positions", "import_trades",
+           "ledger_with_trades", "read_ledger", "read_trades", "sessions_on_or_after", "trade_rows"]
 
 
 def sessions_on_or_after(dates) -> pd.DatetimeIndex:
@@ -160,24 +160,8 @@ def import_trades(
     if errors:
         raise TradesValidationError(sorted(errors, key=lambda e: e.row))
     seq0 = int(stored["trade_seq"].max()) + 1 if len(stored) else 1
-    now = dt.datetime.now(dt.timezone.utc)
-    rows = pd.DataFrame([
-        {"portfolio_id": portfolio_id, "trade_seq": seq0 + i, "trade_id": t.trade_id, "trade_date": t.trade_date,
-         "symbol": t.symbol, "quantity": float(t.quantity), "price": float(t.price), "fees": float(t.fees),
-         "close_and_reverse": t.close_and_reverse, "tags": ",".join(t.tags) or None, "source_file": filename,
-         "source_row": t.row, "imported_at": now}
-        for i, t in enumerate(trades)
-    ])
-    if not errors:
-        try:
-            read_ledger(engine, portfolio_id, extra_trades=rows)
-        except LedgerError as exc:
-            by_seq = dict(zip(rows["trade_seq"], rows["source_row"]))
-            for seq, message in exc.problems:
-                if seq in by_seq:
-                    errors.append(RowError(int(by_seq[seq]), "quantity", "", message.split("): ", 1)[-1]))
-                else:  # an earlier trade or upload row, made impossible by a new trade dated before it
-                    errors.append(RowError(0, "", "", f"the new trades make an earlier one impossible: {message}"))
+    rows = trade_rows(portfolio_id, trades, first_seq=seq0, filename=filename)
+    errors += ledger_with_trades(engine, portfolio_id, rows)[1]
     if errors:
         raise TradesValidationError(sorted(errors, key=lambda e: e.row))
     seqs = (seq0, seq0 + len(trades) - 1)
@@ -187,6 +171,38 @@ def import_trades(
             replace_entry_warnings(conn, portfolio_id, trades_source(filename, seqs), warnings)
     dates = [t.trade_date for t in trades]
     return ImportedTrades(portfolio_id, len(trades), min(dates), max(dates), seqs)
+
+
+def trade_rows(portfolio_id: str, trades: list[ParsedTrade], *, first_seq: int | None = None,
+               filename: str | None = None) -> pd.DataFrame:
+    """Parsed trades as rows of the ``trades`` table, numbered from ``first_seq`` (default: after any stored
+    trade number, for trades that are never stored: a what-if)."""
+    seq0 = 10**9 if first_seq is None else first_seq
+    now = dt.datetime.now(dt.timezone.utc)
+    return pd.DataFrame([
+        {"portfolio_id": portfolio_id, "trade_seq": seq0 + i, "trade_id": t.trade_id, "trade_date": t.trade_date,
+         "symbol": t.symbol, "quantity": float(t.quantity), "price": float(t.price), "fees": float(t.fees),
+         "close_and_reverse": t.close_and_reverse, "tags": ",".join(t.tags) or None, "source_file": filename,
+         "source_row": t.row, "imported_at": now}
+        for i, t in enumerate(trades)
+    ])
+
+
+def ledger_with_trades(engine: Engine, portfolio_id: str, rows: pd.DataFrame | None) -> tuple[Ledger | None, list[RowError]]:
+    """``(ledger, [])``: the stored book with the trade ``rows`` (``trade_rows``) appended; or ``(None, errors)``
+    when the book rules refuse them (a sale through zero without close-and-reverse), each error on the row of
+    the file that breaks the rule."""
+    try:
+        return read_ledger(engine, portfolio_id, extra_trades=rows), []
+    except LedgerError as exc:
+        by_seq = dict(zip(rows["trade_seq"], rows["source_row"])) if rows is not None and len(rows) else {}
+        errors = []
+        for seq, message in exc.problems:
+            if seq in by_seq:
+                errors.append(RowError(int(by_seq[seq]), "quantity", "", message.split("): ", 1)[-1]))
+            else:  # an earlier trade or upload row, made impossible by a new trade dated before it
+                errors.append(RowError(0, "", "", f"the new trades make an earlier one impossible: {message}"))
+        return None, errors
 
 
 def trades_source(filename: str | None, seqs: tuple[int, int]) -> str:

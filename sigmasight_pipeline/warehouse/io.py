@@ -91,6 +91,16 @@ def _as_date(value) -> dt.date:
 
 def _records(table: sa.Table, frame: pd.DataFrame) -> list[dict]:
     """Rows of ``frame`` as dicts for ``table``: exact scale for NUMERIC, None for NaN, dates as dates."""
+    out = stored_form(table, frame)
+    out = out.astype(object).where(out.notna(), None)
+    # astype(object) yields Python scalars (psycopg does not adapt numpy types) and None for NULL.
+    return out.to_dict("records")
+
+
+def stored_form(table: sa.Table, frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame``'s columns of ``table`` as the warehouse stores them: NUMERIC rounded to its scale, integers as
+    nullable Int64, booleans as nullable boolean, dates as ``datetime.date``. Raises ValueError when a required
+    column is missing."""
     missing = [c.name for c in table.columns if c.name not in frame.columns and not c.nullable and c.default is None
                and c.server_default is None]
     if missing:
@@ -111,9 +121,7 @@ def _records(table: sa.Table, frame: pd.DataFrame) -> list[dict]:
             out[col.name] = values.astype("boolean")
         else:
             out[col.name] = values
-    out = out.astype(object).where(out.notna(), None)
-    # astype(object) yields Python scalars (psycopg does not adapt numpy types) and None for NULL.
-    return out.to_dict("records")
+    return out
 
 
 def _partition_filter(table: sa.Table, dates: Sequence | None, portfolio_ids: Sequence[str] | None):

@@ -4,7 +4,7 @@ import dagster as dg
 import pandas as pd
 
 from sigmasight_pipeline.defs.date_portfolio import (
-    add_rows, date_portfolio_asset, last_date_rows, portfolio_batches, preview_metadata, run_metadata, write_tables,
+    PortfolioBatch, add_rows, date_portfolio_asset, last_date_rows, portfolio_batches, preview_metadata, run_metadata, write_tables,
 )
 from sigmasight_pipeline.defs.metadata import RUN
 from sigmasight_pipeline.defs.resources import WarehouseResource
@@ -14,6 +14,15 @@ from sigmasight_pipeline.engines.options import position_greeks as greeks_engine
 from sigmasight_pipeline.marketdata.base import SYMBOLS
 from sigmasight_pipeline.warehouse import schema
 from sigmasight_pipeline.warehouse.reads import market_window
+
+
+def compute_greeks(engine, batch: PortfolioBatch) -> tuple[pd.DataFrame, pd.Series]:
+    """``(position Greeks, short rate)`` of a batch's sessions: sigma the uploaded implied vol, else the
+    underlying's realised vol over ``REALIZED_VOL_WINDOW`` sessions; the short rate ^IRX (percent, by date)."""
+    mkt = market_window(engine, market_symbols(batch.positions), batch.sessions, REALIZED_VOL_WINDOW + 1)
+    vol = realized_volatility(mkt.log_returns, batch.sessions, window=REALIZED_VOL_WINDOW)
+    short_rate = mkt.prices[SYMBOLS.TREASURY_13W]
+    return greeks_engine(batch.positions, mkt.prices, batch.sessions, short_rate, vol), short_rate
 
 
 @date_portfolio_asset(
@@ -36,10 +45,8 @@ def position_greeks(context: dg.AssetExecutionContext, warehouse: WarehouseResou
         batches.append(batch)
         greeks = pd.DataFrame()
         if len(batch.sessions):
-            mkt = market_window(engine, market_symbols(batch.positions), batch.sessions, REALIZED_VOL_WINDOW + 1)
-            vol = realized_volatility(mkt.log_returns, batch.sessions, window=REALIZED_VOL_WINDOW)
-            greeks = greeks_engine(batch.positions, mkt.prices, batch.sessions, mkt.prices[SYMBOLS.TREASURY_13W], vol)
-            frames.append(greeks.assign(portfolio_id=batch.portfolio_id, short_rate=mkt.prices[SYMBOLS.TREASURY_13W].reindex(greeks.date).to_numpy()))
+            greeks, short_rate = compute_greeks(engine, batch)
+            frames.append(greeks.assign(portfolio_id=batch.portfolio_id, short_rate=short_rate.reindex(greeks.date).to_numpy()))
         add_rows(rows, write_tables(engine, batch, {schema.position_greeks: greeks}))
     all_greeks = pd.concat(frames) if frames else pd.DataFrame()
     all_positions = pd.concat([b.positions.assign(portfolio_id=b.portfolio_id) for b in batches])

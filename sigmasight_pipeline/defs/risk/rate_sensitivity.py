@@ -7,7 +7,7 @@ import dagster as dg
 import pandas as pd
 
 from sigmasight_pipeline.defs.date_portfolio import (
-    add_rows, date_portfolio_asset, latest_preview, portfolio_batches, preview_metadata, run_metadata, write_tables,
+    PortfolioBatch, add_rows, date_portfolio_asset, latest_preview, portfolio_batches, preview_metadata, run_metadata, write_tables,
 )
 from sigmasight_pipeline.defs.market.market_prices import market_prices
 from sigmasight_pipeline.defs.market.security_returns import security_returns
@@ -20,6 +20,24 @@ from sigmasight_pipeline.engines import rates as rate_engine
 from sigmasight_pipeline.marketdata.base import SYMBOLS
 from sigmasight_pipeline.warehouse import schema
 from sigmasight_pipeline.warehouse.reads import market_window
+
+
+def compute_rate_sensitivity(engine, batch: PortfolioBatch) -> dict:
+    """A batch's position and portfolio rate sensitivity: rate betas on the 10-year yield change over the
+    ``FACTOR_WINDOW`` sessions ending on each session, with the stored valuations, Greeks and Market exposure."""
+    per_position = portfolio = pd.DataFrame()
+    if len(batch.sessions):
+        underlyings = sorted(set(batch.positions.underlying_symbol))
+        mkt = market_window(engine, [*underlyings, SYMBOLS.TREASURY_10Y], batch.sessions, FACTOR_WINDOW + 1)
+        symbol_betas = rate_engine.rolling_rate_betas(
+            mkt.simple_returns[underlyings], mkt.prices[SYMBOLS.TREASURY_10Y], batch.sessions, FACTOR_WINDOW, MIN_OBS
+        )
+        vals = stored_valuations(engine, batch)
+        greeks = batch.stored(engine, schema.position_greeks)
+        per_position = rate_engine.position_rate_sensitivity(batch.positions, symbol_betas, vals, greeks)
+        factors = batch.stored(engine, schema.portfolio_factor_exposures)
+        portfolio = rate_engine.portfolio_rate_sensitivity(per_position, factors[factors.factor_name == "Market"])
+    return {schema.position_rate_sensitivity: per_position, schema.portfolio_rate_sensitivity: portfolio}
 
 
 @date_portfolio_asset(
@@ -37,19 +55,8 @@ def rate_sensitivity(context: dg.AssetExecutionContext, warehouse: WarehouseReso
     batches, rows, latest = [], {}, []
     for batch in portfolio_batches(context, engine):
         batches.append(batch)
-        per_position = portfolio = pd.DataFrame()
-        if len(batch.sessions):
-            underlyings = sorted(set(batch.positions.underlying_symbol))
-            mkt = market_window(engine, [*underlyings, SYMBOLS.TREASURY_10Y], batch.sessions, FACTOR_WINDOW + 1)
-            symbol_betas = rate_engine.rolling_rate_betas(
-                mkt.simple_returns[underlyings], mkt.prices[SYMBOLS.TREASURY_10Y], batch.sessions, FACTOR_WINDOW, MIN_OBS
-            )
-            vals = stored_valuations(engine, batch)
-            greeks = batch.stored(engine, schema.position_greeks)
-            per_position = rate_engine.position_rate_sensitivity(batch.positions, symbol_betas, vals, greeks)
-            factors = batch.stored(engine, schema.portfolio_factor_exposures)
-            portfolio = rate_engine.portfolio_rate_sensitivity(per_position, factors[factors.factor_name == "Market"])
-        add_rows(rows, write_tables(engine, batch, {schema.position_rate_sensitivity: per_position, schema.portfolio_rate_sensitivity: portfolio}))
+        frames = compute_rate_sensitivity(engine, batch)
+        add_rows(rows, write_tables(engine, batch, frames))
         latest.append(batch.stored(engine, schema.portfolio_rate_sensitivity))
     table = latest_preview(latest, ["portfolio_id", "dollar_per_bp", "pnl_rates_up_100bp", "pnl_rates_down_100bp", "pnl_market_down_10", "pnl_market_up_10"])
     return dg.MaterializeResult(metadata=run_metadata(batches, rows, **preview_metadata("portfolio_rate_sensitivity", latest, table)))

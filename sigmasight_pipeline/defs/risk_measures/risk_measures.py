@@ -41,29 +41,6 @@ TABLES = (schema.portfolio_risk_measures, schema.position_risk_contributions, sc
           schema.risk_backtest)
 
 
-def stored_columns(engine, batch: PortfolioBatch, table: sa.Table, columns: list[str]) -> pd.DataFrame:
-    """``columns`` of the batch's rows of ``table`` (its portfolio, its sessions): ``batch.stored`` narrowed to
-    what the engine reads (the wide upstream tables cost their unused columns per row)."""
-    query = (sa.select(*[table.c[c] for c in columns])
-             .where(table.c.portfolio_id == batch.portfolio_id, table.c.date.in_([d.date() for d in batch.sessions]))
-             .order_by(*table.primary_key.columns))
-    return read_frame(engine, query)
-
-
-def stored_betas(engine, batch: PortfolioBatch, factors: list[str]) -> pd.DataFrame:
-    """The batch's stored position betas, one row per (date, position): ``date, position_id, residual_std`` and a
-    beta column per factor of ``factors``, pivoted by the database (``position_factor_exposures`` holds a row
-    per factor: reading them long costs seven Python rows per position and date). ``residual_std`` is the same
-    on a position's rows of a date (its symbol's regression): the pivot takes it once."""
-    t = schema.position_factor_exposures
-    query = (sa.select(t.c.date, t.c.position_id, sa.func.max(t.c.residual_std).label("residual_std"),
-                       *[sa.func.max(sa.case((t.c.factor_name == f, t.c.beta))).label(f) for f in factors])
-             .where(t.c.portfolio_id == batch.portfolio_id, t.c.date.in_([d.date() for d in batch.sessions]))
-             .group_by(t.c.date, t.c.position_id)
-             .order_by(t.c.date, t.c.position_id))
-    return read_frame(engine, query)
-
-
 def market_inputs(engine, symbols: set[str], sessions: pd.DatetimeIndex) -> tuple[pd.DataFrame, pd.Series]:
     """``(returns, short_rate)`` over the risk window of the first session through the last: the simple returns
     of ``symbols`` on every XNYS session from the window's start (a session without data is a row of NaN, a
@@ -91,7 +68,7 @@ def market_inputs(engine, symbols: set[str], sessions: pd.DatetimeIndex) -> tupl
 def risk_inputs(engine, batch: PortfolioBatch, factors: list[str], market_proxy: str) -> dict:
     """The engine's inputs for a batch's sessions, as stored by the upstream assets (only the columns the engine
     reads), and its market window (:func:`market_inputs`)."""
-    read = lambda table, *columns: stored_columns(engine, batch, table, ["date", *columns])  # noqa: E731
+    read = lambda table, *columns: batch.stored_columns(engine, table, ["date", *columns])  # noqa: E731
     valuations = read(schema.position_valuations, "position_id", "market_value", "delta_adjusted_exposure")
     if valuations.empty:
         raise dg.Failure(f"no position_valuations rows for {batch.portfolio_id}: materialize position_valuations first")
@@ -106,7 +83,7 @@ def risk_inputs(engine, batch: PortfolioBatch, factors: list[str], market_proxy:
         "valuations": valuations,
         "greeks": read(schema.position_greeks, "position_id", "underlying_price", "implied_vol", "days_to_expiry",
                        "dividend_yield"),
-        "position_betas": stored_betas(engine, batch, factors),
+        "position_betas": batch.stored_betas(engine, factors),
         "factor_cov": factor_cov,
         "returns": returns,
         "market_returns": returns[market_proxy],
@@ -135,7 +112,7 @@ def backtest_rows(engine, batch: PortfolioBatch, measures: pd.DataFrame) -> pd.D
     older = sorted(set(previous) - set(var.index))
     if older:
         var = pd.concat([var_99(read_table(engine, schema.portfolio_risk_measures, dates=older, portfolio_id=pid)), var])
-    snaps = stored_columns(engine, batch, schema.portfolio_snapshots, ["date", "daily_pnl", "is_first_snapshot"])
+    snaps = batch.stored_columns(engine, schema.portfolio_snapshots, ["date", "daily_pnl", "is_first_snapshot"])
     pnl = snaps[~snaps["is_first_snapshot"].astype(bool)].set_index("date")["daily_pnl"].reindex(sessions)
     window_start = xcal.sessions_window(first_prev, rm.RISK_WINDOW)[0]
     prior = read_table(engine, schema.risk_backtest, start=window_start, end=first_prev, portfolio_id=pid)
