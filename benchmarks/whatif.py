@@ -15,6 +15,7 @@ means other processes shared the machine). The target (books.md): under 2 s.
 
     python benchmarks/whatif.py
     python benchmarks/whatif.py --cases demo --repeat 10
+    python benchmarks/whatif.py --cases generated --profile 30
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ AS_OF = "2025-06-30"
 TARGET_S = 2.0
 
 
-def _case(name: str, books, trades_for, repeat: int) -> dict:
+def _case(name: str, books, trades_for, repeat: int, profile: int = 0) -> dict:
     import dagster as dg
 
     from sigmasight_pipeline import runner
@@ -64,6 +65,14 @@ def _case(name: str, books, trades_for, repeat: int) -> dict:
             t0 = time.perf_counter()
             answer = what_if(engine, pid, trades, as_of=AS_OF)
             times.append(time.perf_counter() - t0)
+        if profile:
+            import cProfile
+            import pstats
+
+            profiler = cProfile.Profile()
+            profiler.runcall(what_if, engine, pid, trades, as_of=AS_OF)
+            print(f"[{name}] cProfile of one what-if, top {profile} cumulative entries of sigmasight_pipeline:")
+            pstats.Stats(profiler).sort_stats("cumulative").print_stats(r"sigmasight_pipeline", profile)
         dispose_engines()
     return {"case": name, "books": len(books), "positions": len(answer.before.positions), "setup_s": setup,
             "median_s": statistics.median(times), "max_s": max(times), "repeat": repeat,
@@ -91,15 +100,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=5, help="timed what-ifs per case after a warm-up (default 5)")
     p.add_argument("--portfolios", type=int, default=100, help="generated books (default 100)")
     p.add_argument("--positions", type=int, default=50, help="positions per generated book (default 50)")
+    p.add_argument("--profile", type=int, default=0, metavar="N", help="also cProfile one what-if per case: top N entries")
     args = p.parse_args(argv)
     warnings.simplefilter("ignore")
     results = []
     for case in [c.strip() for c in args.cases.split(",") if c.strip()]:
         if case == "demo":
-            results.append(_case("demo", demo_books(), _demo_trades, args.repeat))
+            results.append(_case("demo", demo_books(), _demo_trades, args.repeat, args.profile))
         elif case == "generated":
             books = generated_books(args.portfolios, args.positions, "2025-01-02", AS_OF)
-            results.append(_case("generated", books, _generated_trades, args.repeat))
+            results.append(_case("generated", books, _generated_trades, args.repeat, args.profile))
         else:
             raise SystemExit(f"unknown case {case!r}: demo or generated")
         r = results[-1]

@@ -82,6 +82,8 @@ def cmd_onboard(args: argparse.Namespace) -> int:
     if not path.is_file():
         print(f"error: no such file: {path}", file=sys.stderr)
         return 2
+    if args.dry_run:
+        return _onboard_dry_run(args, path)
     try:
         pid = orch.import_portfolio(
             _instance(), path.read_bytes(),
@@ -95,6 +97,34 @@ def cmd_onboard(args: argparse.Namespace) -> int:
     if args.no_backfill:
         return 0
     return _backfill_new_portfolio(pid)
+
+
+def _onboard_dry_run(args: argparse.Namespace, path: Path) -> int:
+    """``onboard --dry-run``: validate as the import does and print what it would import (positions, parsed
+    options, entry sanity warnings, symbols without price history); nothing is stored, no Dagster run."""
+    from sigmasight_pipeline import runner as orch
+    from sigmasight_pipeline.defs.operations.onboarding import history_window
+    from sigmasight_pipeline.onboarding import PortfolioValidationError
+    from sigmasight_pipeline.onboarding.preview import preview_upload, render_preview
+    from sigmasight_pipeline.warehouse.io import get_engine
+
+    try:
+        preview = preview_upload(get_engine(), path.read_bytes(), name=args.name, portfolio_id=args.id)
+    except (PortfolioValidationError, ValueError) as exc:
+        print(f"error: {path}: {exc}", file=sys.stderr)
+        return 1
+    window = history_window(preview.earliest_entry)  # what `onboard` without --no-backfill computes
+    fetch = (orch.market_history_start(window[0]), window[1]) if window else None
+    sys.stdout.write(render_preview(preview, fetch_window=fetch, backfill=not args.no_backfill))
+    return 0
+
+
+def cmd_template(args: argparse.Namespace) -> int:
+    """Print a commented example upload (every column explained); it imports as it is."""
+    from sigmasight_pipeline.onboarding.template import upload_template
+
+    sys.stdout.write(upload_template())
+    return 0
 
 
 def print_entry_warnings(portfolio_id: str, source: str | None = None) -> None:
@@ -197,6 +227,8 @@ def cmd_trades_list(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    """Write the report of one (portfolio, date) through Dagster, only the chosen formats (the asset's run
+    config); ``--no-write``: build and validate it here and print the one chosen format, writing nothing."""
     import datetime as dt
 
     import dagster as dg
@@ -204,16 +236,22 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     from sigmasight_pipeline import runner as orch
     from sigmasight_pipeline.defs.resources import ReportsResource
-    from sigmasight_pipeline.reporting import build_report, load_report_input, report_dir
+    from sigmasight_pipeline.reporting import report_dir
+    from sigmasight_pipeline.reporting.writer import REPORT_FILES, REPORT_FORMATS, check_formats
     from sigmasight_pipeline.warehouse import schema
     from sigmasight_pipeline.warehouse.io import get_engine
     from sigmasight_pipeline.warehouse.portfolios import UnknownPortfolioError, get_portfolio
     from sigmasight_pipeline.warehouse.reads import stored_dates
 
-    formats = [f.strip() for f in args.format.split(",") if f.strip()]
-    bad = sorted(set(formats) - {"md", "json", "csv"})
-    if bad:
-        print(f"error: unknown format(s) {', '.join(bad)}; choose from md, json, csv", file=sys.stderr)
+    chosen = args.format or ("md" if args.no_write else ",".join(REPORT_FORMATS))
+    try:
+        formats = check_formats([f for f in chosen.split(",") if f.strip()])
+    except ValueError as exc:
+        print(f"error: --format: {exc}", file=sys.stderr)
+        return 2
+    if args.no_write and len(formats) != 1:
+        print(f"error: --no-write prints one format; choose one of {', '.join(REPORT_FORMATS)} with --format "
+              f"(got {', '.join(formats)})", file=sys.stderr)
         return 2
     engine = get_engine()
     try:
@@ -236,18 +274,50 @@ def cmd_report(args: argparse.Namespace) -> int:
         )
         return 1
     if args.no_write:
-        rendered = build_report(load_report_input(engine, pid, as_of), generated_at=dt.datetime.now(dt.timezone.utc))
-        sys.stdout.write(rendered.markdown)
-        return 0
+        return _print_report(engine, pid, as_of, formats[0], dt.datetime.now(dt.timezone.utc))
+    defs = orch.load_definitions()
     resources = None
     if args.output_dir:
-        defs = orch.load_definitions()
         resources = {**dict(defs.resources or {}), "reports": ReportsResource(output_root=str(Path(args.output_dir).resolve()))}
-    orch.materialize_portfolio(_instance(), pid, as_of, as_of, selection=[dg.AssetKey("portfolio_reports")], resources=resources)
+    run_config = {**orch.QUIET, "ops": {"portfolio_reports": {"config": {"formats": list(formats)}}}}
+    try:
+        result = orch.materialize_portfolio(_instance(), pid, as_of, as_of, defs=defs, resources=resources,
+                                            selection=[dg.AssetKey("portfolio_reports")], run_config=run_config)
+    except orch.RunFailedError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if not all(orch.check_results(result).values()):  # the pre-publish check refused it: nothing was written
+        problems = [e.metadata["problems"].value for e in result.get_asset_check_evaluations() if not e.passed]
+        print(f"error: the report of {pid} on {as_of:%Y-%m-%d} failed its pre-publish validation; nothing "
+              "written:\n" + "\n".join(problems), file=sys.stderr)
+        return 1
     root = Path(args.output_dir).resolve() if args.output_dir else ReportsResource().root
     folder = report_dir(root, book["name"], as_of)
     for fmt in formats:
-        print(folder / f"portfolio_report.{fmt}")
+        print(folder / REPORT_FILES[REPORT_FORMATS.index(fmt)])
+    return 0
+
+
+def _print_report(engine, portfolio_id: str, as_of, fmt: str, generated_at) -> int:
+    """``report --no-write``: the report of (portfolio, date) built as the asset builds it (its failed upstream
+    checks from the Dagster instance, when there is one) and validated by the same pre-publish check; its
+    ``fmt`` text to stdout. Nothing is written (no run, no file); a report failing validation is not printed."""
+    from sigmasight_pipeline.defs.reports.assets import failed_upstream_checks
+    from sigmasight_pipeline.reporting import build_report, load_report_input, prepublish_problems
+    from sigmasight_pipeline.reporting.writer import report_text
+    from sigmasight_pipeline.warehouse.reference import stress_scenarios
+
+    inp = load_report_input(engine, portfolio_id, as_of)
+    home = os.environ.get("DAGSTER_HOME") or Path.cwd() / ".dagster_home"
+    if Path(home).is_dir():  # never create an instance just to read it
+        inp.failed_checks = failed_upstream_checks(_instance())
+    rendered = build_report(inp, generated_at=generated_at)
+    problems = prepublish_problems(rendered, inp, expected_scenarios=len(stress_scenarios()[0]))
+    if problems:
+        print(f"error: the report of {portfolio_id} on {as_of:%Y-%m-%d} failed its pre-publish validation:\n"
+              + "\n".join(problems), file=sys.stderr)
+        return 1
+    sys.stdout.write(report_text(rendered, fmt))
     return 0
 
 
@@ -365,7 +435,11 @@ def build_parser() -> argparse.ArgumentParser:
     onboard.add_argument("--owner", help="owner e-mail")
     onboard.add_argument("--id", help="portfolio id (default: slug of the name)")
     onboard.add_argument("--no-backfill", action="store_true", help="import only; do not compute its history")
+    onboard.add_argument("--dry-run", action="store_true", help="validate and print what would be imported (positions, parsed options, entry sanity warnings, symbols without price history); import nothing")
     onboard.set_defaults(func=cmd_onboard)
+
+    template = sub.add_parser("template", help="print a commented example portfolio CSV (the upload format)")
+    template.set_defaults(func=cmd_template)
 
     trades = sub.add_parser("trades", help="a book's trades: import a trades CSV, list the ledger and lots")
     trades_sub = trades.add_subparsers(dest="trades_command", required=True)
@@ -381,9 +455,9 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="write (or print) a portfolio report through Dagster")
     report.add_argument("--portfolio", required=True, help="portfolio id or exact name")
     report.add_argument("--as-of", help="report date YYYY-MM-DD (default: the latest computed date)")
-    report.add_argument("--format", default="md,json,csv", help="files to list: md,json,csv (all three are written)")
+    report.add_argument("--format", help="formats to write, comma-separated: md,json,csv (default all three; the PNG charts go with md); with --no-write the one to print (default md)")
     report.add_argument("--output-dir", help="report root (default $SIGMASIGHT_REPORTS_DIR or .sigmasight/reports)")
-    report.add_argument("--no-write", action="store_true", help="print the Markdown to stdout; write nothing")
+    report.add_argument("--no-write", action="store_true", help="print the one --format chosen (md, json or csv) to stdout; write nothing, launch no run")
     report.set_defaults(func=cmd_report)
 
     backfill = sub.add_parser("backfill", help="compute a date range for one or all portfolios")

@@ -387,3 +387,129 @@ def test_slugify(name, slug):
 def test_slugify_rejects_empty(name):
     with pytest.raises(ValueError):
         slugify(name)
+
+
+# --- comment lines, the template, the dry run ------------------------------------------------------
+
+def test_full_line_comments_are_skipped_and_rows_keep_their_line_numbers():
+    text = (
+        "# a comment before the header\n"
+        "ticker,quantity,entry_price,entry_date,tags\n"
+        "   # indented comment, with \"an odd quote\n"
+        "AAPL,10,190.5,2024-03-01,\"core,\n"
+        "# inside the quoted field\"\n"
+        "\r\n"
+        "#\r\n"
+        "MSFT,-5,400,2024-03-01\n"
+    )
+    got = parse_portfolio_csv(text, today=TODAY)
+    assert [(p.row, p.symbol, p.position_type) for p in got] == [(4, "AAPL", "LONG"), (8, "MSFT", "SHORT")]
+    assert got[0].tags == ("core", "# inside the quoted field")
+    # an error row after comments is numbered by its own line of the file
+    bad = "# c\nticker,quantity,entry_price,entry_date\n# c\nAAPL,0,1,2024-03-01\n"
+    assert where(errors_of(bad)) == [(4, "quantity")]
+    # a '#' that is not the line's first non-blank character is data, not a comment
+    assert where(errors_of("ticker,quantity,entry_price,entry_date\nAAPL,1,#2,2024-03-01\n")) == [(2, "entry_price")]
+    # a file of comments only has no header
+    assert errors_of("# only\n# comments\n")[0].reason.startswith("empty file")
+
+
+def test_the_template_documents_every_column_and_imports_as_it_is():
+    from sigmasight_pipeline.onboarding.portfolio_csv import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
+    from sigmasight_pipeline.onboarding.template import upload_template
+
+    text = upload_template()
+    comments = [line for line in text.splitlines() if line.startswith("#")]
+    for column in REQUIRED_COLUMNS + OPTIONAL_COLUMNS:
+        assert any(line.startswith(f"# {column} ") for line in comments), column
+    got = parse_portfolio_csv(text, today=TODAY)
+    assert [(p.symbol, p.position_type, p.quantity) for p in got] == [
+        ("AAPL", "LONG", Decimal("100")), ("SPY", "LONG", Decimal("50")), ("NFLX", "SHORT", Decimal("-200")),
+        ("AAPL250815P00200000", "LP", Decimal("10")), ("TSLA250815C00300000", "SC", Decimal("-5")),
+    ]
+    put, call = got[3], got[4]
+    assert (put.underlying_symbol, put.strike, put.expiration, put.implied_vol) == ("AAPL", Decimal("200"), date(2025, 8, 15), 0.28)
+    assert put.cost_basis == Decimal("4500.00") and call.cost_basis == Decimal("-4000.00")  # x100 per contract
+    assert got[0].tags == ("Core Holdings", "Tech Growth")
+
+
+DRY = """ticker,quantity,entry_price,entry_date,tags
+NVDA,800,700.00,2024-01-05,Momentum
+ZZZQ,-50,30,2024-03-01,
+SPY250919C00460000,10,7.00,2024-01-05,"Overlay,Hedge"
+"""
+
+
+def _row_counts(engine) -> dict[str, int]:
+    import sqlalchemy as sa
+
+    from sigmasight_pipeline.warehouse.schema import metadata
+
+    with engine.connect() as conn:
+        return {t.name: conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one() for t in metadata.sorted_tables}
+
+
+def test_dry_run_says_what_the_import_would_do_and_stores_nothing(sqlite_engine):
+    import pandas as pd
+
+    from sigmasight_pipeline.defs.operations.onboarding import onboard
+    from sigmasight_pipeline.marketdata.sources import get_source
+    from sigmasight_pipeline.onboarding.preview import POSITION_COLUMNS, preview_upload, render_preview
+    from sigmasight_pipeline.warehouse.entry_warnings import read_entry_warnings
+    from sigmasight_pipeline.warehouse.io import upsert
+    from sigmasight_pipeline.warehouse.schema import market_prices
+
+    source = get_source("sample")
+    upsert(sqlite_engine, market_prices, [{"date": date(2025, 1, 2), "symbol": "NVDA", "close": 138.31, "source": "sample"}])
+    before = _row_counts(sqlite_engine)
+    got = preview_upload(sqlite_engine, DRY, name="Dry Book", source=source)
+    assert _row_counts(sqlite_engine) == before  # nothing stored
+
+    assert (got.portfolio_id, got.name, got.replaces) == ("dry-book", "Dry Book", False)
+    assert list(got.positions.columns) == POSITION_COLUMNS
+    assert got.positions[["row", "ticker", "type", "underlying", "option", "multiplier", "tags"]].fillna("").values.tolist() == [
+        [2, "NVDA", "LONG", "NVDA", "", 1, "Momentum"],
+        [3, "ZZZQ", "SHORT", "ZZZQ", "", 1, ""],
+        [4, "SPY250919C00460000", "LC", "SPY", "C", 100, "Overlay, Hedge"],
+    ]
+    opt = got.positions.iloc[2]
+    assert (opt["strike"], opt["expiration"], opt["cost_basis"]) == (Decimal("460"), date(2025, 9, 19), Decimal("7000.00"))
+    assert got.earliest_entry == pd.Timestamp("2024-01-05")
+    assert got.symbols == ["NVDA", "SPY", "ZZZQ"] and got.without_history == ["SPY", "ZZZQ"]
+    assert got.source_name == "sample" and got.source_unpriced == []  # the sample source prices any stock symbol
+
+    # the warnings are exactly those the import stores, by the same function on the same source
+    done = onboard(sqlite_engine, DRY, name="Dry Book", source=source)
+    stored = read_entry_warnings(sqlite_engine, done.portfolio_id)
+    assert got.entry_warnings["message"].tolist() == list(done.entry_warnings)
+    assert sorted(got.entry_warnings["message"]) == sorted(stored["message"])
+    assert got.entry_warnings["source_row"].tolist() == [3, 4]  # ZZZQ far from its close; the SPY call below intrinsic
+
+    text = render_preview(got, fetch_window=(pd.Timestamp("2023-12-19"), pd.Timestamp("2025-06-30")), backfill=True)
+    assert text.startswith("dry run: nothing imported. 3 position(s) would be imported as 'Dry Book' (portfolio id dry-book)\n")
+    assert "  types: 1 LONG, 1 SHORT, 1 LC; earliest entry 2024-01-05\n" in text
+    assert "| 4     | SPY250919C00460000 | LC     | 10         | 7.00          | 2024-01-05   | SPY          | C        | 460.00   | 2025-09-19   | 100          |               | 7,000.00     | Overlay, Hedge |" in text
+    assert "entry sanity: 2 warning(s); the rows would be imported as given:\n  warning: row 3 ZZZQ" in text
+    assert "  no price history in the warehouse: SPY, ZZZQ\n" in text
+    assert "  the import would ask 'sample' for them: market history 2023-12-19 .. 2025-06-30\n" in text
+    later = render_preview(got, fetch_window=None, backfill=False)
+    assert "with --no-backfill the import asks the source for nothing" in later
+
+    # after the import: the same id is replaced by a re-import; another id may not take the name
+    assert preview_upload(sqlite_engine, DRY, name="Dry Book", source=source).replaces is True
+    with pytest.raises(ValueError, match="portfolio name 'Dry Book' is already used by portfolio 'dry-book'"):
+        preview_upload(sqlite_engine, DRY, name="Dry Book", portfolio_id="other", source=source)
+
+
+def test_dry_run_raises_the_imports_errors(sqlite_engine):
+    from sigmasight_pipeline.defs.operations.onboarding import onboard
+    from sigmasight_pipeline.onboarding.preview import preview_upload
+
+    bad = "ticker,quantity,entry_price,entry_date\nAAPL,0,1,2024-03-01\nAAPL260116C0020000,1,1,2024-13-01\n"
+    with pytest.raises(PortfolioValidationError) as dry:
+        preview_upload(sqlite_engine, bad, name="Bad")
+    with pytest.raises(PortfolioValidationError) as real:
+        onboard(sqlite_engine, bad, name="Bad")
+    assert str(dry.value) == str(real.value)
+    assert where(dry.value.errors) == [(2, "quantity"), (3, "ticker"), (3, "entry_date")]
+    assert sum(_row_counts(sqlite_engine).values()) == 0

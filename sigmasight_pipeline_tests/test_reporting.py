@@ -803,6 +803,49 @@ def test_write_refuses_charts_that_do_not_match_the_links(tmp_path):
     assert not (tmp_path / "r" / "portfolio_report.md").exists()
 
 
+def test_formats_restrict_what_is_written_and_charts_go_with_the_markdown(tmp_path):
+    from sigmasight_pipeline.reporting.writer import report_text
+
+    rendered = build()
+    directory = tmp_path / "r"
+    only_json = write_report(rendered, {}, directory, formats=["json"])
+    assert sorted(p.name for p in directory.iterdir()) == ["portfolio_report.json"]
+    assert only_json.markdown is None and only_json.csv is None and only_json.overwrote is False
+    assert json.loads(only_json.json.read_text(encoding="utf-8")) == rendered.json
+    assert only_json.json.read_text(encoding="utf-8") == report_text(rendered, "json")
+
+    # csv + md (any order, duplicates ignored): the charts come with the Markdown; the JSON already there stays
+    both = write_report(rendered, render_charts(rendered), directory, formats=["md", "csv", "md"])
+    assert set(both.paths) == {"portfolio_report.md", "portfolio_report.csv", *rendered.chart_files}
+    assert both.overwrote is False  # neither the Markdown nor the CSV existed
+    assert sorted(p.name for p in directory.iterdir()) == sorted(
+        ["portfolio_report.json", "portfolio_report.md", "portfolio_report.csv", *rendered.chart_files])
+    assert both.markdown.read_text(encoding="utf-8") == report_text(rendered, "md") == rendered.markdown
+    assert both.csv.read_text(encoding="utf-8") == report_text(rendered, "csv") == rendered.csv
+
+    # a CSV-only rerun touches neither the Markdown nor its charts (a chart it no longer plans is not its file)
+    empty = pd.DataFrame()
+    second = build(make_input(stress_results=empty, stress_breakdown=empty))
+    before = {p.name: p.stat().st_mtime_ns for p in directory.iterdir()}
+    r = write_report(second, {}, directory, formats=("csv",))
+    assert r.overwrote is True and r.removed == [] and "stress_pnl.png" in before
+    after = {p.name: p.stat().st_mtime_ns for p in directory.iterdir()}
+    assert set(after) == set(before)
+    assert {n for n in after if after[n] != before[n]} <= {"portfolio_report.csv"}
+    assert r.csv.read_text(encoding="utf-8") == second.csv
+
+
+def test_formats_refused_before_anything_is_written(tmp_path):
+    rendered = build()
+    with pytest.raises(ValueError, match=r"unknown report format\(s\) 'pdf'; choose from md, json, csv"):
+        write_report(rendered, {}, tmp_path / "a", formats=["json", "pdf"])
+    with pytest.raises(ValueError, match="no report format given"):
+        write_report(rendered, {}, tmp_path / "b", formats=[])
+    with pytest.raises(ValueError, match=r"formats \(json\) link to \[\]"):  # charts without the Markdown
+        write_report(rendered, render_charts(rendered), tmp_path / "c", formats=["json"])
+    assert not any((tmp_path / d).exists() for d in "abc")
+
+
 @pytest.mark.parametrize(
     "name, expected",
     [("../../etc", "etc"), ("a/b|c", "a-b-c"), ("Demo Hedge Fund Style Investor Portfolio", "demo-hedge-fund-style-investor-portfolio"),

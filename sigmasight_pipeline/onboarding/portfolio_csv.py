@@ -8,6 +8,10 @@ Columns (header required, names case-insensitive and trimmed, extra columns igno
 greater than 0 and less than 5; the Greeks use it before the underlying's realised volatility. Blank means
 none.
 
+Comments: a line whose first non-blank character is ``#`` (outside a quoted field) is a comment and is
+skipped, like a blank line, before the CSV is read; it keeps its line number, so rows are still numbered by
+the file's lines. ``sigmasight template`` prints an upload commented so. (Trades files share this reader.)
+
 Every row is validated and every problem is collected; a file with any problem raises
 :class:`PortfolioValidationError` listing all of them, so that nothing is imported. Row numbers are
 the file's line numbers with the header as row 1 (a record spanning several lines because of a quoted
@@ -228,9 +232,26 @@ def _read_text(source: str | bytes | os.PathLike[str], max_bytes: int) -> str:
         ) from None
 
 
+def _without_comments(text: str) -> str:
+    """``text`` with each comment line (first non-blank character ``#``, not inside a quoted field) emptied to
+    its line break, so the line numbers of the other lines do not change. A quoted field is tracked by the
+    parity of the ``"`` characters before the line (a doubled ``""`` inside a field counts twice)."""
+    if "#" not in text:
+        return text
+    lines = io.StringIO(text, newline="").readlines()  # split at \n, \r, \r\n only, as the CSV reader counts
+    quoted = False
+    for i, line in enumerate(lines):
+        if not quoted and line.lstrip().startswith("#"):
+            lines[i] = line[len(line.rstrip("\r\n")):]
+        else:
+            quoted ^= line.count('"') % 2 == 1
+    return "".join(lines)
+
+
 def _read_records(text: str) -> list[tuple[int, list[str]]]:
-    """CSV records with the line number each starts on; fully blank records are dropped."""
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    """CSV records with the line number each starts on; comment lines (:func:`_without_comments`) and fully
+    blank records are dropped."""
+    reader = csv.reader(io.StringIO(_without_comments(text), newline=""), strict=True)
     records = []
     next_line = 1
     try:

@@ -1,6 +1,9 @@
 """Where a report goes and how it is written.
 
-``{output_root}/{slug}_{YYYY-MM-DD}/portfolio_report.md|.json|.csv`` plus the chart PNGs. The slug can never
+``{output_root}/{slug}_{YYYY-MM-DD}/portfolio_report.md|.json|.csv`` plus the chart PNGs. A write may be
+restricted to some of the formats (``formats``: "md", "json", "csv"); the charts belong to the Markdown
+(it links them), so they are written, and their stale files removed, only with it. Files of the formats not
+written are left as they are. The slug can never
 leave the output root (checked after resolving symlinks). Each file is written to a temporary file in the
 same directory, flushed and fsynced, then moved over the old one with ``os.replace`` (atomic on POSIX and
 Windows): a reader sees the old file or the new one, never half of one. (The files of a report are fsynced
@@ -24,10 +27,13 @@ from .inputs import as_date
 from .json_report import report_json_text
 from .report import RenderedReport
 
-__all__ = ["REPORT_FILES", "WriteResult", "report_slug", "report_dir", "write_report"]
+__all__ = ["REPORT_FILES", "REPORT_FORMATS", "WriteResult", "check_formats", "report_slug", "report_dir",
+           "report_text", "write_report"]
 
 REPORT_BASENAME = "portfolio_report"
-REPORT_FILES = (f"{REPORT_BASENAME}.md", f"{REPORT_BASENAME}.json", f"{REPORT_BASENAME}.csv")
+#: The report's formats, in the order of ``REPORT_FILES``.
+REPORT_FORMATS = ("md", "json", "csv")
+REPORT_FILES = tuple(f"{REPORT_BASENAME}.{fmt}" for fmt in REPORT_FORMATS)
 _CHART_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*\.png$")
 _TMP_PREFIX = ".sigmasight-tmp-"
 
@@ -44,6 +50,27 @@ def report_slug(name: str) -> str:
     return slug
 
 
+def check_formats(formats) -> tuple[str, ...]:
+    """``formats`` as a tuple in :data:`REPORT_FORMATS` order, duplicates dropped; ``ValueError`` naming the
+    unknown ones, or when none is given."""
+    chosen = [str(f).strip().lower() for f in formats]
+    unknown = sorted(set(chosen) - set(REPORT_FORMATS))
+    if unknown:
+        raise ValueError(f"unknown report format(s) {', '.join(map(repr, unknown))}; choose from "
+                         f"{', '.join(REPORT_FORMATS)}")
+    if not chosen:
+        raise ValueError(f"no report format given; choose from {', '.join(REPORT_FORMATS)}")
+    return tuple(f for f in REPORT_FORMATS if f in chosen)
+
+
+def report_text(rendered: RenderedReport, fmt: str) -> str:
+    """The text of one format of a rendered report, exactly as :func:`write_report` writes it."""
+    (fmt,) = check_formats([fmt])
+    if fmt == "md":
+        return rendered.markdown
+    return report_json_text(rendered) if fmt == "json" else rendered.csv
+
+
 def report_dir(output_root, name: str, anchor_date) -> Path:
     """``output_root / f"{slug}_{YYYY-MM-DD}"``, resolved; ``ValueError`` if it is not inside the output root."""
     root = Path(output_root).resolve()
@@ -56,7 +83,9 @@ def report_dir(output_root, name: str, anchor_date) -> Path:
 
 @dataclass
 class WriteResult:
-    """What :func:`write_report` did. ``overwrote``: a report already existed there (the caller logs it)."""
+    """What :func:`write_report` did. ``paths``: file name -> path of every file written (a format not written
+    has none: its property is None). ``overwrote``: one of the files written already existed (the caller logs
+    it)."""
 
     directory: Path
     paths: dict[str, Path]
@@ -64,16 +93,16 @@ class WriteResult:
     removed: list[Path] = field(default_factory=list)
 
     @property
-    def markdown(self) -> Path:
-        return self.paths[REPORT_FILES[0]]
+    def markdown(self) -> Path | None:
+        return self.paths.get(REPORT_FILES[0])
 
     @property
-    def json(self) -> Path:
-        return self.paths[REPORT_FILES[1]]
+    def json(self) -> Path | None:
+        return self.paths.get(REPORT_FILES[1])
 
     @property
-    def csv(self) -> Path:
-        return self.paths[REPORT_FILES[2]]
+    def csv(self) -> Path | None:
+        return self.paths.get(REPORT_FILES[2])
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -147,43 +176,54 @@ def _atomic_write_all(directory: Path, payloads: list[tuple[str, bytes]]) -> dic
                 pass
 
 
-def _is_report_artifact(path: Path) -> bool:
+def _is_report_artifact(path: Path, formats: tuple[str, ...]) -> bool:
+    """A file a write of ``formats`` owns in a report directory: those formats' files, the charts when the
+    Markdown is among them, and any temporary file left by a crash."""
     name = path.name
-    return name in REPORT_FILES or bool(_CHART_NAME.match(name)) or name.startswith(_TMP_PREFIX)
+    if name.startswith(_TMP_PREFIX):
+        return True
+    if name in REPORT_FILES:
+        return REPORT_FORMATS[REPORT_FILES.index(name)] in formats
+    return "md" in formats and bool(_CHART_NAME.match(name))
 
 
-def write_report(rendered: RenderedReport, charts: dict[str, bytes], directory) -> WriteResult:
-    """Write the report's three files and its charts into ``directory`` atomically; remove stale ones.
+def write_report(rendered: RenderedReport, charts: dict[str, bytes], directory,
+                 formats=REPORT_FORMATS) -> WriteResult:
+    """Write the report's files of ``formats`` (default all three) into ``directory`` atomically; remove the
+    stale files those formats own (see the module docstring).
 
-    ``charts`` must hold exactly the chart files the Markdown links to (``rendered.chart_files``), so a
-    report never links a missing picture nor ships one it does not mention. Charts are written first and
-    the Markdown last, so the links resolve as soon as the Markdown appears.
+    With the Markdown, ``charts`` must hold exactly the chart files it links to (``rendered.chart_files``), so
+    a report never links a missing picture nor ships one it does not mention; charts are written first and
+    the Markdown last, so the links resolve as soon as the Markdown appears. Without the Markdown no chart is
+    written and ``charts`` must be empty. ``ValueError`` for an unknown format or a chart mismatch, before
+    anything is written.
     """
+    formats = check_formats(formats)
     directory = Path(directory)
-    expected = set(rendered.chart_files)
+    expected = set(rendered.chart_files) if "md" in formats else set()
     given = set(charts)
     if given != expected:
         raise ValueError(
-            f"charts {sorted(given)} do not match the charts the report links to {sorted(expected)}"
+            f"charts {sorted(given)} do not match the charts the report's written formats "
+            f"({', '.join(formats)}) link to {sorted(expected)}"
         )
     for name in given:
         if not _CHART_NAME.match(name):
             raise ValueError(f"invalid chart file name {name!r}")
     directory.mkdir(parents=True, exist_ok=True)
-    overwrote = any((directory / f).exists() for f in REPORT_FILES)
+    files = [REPORT_FILES[REPORT_FORMATS.index(fmt)] for fmt in formats]
+    overwrote = any((directory / f).exists() for f in files)
 
     payloads: list[tuple[str, bytes]] = [(name, charts[name]) for name in sorted(given)]
-    payloads += [
-        (REPORT_FILES[2], rendered.csv.encode("utf-8")),
-        (REPORT_FILES[1], report_json_text(rendered).encode("utf-8")),
-        (REPORT_FILES[0], rendered.markdown.encode("utf-8")),
-    ]
+    # CSV, JSON, then the Markdown last (the order the files appear in)
+    payloads += [(REPORT_FILES[REPORT_FORMATS.index(fmt)], report_text(rendered, fmt).encode("utf-8"))
+                 for fmt in reversed(REPORT_FORMATS) if fmt in formats]
     paths = _atomic_write_all(directory, payloads)
 
     removed: list[Path] = []
     keep = set(paths)
     for entry in sorted(directory.iterdir()):
-        if entry.name in keep or not _is_report_artifact(entry):
+        if entry.name in keep or not _is_report_artifact(entry, formats):
             continue
         if entry.is_symlink() or entry.is_file():  # never a directory; a symlink itself, not its target
             entry.unlink()

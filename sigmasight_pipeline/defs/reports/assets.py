@@ -1,4 +1,9 @@
-"""Portfolio reports: Markdown, JSON, CSV and charts per (date, portfolio), written atomically."""
+"""Portfolio reports: Markdown, JSON, CSV and charts per (date, portfolio), written atomically.
+
+Which files a run writes is its run config (:class:`ReportConfig`, default all three formats, so the automation
+and the demo write everything); ``sigmasight report --format json`` passes ``formats: [json]``. The charts go
+with the Markdown (it links them). Every report is built and validated whole whatever is written.
+"""
 
 import datetime as dt
 from dataclasses import dataclass, field
@@ -28,6 +33,7 @@ from sigmasight_pipeline.reporting import (
     report_dir,
     write_report,
 )
+from sigmasight_pipeline.reporting.writer import REPORT_FORMATS, check_formats
 from sigmasight_pipeline.warehouse import schema
 from sigmasight_pipeline.warehouse.reference import stress_scenarios
 
@@ -44,6 +50,12 @@ def failed_upstream_checks(instance: dg.DagsterInstance) -> list[str]:
     )
 
 
+class ReportConfig(dg.Config):
+    """Run config of ``portfolio_reports``: the formats to write (any of "md", "json", "csv"; default all)."""
+
+    formats: list[str] = list(REPORT_FORMATS)
+
+
 @dataclass
 class BatchReports:
     """What reporting one batch did: its ``portfolio_reports`` index rows, the problems of the reports not
@@ -57,8 +69,9 @@ class BatchReports:
 
 
 def report_batch(context: dg.AssetExecutionContext, engine, batch, root, failed_checks: list[str],
-                 expected_scenarios: int) -> BatchReports:
-    """Build, validate and write the report of every session of ``batch`` (its inputs read once for all).
+                 expected_scenarios: int, formats: tuple[str, ...] = REPORT_FORMATS) -> BatchReports:
+    """Build, validate and write the report of every session of ``batch`` (its inputs read once for all); only
+    the files of ``formats`` are written (the charts with the Markdown).
 
     Runs with the garbage collector paused (:func:`collection_paused`): a batch's inputs are some 10^5
     long-lived row records and its reports create no reference cycles (none over a demo book's 122 reports),
@@ -77,7 +90,8 @@ def report_batch(context: dg.AssetExecutionContext, engine, batch, root, failed_
             out.problems += [f"{batch.portfolio_id} {date:%Y-%m-%d}: {p}" for p in found]
             if found:
                 continue  # never publish a report that fails validation; the check says why
-            result = write_report(rendered, render_charts(rendered), report_dir(root, inp.portfolio["name"], date))
+            charts = render_charts(rendered) if "md" in formats else {}
+            result = write_report(rendered, charts, report_dir(root, inp.portfolio["name"], date), formats)
             if result.overwrote:
                 context.log.info(f"overwrote the report in {result.directory}")
             out.written.append(str(result.directory))
@@ -97,7 +111,8 @@ def report_batch(context: dg.AssetExecutionContext, engine, batch, root, failed_
     description=(
         "The portfolio report of each (date, portfolio): portfolio_report.md (Jinja2), .json (validated against "
         "data/report.schema.json), .csv (34 columns) and PNG charts, in reports/{slug}_{date}/, written "
-        "atomically. Every section is anchored on the partition date; a section without data says why."
+        "atomically. Every section is anchored on the partition date; a section without data says why. Run "
+        "config `formats` (default [md, json, csv]) restricts the files written; the charts go with md."
     ),
     check_specs=[
         dg.AssetCheckSpec(
@@ -112,14 +127,19 @@ def report_batch(context: dg.AssetExecutionContext, engine, batch, root, failed_
         )
     ],
 )
-def portfolio_reports(context: dg.AssetExecutionContext, warehouse: WarehouseResource, reports: ReportsResource):
+def portfolio_reports(context: dg.AssetExecutionContext, config: ReportConfig, warehouse: WarehouseResource,
+                      reports: ReportsResource):
+    try:
+        formats = check_formats(config.formats)
+    except ValueError as exc:
+        raise dg.Failure(f"portfolio_reports run config: {exc}") from None
     engine = warehouse.engine
     expected_scenarios = len(stress_scenarios()[0])
     failed_checks = failed_upstream_checks(context.instance)
     batches, rows, problems, written, preview, preview_date = [], {}, [], [], None, None
     for batch in portfolio_batches(context, engine):
         batches.append(batch)
-        done = report_batch(context, engine, batch, reports.root, failed_checks, expected_scenarios)
+        done = report_batch(context, engine, batch, reports.root, failed_checks, expected_scenarios, formats)
         problems += done.problems
         written += done.written
         if done.preview is not None:
@@ -131,6 +151,7 @@ def portfolio_reports(context: dg.AssetExecutionContext, warehouse: WarehouseRes
             **{
                 f"{RUN}reports_written": len(written),
                 "output_root": str(reports.root),
+                "formats_written": ", ".join(formats),
                 f"{RUN}latest_report_dir": written[-1] if written else "none",
                 preview_label("report", preview_date): dg.MetadataValue.md(preview or "_no report written_"),
             },
