@@ -28,6 +28,8 @@ def _isolated_env(tmp_path, monkeypatch):
     monkeypatch.setenv("SIGMASIGHT_MARKET_DATA", "sample")
     monkeypatch.delenv("SIGMASIGHT_DATABASE_URL", raising=False)
     monkeypatch.setenv("SIGMASIGHT_REPORTS_DIR", str(tmp_path / "reports"))
+    # a CLI command run in the test process records its runs here, not in the developer's ./.dagster_home
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
 
 
 @pytest.fixture

@@ -581,3 +581,39 @@ def test_a_warehouse_at_0007_with_snapshots_upgrades_through_0008_performance_at
         with engine.connect() as conn:
             assert {"portfolio_performance", "pnl_attribution"}.isdisjoint(sa.inspect(conn).get_table_names())
             assert conn.execute(sa.text("SELECT portfolio_id, daily_pnl FROM portfolio_snapshots")).all() == [("alpha", 250.25)]
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_a_warehouse_at_0008_with_a_book_upgrades_through_0009_tag_changes_and_keeps_it(dialect, tmp_path):
+    """0009_tag_changes only creates ``tag_changes``: the portfolio and tags a 0008 warehouse holds are kept, the new
+    table takes rows (its action checked), and the downgrade drops it alone."""
+    from alembic import command
+
+    from sigmasight_pipeline.warehouse.migrate import alembic_config
+
+    now = dt.datetime(2025, 3, 14, 18, 0, tzinfo=dt.timezone.utc)
+    with blank_database(dialect, tmp_path) as url, raw_engine(url) as engine:
+        with engine.begin() as conn:
+            command.upgrade(alembic_config(connection=conn), "0008_performance_attribution")
+        with engine.begin() as conn:
+            assert "tag_changes" not in sa.inspect(conn).get_table_names()
+            conn.execute(sa.text("INSERT INTO portfolios (portfolio_id, name, source_csv, uploaded_at) "
+                                 "VALUES ('alpha', 'Alpha', 'ticker,quantity,entry_price,entry_date', :t)"), {"t": now})
+        result = migrate(engine)
+        assert result.before == ("0008_performance_attribution",) and result.after == head_revisions()
+        assert schema_differences(engine) == []
+        t = schema.tag_changes
+        row = {"portfolio_id": "alpha", "change_seq": 1, "position_id": 1, "symbol": "AAPL", "tag": "hedge",
+               "action": "add", "effective_date": dt.date(2025, 3, 10), "created_at": now}
+        with engine.begin() as conn:
+            assert conn.execute(sa.select(schema.portfolios.c.name)).scalars().all() == ["Alpha"]
+            conn.execute(t.insert(), [row])
+            assert conn.execute(sa.select(t.c.symbol, t.c.tag, t.c.action, t.c.effective_date)).all() == [
+                ("AAPL", "hedge", "add", dt.date(2025, 3, 10))]
+        with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:  # add | remove only
+            conn.execute(t.insert(), [{**row, "change_seq": 2, "action": "rename"}])
+        with engine.begin() as conn:  # back to 0008: the table goes, the portfolio stays
+            command.downgrade(alembic_config(connection=conn), "0008_performance_attribution")
+        with engine.connect() as conn:
+            assert "tag_changes" not in sa.inspect(conn).get_table_names()
+            assert conn.execute(sa.text("SELECT name FROM portfolios")).scalars().all() == ["Alpha"]

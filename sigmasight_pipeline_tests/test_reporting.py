@@ -1838,3 +1838,64 @@ def test_collection_paused_restores_the_collector():
         assert not gc.isenabled()
     finally:
         (gc.enable if was else gc.disable)()
+
+
+# ---------------------------------------------------------------------------------------------------
+# Exposures by tag (strategy) and by underlying
+# ---------------------------------------------------------------------------------------------------
+def with_groups(inp):
+    """``inp`` with the ``group_exposures`` rows the valuation asset stores for its book (the engine's groups)."""
+    from sigmasight_pipeline.engines.valuation import group_exposures
+
+    frames = [group_exposures(inp.valuations, inp.positions, by=by).assign(group_type=by) for by in ("tag", "underlying")]
+    groups = pd.concat(frames, ignore_index=True).rename(columns={"group": "group_name"})
+    groups["market_value"] = groups["net_exposure"]
+    return replace(inp, group_exposures=groups.assign(portfolio_id=inp.portfolio_id))
+
+
+def test_the_report_shows_exposures_by_tag_and_by_underlying_computed_by_hand():
+    """The book of make_input: AAPL +16,000 (core, tech), TSLA -12,000 (hedge), AAPL call +7,500 (options, tech;
+    delta-adjusted 72,000), SPY put -3,000 (untagged; delta-adjusted 84,000); gross 38,500."""
+    inp = with_groups(make_input())
+    rendered = build(inp)
+    assert prepublish_problems(rendered, inp, expected_scenarios=18) == []
+    groups = rendered.json["exposures"]["data"]["groups"]
+    assert groups["reason"] is None and "counts fully in each of its tag groups" in groups["note"]
+    cols = ("group", "position_count", "market_value", "gross_exposure", "net_exposure", "delta_adjusted_exposure",
+            "share_of_gross")
+    assert [tuple(g[c] for c in cols) for g in groups["by_tag"]] == [
+        ("tech", 2, "23500.00", "23500.00", "23500.00", "88000.00", "0.610390"),   # 23,500 / 38,500
+        ("core", 1, "16000.00", "16000.00", "16000.00", "16000.00", "0.415584"),
+        ("hedge", 1, "-12000.00", "12000.00", "-12000.00", "-12000.00", "0.311688"),
+        ("options", 1, "7500.00", "7500.00", "7500.00", "72000.00", "0.194805"),
+        ("(untagged)", 1, "-3000.00", "3000.00", "-3000.00", "84000.00", "0.077922"),  # last, whatever its size
+    ]
+    assert [tuple(g[c] for c in cols) for g in groups["by_underlying"]] == [
+        ("AAPL", 2, "23500.00", "23500.00", "23500.00", "88000.00", "0.610390"),
+        ("TSLA", 1, "-12000.00", "12000.00", "-12000.00", "-12000.00", "0.311688"),
+        ("SPY", 1, "-3000.00", "3000.00", "-3000.00", "84000.00", "0.077922"),
+    ]
+    # by underlying the groups partition the book: they add up to the portfolio's figures
+    expo = rendered.json["exposures"]["data"]
+    assert sum(float(g["gross_exposure"]) for g in groups["by_underlying"]) == float(expo["gross_exposure"])
+    assert sum(float(g["net_exposure"]) for g in groups["by_underlying"]) == float(expo["net_exposure"])
+    md = section(rendered.markdown, "### Exposures by strategy and by underlying")
+    rows = table_rows(md)
+    assert rows[0] == ["Tag (strategy)", "Positions", "Gross", "Net (market value)", "Delta-adjusted", "Share of gross"]
+    assert rows[1] == ["tech", "2", "$23,500.00", "$23,500.00", "$88,000.00", "61.04%"]
+    assert rows[3] == ["hedge", "1", "$12,000.00", "-$12,000.00", "-$12,000.00", "31.17%"]
+    assert rows[6] == ["Underlying", "Positions", "Gross", "Net (market value)", "Delta-adjusted", "Share of gross"]
+    assert rows[7] == ["AAPL", "2", "$23,500.00", "$23,500.00", "$88,000.00", "61.04%"]
+    assert "counts fully in each of its tag groups" in md
+    assert not any("group_exposures" in f for f in rendered.json["data_quality"]["other_flags"])
+
+
+def test_without_stored_groups_the_report_says_so():
+    inp = make_input()  # no group_exposures rows for the anchor date
+    rendered = build(inp)
+    groups = rendered.json["exposures"]["data"]["groups"]
+    assert (groups["by_tag"], groups["by_underlying"], groups["reason"]) == ([], [], "no rows in group_exposures for 2025-03-14")
+    assert "Not shown: no rows in group_exposures for 2025-03-14." in section(
+        rendered.markdown, "### Exposures by strategy and by underlying")
+    assert "no rows in group_exposures for 2025-03-14" in rendered.json["data_quality"]["other_flags"]
+    assert prepublish_problems(rendered, inp, expected_scenarios=18) == []  # the JSON schema included

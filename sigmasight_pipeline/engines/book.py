@@ -9,7 +9,15 @@ at its price on its trade date. This module is the one place that decides a book
   day's trade cash and realised P&L, and every lot;
 * ``book_periods`` cuts a run's dates into periods over which the book does not change and gives each period
   its positions frame, in the engines' convention (one row per instrument held). The engines are vectorised
-  over the positions and dates of a period; a run has one period per trading day with trades, plus one.
+  over the positions and dates of a period; a run has one period per trading day with trades or tag
+  changes, plus one.
+
+Tags (books.md, "Tags and strategies"): a position starts with the tags of its upload rows and trades (all
+of them, from its first day, as before tag edits existed). A tag change (``sigmasight tags add|remove``) is an
+event of the book with its effective date: it applies from its session on, so ``positions_on`` gives every
+date the tags in force that day and a change starts a new book period, as a trade does. Changes apply in
+(session, ``change_seq``) order; adding a tag already there or removing one that is not there changes nothing
+(the command refuses such a change when it is made; a later backdated change can make a stored one moot).
 
 Conventions:
 
@@ -45,11 +53,13 @@ from .splits import split_factors
 
 __all__ = [
     "EVENT_COLUMNS",
+    "TAG_CHANGE_COLUMNS",
     "LedgerError",
     "Ledger",
     "book_periods",
     "build_ledger",
     "positions_on",
+    "tags_on",
 ]
 
 #: The ledger's input: one row per upload row or trade.
@@ -58,6 +68,9 @@ EVENT_COLUMNS = [
     "date", "session", "quantity", "price", "fees", "close_and_reverse", "source", "source_row", "trade_seq",
     "trade_id",
 ]
+#: The tag changes given to ``build_ledger``: one row per change (``action`` "add" or "remove"; ``session`` the
+#: effective date's XNYS session on or after it, given by the caller). A change names its instrument by symbol.
+TAG_CHANGE_COLUMNS = ["change_seq", "symbol", "tag", "action", "effective_date", "session"]
 _SOURCE_ORDER = {"upload": 0, "trade": 1}
 _ZERO = 1e-9  # |quantity| below this is flat (quantities are stored to 8 decimals)
 
@@ -82,18 +95,25 @@ class Ledger:
     * ``states``: per (session, position_id) with events, the state after them: ``quantity, cost_basis,
       entry_price, entry_date, realized_to_date, exit_date``;
     * ``lots``: every lot: ``position_id, lot, open_date, session, price, quantity_opened, quantity_open,
-      closed_date`` (``quantity_open`` 0 and ``closed_date`` set once fully closed).
+      closed_date`` (``quantity_open`` 0 and ``closed_date`` set once fully closed);
+    * ``tag_changes``: the tag changes applied, in the order applied: ``TAG_CHANGE_COLUMNS`` plus
+      ``position_id`` and ``changed`` (False: the tag was already there / not there, nothing changed);
+    * ``tag_states``: per (session, position_id) with tag changes, the position's tags (a tuple) after them;
+      before its first, a position has its ``instruments`` tags.
     """
 
     instruments: pd.DataFrame
     events: pd.DataFrame
     states: pd.DataFrame
     lots: pd.DataFrame
+    tag_changes: pd.DataFrame
+    tag_states: pd.DataFrame
 
     @property
     def sessions(self) -> pd.DatetimeIndex:
-        """The sessions on which the book changes."""
-        return pd.DatetimeIndex(sorted(self.states["session"].unique())) if len(self.states) else pd.DatetimeIndex([])
+        """The sessions on which the book changes: a trade, an upload row or a tag change."""
+        changes = set(self.states["session"]) | set(self.tag_states["session"])
+        return pd.DatetimeIndex(sorted(changes))
 
     def day_trades(self, sessions) -> pd.DataFrame:
         """``session, position_id, cash, realized, fees`` summed per position over the events of ``sessions``."""
@@ -129,12 +149,14 @@ def _adjust(events: pd.DataFrame, splits: pd.DataFrame | None) -> pd.DataFrame:
     return ev
 
 
-def build_ledger(events: pd.DataFrame, splits: pd.DataFrame | None = None) -> Ledger:
-    """Match a book's events FIFO (module docstring) and return its :class:`Ledger`.
+def build_ledger(events: pd.DataFrame, splits: pd.DataFrame | None = None,
+                 tag_changes: pd.DataFrame | None = None) -> Ledger:
+    """Match a book's events FIFO (module docstring) and return its :class:`Ledger`, with its tag changes.
 
     ``events`` has ``EVENT_COLUMNS`` (``tags`` a tuple, ``source`` "upload" or "trade", ``session`` the
-    date's XNYS session on or after it). Raises :class:`LedgerError` naming every trade that takes a
-    position through zero without ``close_and_reverse``.
+    date's XNYS session on or after it); ``tag_changes`` (optional) has ``TAG_CHANGE_COLUMNS``; a change of a
+    symbol the book has never held is left out (its instrument is gone: a replaced upload). Raises
+    :class:`LedgerError` naming every trade that takes a position through zero without ``close_and_reverse``.
     """
     ev = events.assign(
         _order=events["source"].map(_SOURCE_ORDER),
@@ -231,18 +253,65 @@ def build_ledger(events: pd.DataFrame, splits: pd.DataFrame | None = None) -> Le
     states = states.drop_duplicates(["session", "position_id"], keep="last").reset_index(drop=True)  # after the day's last event
     lot_frame = pd.DataFrame(lots, columns=["position_id", "lot", "open_date", "session", "price", "quantity_opened",
                                             "quantity_open", "closed_date"])
-    return Ledger(instruments=instruments, events=ev, states=states, lots=lot_frame)
+    changes, tag_states = _tag_states(instruments, tag_changes)
+    return Ledger(instruments=instruments, events=ev, states=states, lots=lot_frame, tag_changes=changes,
+                  tag_states=tag_states)
+
+
+def _tag_states(instruments: pd.DataFrame, tag_changes: pd.DataFrame | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(the changes applied, with ``position_id`` and ``changed``; the tags per (session, position_id) after
+    them): changes in (session, change_seq) order from each position's ``instruments`` tags (a loop over the
+    changes: a few per book, once per ledger)."""
+    columns = [*TAG_CHANGE_COLUMNS, "position_id", "changed"]
+    if tag_changes is None or len(tag_changes) == 0:
+        return (pd.DataFrame(columns=columns),
+                pd.DataFrame({"session": pd.Series(dtype="datetime64[ns]"), "position_id": pd.Series(dtype=int),
+                              "tags": pd.Series(dtype=object)}))
+    ids = pd.Series(instruments["position_id"].to_numpy(), index=instruments["symbol"].to_numpy())
+    ch = tag_changes.assign(
+        session=pd.to_datetime(tag_changes["session"]).dt.normalize(),
+        effective_date=pd.to_datetime(tag_changes["effective_date"]).dt.normalize(),
+        position_id=tag_changes["symbol"].map(ids),
+    )
+    ch = ch[ch["position_id"].notna()].astype({"position_id": int})
+    ch = ch.sort_values(["session", "change_seq"], kind="stable").reset_index(drop=True)
+    current = dict(zip(instruments["position_id"], instruments["tags"]))
+    changed, rows = [], []
+    for pid, tag, action, session in zip(ch["position_id"], ch["tag"], ch["action"], ch["session"]):
+        tags = current[pid]
+        after = (*tags, tag) if action == "add" and tag not in tags else (
+            tuple(t for t in tags if t != tag) if action == "remove" else tags)
+        changed.append(after != tags)
+        current[pid] = after
+        rows.append({"session": session, "position_id": pid, "tags": after})
+    ch["changed"] = changed
+    states = pd.DataFrame(rows, columns=["session", "position_id", "tags"])
+    states = states.drop_duplicates(["session", "position_id"], keep="last").reset_index(drop=True)
+    return ch[columns], states
+
+
+def tags_on(ledger: Ledger, session) -> pd.Series:
+    """Every position's tags (a tuple) in force on ``session``, indexed by ``position_id``: its latest tag state
+    on or before ``session``, else its opening tags (upload rows and trades)."""
+    tags = ledger.instruments.set_index("position_id")["tags"]
+    states = ledger.tag_states[ledger.tag_states["session"] <= pd.Timestamp(session)]
+    if len(states):
+        latest = states.drop_duplicates("position_id", keep="last").set_index("position_id")["tags"]
+        tags = latest.combine_first(tags).reindex(tags.index)
+    return tags
 
 
 def positions_on(ledger: Ledger, session, *, include_closed: bool = False) -> pd.DataFrame:
     """The book after the events of ``session`` (and every earlier one): one row per position held (or, with
     ``include_closed``, ever opened by then), instrument columns plus ``quantity, cost_basis, entry_price,
-    entry_date, realized_to_date, exit_date`` and ``position_type``."""
+    entry_date, realized_to_date, exit_date`` and ``position_type``; ``tags`` are those in force that day
+    (``tags_on``)."""
     states = ledger.states[ledger.states["session"] <= pd.Timestamp(session)]
     latest = states.drop_duplicates("position_id", keep="last")  # states are in session order
     if not include_closed:
         latest = latest[latest["quantity"].abs() > _ZERO]
     book = ledger.instruments.merge(latest.drop(columns=["session"]), on="position_id", how="inner")
+    book["tags"] = book["position_id"].map(tags_on(ledger, session))
     book["position_type"] = _position_types(book)
     return book.sort_values("position_id").reset_index(drop=True)
 
@@ -258,9 +327,9 @@ def book_periods(ledger: Ledger, dates) -> list[tuple[pd.DatetimeIndex, pd.DataF
     """Cut ``dates`` (a run's partition dates, ascending; holidays included) into periods over which the book
     does not change; each with the positions held (``positions_on`` its first date's latest change).
 
-    A period starts at the first date and at every change session among the dates. Dates before the book's
-    first change get the book of its first change: its positions' entry dates lie after those dates, so the
-    engines hold nothing there (as for an upload whose entries are later than the dates computed).
+    A period starts at the first date and at every change session (trade, upload row, tag change) among the
+    dates. Dates before the book's first change get the book of its first change: its positions' entry dates
+    lie after those dates, so the engines hold nothing there (as for an upload whose entries are later than the dates computed).
     """
     dates = pd.DatetimeIndex(dates)
     if len(dates) == 0:

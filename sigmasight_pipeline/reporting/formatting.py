@@ -73,7 +73,7 @@ _GREEK = (
 )
 _CORRELATION = ("overall_correlation", "correlation", "concentration_score")
 _RATIO = (
-    "portfolio_weight", "pct_of_gross_exposure", "pct_of_equity", "daily_return", "shock", "implied_move", "dividend_yield",
+    "portfolio_weight", "share_of_gross", "pct_of_gross_exposure", "pct_of_equity", "daily_return", "shock", "implied_move", "dividend_yield",
     # risk measures: confidence levels, marginal contributions (d sigma / d exposure), shares, % of equity, p-values
     "level", "marginal", "share", "volatility_of_equity", "tracking_error_of_equity", "factor_share", "specific_share",
     "kupiec_p_value",

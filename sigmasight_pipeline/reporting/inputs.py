@@ -52,6 +52,7 @@ __all__ = [
 SECTION_TABLES: dict[str, str] = {
     "valuations": str(schema.position_valuations.name),
     "exposures": str(schema.portfolio_exposures.name),
+    "group_exposures": str(schema.group_exposures.name),
     "greeks": str(schema.position_greeks.name),
     "position_factors": str(schema.position_factor_exposures.name),
     "portfolio_factors": str(schema.portfolio_factor_exposures.name),
@@ -132,8 +133,8 @@ class ReportInput:
 
     ``positions``: the book on the anchor date (``warehouse.book.books_as_of``: every position opened by
     then, quantity, entry price, cost basis and realised P&L of that date, ``exit_date`` once closed;
-    ``tags`` a tuple, ``sector``/``industry`` from the security master). The section frames are the warehouse rows of
-    the anchor date.
+    ``tags`` a tuple: those in force that day, ``sector``/``industry`` from the security master). The section frames
+    are the warehouse rows of the anchor date (``group_exposures``: the exposures by tag and by underlying).
     ``scenarios``: the stored stress scenarios (``scenario_id, name, category, severity`` and, when read
     from the warehouse, ``display_order``). The histories stop at the anchor date (never a row after it):
     ``snapshot_history`` (``date, daily_pnl, cumulative_pnl, total_value, daily_return, is_first_snapshot``
@@ -153,6 +154,7 @@ class ReportInput:
     positions: pd.DataFrame = field(default_factory=_empty)
     valuations: pd.DataFrame = field(default_factory=_empty)
     exposures: pd.DataFrame = field(default_factory=_empty)
+    group_exposures: pd.DataFrame = field(default_factory=_empty)
     greeks: pd.DataFrame = field(default_factory=_empty)
     position_factors: pd.DataFrame = field(default_factory=_empty)
     portfolio_factors: pd.DataFrame = field(default_factory=_empty)

@@ -32,6 +32,7 @@ __all__ = ["collection_paused", "load_report_input", "load_report_inputs"]
 _TABLES = {
     "valuations": schema.position_valuations,
     "exposures": schema.portfolio_exposures,
+    "group_exposures": schema.group_exposures,
     "greeks": schema.position_greeks,
     "position_factors": schema.position_factor_exposures,
     "portfolio_factors": schema.portfolio_factor_exposures,

@@ -101,6 +101,29 @@ def _value(snap: dict) -> dict:
     }
 
 
+_GROUP_TITLES = {"by_tag": "Tag (strategy)", "by_underlying": "Underlying"}
+
+
+def _groups(data: dict) -> dict:
+    """The exposures-by-group tables (``sections.groups``): one per grouping, its rows as Markdown cells."""
+    tables = [
+        {
+            "title": title,
+            "rows": [
+                {
+                    "group": md_inline(g["group"]),
+                    "count": md_int(g["position_count"]),
+                    **{f: md_money(f, g[f]) for f in ("gross_exposure", "net_exposure", "delta_adjusted_exposure")},
+                    "share": md_pct(g["share_of_gross"]),
+                }
+                for g in data[key]
+            ],
+        }
+        for key, title in _GROUP_TITLES.items()
+    ]
+    return {"tables": tables, "reason": md_inline(data["reason"]) if data["reason"] else None}
+
+
 def _correlations(corr: dict, data: dict) -> tuple[dict, list[dict]]:
     summary = {
         "positions_included": md_int(corr.get("positions_included")),
@@ -422,6 +445,7 @@ def markdown_context(sec: ReportSections) -> dict:
     if expo is not None:
         ctx["counts"] = {c: md_int(expo.get(c)) for c in EXPOSURE_COUNTS}
         ctx["expo"] = {c: md_money(c, expo.get(c)) for c in EXPOSURE_MONEY}
+        ctx["groups"] = _groups(sec.engines["exposures"]["groups"])
     corr = sec.rows["correlation_summary"] if ok["correlations"] else None
     if corr is not None:
         ctx["corr"], ctx["clusters"] = _correlations(corr, sec.engines["correlations"])

@@ -1,5 +1,6 @@
-"""A portfolio's ledger in the warehouse: the opening holdings (its stored upload) and its imported trades,
-read as the events of ``engines.book``; the import of a trades file; the book the engines compute on.
+"""A portfolio's ledger in the warehouse: the opening holdings (its stored upload), its imported trades and its
+tag changes, read as the events of ``engines.book``; the import of a trades file; a tag change; the book the
+engines compute on.
 
 ``read_ledger`` is what every engine asset and the report read: the same stored events and splits give the
 same book, so a rerun of a past date computes the same positions.
@@ -15,11 +16,14 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from sigmasight_pipeline.engines.book import EVENT_COLUMNS, Ledger, LedgerError, build_ledger, positions_on
+from sigmasight_pipeline.engines.book import (
+    EVENT_COLUMNS, TAG_CHANGE_COLUMNS, Ledger, LedgerError, build_ledger, positions_on, tags_on,
+)
+from sigmasight_pipeline.engines.valuation import UNTAGGED
 from sigmasight_pipeline.marketdata import calendar as xcal
 from sigmasight_pipeline.marketdata.base import price_symbol_for
 from sigmasight_pipeline.onboarding import parse_portfolio_csv
-from sigmasight_pipeline.onboarding.portfolio_csv import RowError
+from sigmasight_pipeline.onboarding.portfolio_csv import MAX_TAG_LENGTH, RowError
 from sigmasight_pipeline.onboarding.trades_csv import ParsedTrade, TradesValidationError
 from sigmasight_pipeline.warehouse import schema
 from sigmasight_pipeline.warehouse.entry_warnings import replace_entry_warnings
@@ -27,8 +31,9 @@ from sigmasight_pipeline.warehouse.io import read_frame
 from sigmasight_pipeline.warehouse.portfolios import get_portfolio
 from sigmasight_pipeline.warehouse.splits import read_splits
 
-__all__ = ["ImportedTrades", "book_events", "books_as_of", "ledger_tables", "engine_positions", "import_trades",
-           "ledger_with_trades", "read_ledger", "read_trades", "sessions_on_or_after", "trade_rows"]
+__all__ = ["ImportedTrades", "TagChange", "TagChangeError", "book_events", "books_as_of", "change_tag", "check_tag",
+           "ledger_tables", "engine_positions", "import_trades", "ledger_with_trades", "read_ledger",
+           "read_tag_changes", "read_trades", "sessions_on_or_after", "tag_tables", "trade_rows"]
 
 
 def sessions_on_or_after(dates) -> pd.DatetimeIndex:
@@ -96,11 +101,24 @@ def book_events(engine: Engine, portfolio_id: str, extra_trades: pd.DataFrame | 
     return events[EVENT_COLUMNS]
 
 
+def read_tag_changes(engine: Engine, portfolio_id: str) -> pd.DataFrame:
+    """The stored tag changes of a portfolio, in the order they were made (``change_seq``)."""
+    t = schema.tag_changes
+    return read_frame(engine, sa.select(t).where(t.c.portfolio_id == portfolio_id).order_by(t.c.change_seq))
+
+
+def _tag_change_events(changes: pd.DataFrame) -> pd.DataFrame:
+    """Stored tag changes as ``engines.book.TAG_CHANGE_COLUMNS`` (with the session of each effective date)."""
+    return changes.assign(session=sessions_on_or_after(changes["effective_date"]))[TAG_CHANGE_COLUMNS]
+
+
 def read_ledger(engine: Engine, portfolio_id: str, extra_trades: pd.DataFrame | None = None) -> Ledger:
-    """The portfolio's :class:`~sigmasight_pipeline.engines.book.Ledger` from its stored events and the stored
-    splits of its underlyings."""
+    """The portfolio's :class:`~sigmasight_pipeline.engines.book.Ledger` from its stored events, its tag changes
+    and the stored splits of its underlyings."""
     events = book_events(engine, portfolio_id, extra_trades)
-    return build_ledger(events, read_splits(engine, sorted(set(events["underlying_symbol"]))))
+    changes = read_tag_changes(engine, portfolio_id)
+    return build_ledger(events, read_splits(engine, sorted(set(events["underlying_symbol"]))),
+                        _tag_change_events(changes) if len(changes) else None)
 
 
 def _master(engine: Engine) -> pd.DataFrame:
@@ -250,3 +268,157 @@ def books_as_of(engine: Engine, portfolio_id: str, anchors) -> dict:
             frames[key] = _with_master(book, master).rename(columns={"realized_to_date": "realized_pnl"})
         out[anchor] = frames[key]
     return out
+
+
+# ---------------------------------------------------------------------------------------------------
+# Tags and strategies (books.md): ``sigmasight tags add|remove|list``
+# ---------------------------------------------------------------------------------------------------
+class TagChangeError(ValueError):
+    """A tag change refused (the message names the tag, position or date); nothing was stored."""
+
+
+@dataclass(frozen=True)
+class TagChange:
+    """A stored tag change: the positions it applies to ((position_id, symbol) each) and their tags after it."""
+
+    portfolio_id: str
+    action: str
+    tag: str
+    effective_date: dt.date
+    session: dt.date  # the first XNYS session on or after the effective date: the change applies from it
+    positions: tuple[tuple[int, str], ...]
+    tags_after: tuple[tuple[str, ...], ...]
+    change_seqs: tuple[int, ...]
+
+
+def check_tag(tag: str) -> str:
+    """A tag as stored (surrounding spaces removed), or :class:`TagChangeError`: empty, longer than
+    ``MAX_TAG_LENGTH`` characters, containing a comma (tags are comma-separated in the upload and trades
+    files) or the name of the untagged group."""
+    text = (tag or "").strip()
+    if not text:
+        raise TagChangeError("tag is empty")
+    if len(text) > MAX_TAG_LENGTH:
+        raise TagChangeError(f"tag {text!r} is longer than {MAX_TAG_LENGTH} characters ({len(text)})")
+    if "," in text:
+        raise TagChangeError(f"tag {text!r} contains a comma (tags are comma-separated in files): give one tag")
+    if text == UNTAGGED:
+        raise TagChangeError(f"tag {text!r} is reserved: it is the group of positions without tags")
+    return text
+
+
+def _normal_symbol(ticker: str) -> str:
+    from sigmasight_pipeline.onboarding import looks_like_occ, parse_occ_symbol
+
+    text = ticker.strip().upper()
+    if looks_like_occ(text):
+        try:
+            return parse_occ_symbol(text).occ
+        except ValueError:
+            return text
+    return text
+
+
+def _targets(ledger: Ledger, position_id: int | None, ticker: str | None) -> pd.DataFrame:
+    """The instruments a change names: one by id, or the one of that exact symbol (a stock's ticker, an option's
+    OCC symbol)."""
+    inst = ledger.instruments
+    if (position_id is None) == (ticker is None):
+        raise TagChangeError("give exactly one of a position id or a ticker")
+    if position_id is not None:
+        hit = inst[inst["position_id"] == position_id]
+        if hit.empty:
+            raise TagChangeError(f"unknown position {position_id}: the book's positions are 1..{len(inst)} "
+                                 "(sigmasight tags list shows them)")
+        return hit
+    symbol = _normal_symbol(ticker)
+    hit = inst[inst["symbol"] == symbol]
+    if hit.empty:
+        on_it = inst.loc[inst["underlying_symbol"] == symbol, "symbol"].tolist()
+        hint = (f"; options on it are positions of their own: {', '.join(on_it)}" if on_it else
+                f"; the book's symbols: {', '.join(inst['symbol'])}")
+        raise TagChangeError(f"unknown ticker {ticker.strip()!r}: the book holds no position of that symbol{hint}")
+    return hit
+
+
+def change_tag(engine: Engine, portfolio_id: str, *, tag: str, action: str, position_id: int | None = None,
+               ticker: str | None = None, effective_date=None, today: dt.date | None = None) -> TagChange:
+    """Add a tag to, or remove it from, one position (``position_id``) or the position of a symbol
+    (``ticker``: exactly that symbol; an option on it is another position, with its OCC symbol), from
+    ``effective_date`` on (default ``today``), and store the change.
+
+    Refused with :class:`TagChangeError`, nothing stored: a bad tag (:func:`check_tag`), an unknown position
+    or ticker, an effective date before the portfolio's first entry date or after ``today``, a position
+    not held on or after the effective date (closed before it and not re-opened), adding a tag the position
+    already has on that date or removing one it does not have.
+    """
+    if action not in ("add", "remove"):
+        raise ValueError(f"action must be 'add' or 'remove', not {action!r}")
+    tag = check_tag(tag)
+    today = today or dt.date.today()
+    when = pd.Timestamp(effective_date if effective_date is not None else today).normalize()
+    pid = get_portfolio(engine, portfolio_id)["portfolio_id"]
+    ledger = read_ledger(engine, pid)
+    first_entry = ledger.events["date"].min()
+    if when < first_entry:
+        raise TagChangeError(f"effective date {when:%Y-%m-%d} is before the portfolio's first entry date "
+                             f"{first_entry:%Y-%m-%d}")
+    if when.date() > today:
+        raise TagChangeError(f"effective date {when:%Y-%m-%d} is in the future (today is {today:%Y-%m-%d})")
+    session = sessions_on_or_after([when])[0]
+    targets = _targets(ledger, position_id, ticker)
+    held_after = set(ledger.states.loc[(ledger.states["session"] >= session) & (ledger.states["quantity"].abs() > 0),
+                                       "position_id"]) | set(positions_on(ledger, session)["position_id"])
+    tags_then = tags_on(ledger, session)
+    rows, after = [], []
+    stored = read_tag_changes(engine, pid)
+    seq0 = int(stored["change_seq"].max()) + 1 if len(stored) else 1
+    now = dt.datetime.now(dt.timezone.utc)
+    for i, (p, symbol) in enumerate(zip(targets["position_id"], targets["symbol"])):
+        name = f"position {p} ({symbol})"
+        if p not in held_after:
+            exit_date = positions_on(ledger, session, include_closed=True).set_index("position_id")["exit_date"].get(p)
+            closed = f"closed on {exit_date:%Y-%m-%d}" if exit_date is not None and not pd.isna(exit_date) else "not held"
+            raise TagChangeError(f"{name} is not held on or after {when:%Y-%m-%d} ({closed}): a tag change there "
+                                 "would change nothing")
+        current = tuple(tags_then[p])
+        if action == "add" and tag in current:
+            raise TagChangeError(f"{name} already has tag {tag!r} on {session:%Y-%m-%d}")
+        if action == "remove" and tag not in current:
+            shown = ", ".join(current) or "none"
+            raise TagChangeError(f"{name} has no tag {tag!r} on {session:%Y-%m-%d} (its tags then: {shown})")
+        after.append((*current, tag) if action == "add" else tuple(t for t in current if t != tag))
+        rows.append({"portfolio_id": pid, "change_seq": seq0 + i, "position_id": int(p), "symbol": symbol,
+                     "tag": tag, "action": action, "effective_date": when.date(), "created_at": now})
+    with engine.begin() as conn:
+        conn.execute(schema.tag_changes.insert(), rows)
+    return TagChange(pid, action, tag, when.date(), session.date(),
+                     tuple((int(r["position_id"]), r["symbol"]) for r in rows), tuple(after),
+                     tuple(r["change_seq"] for r in rows))
+
+
+def tag_tables(engine: Engine, portfolio_id: str, as_of=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(every position's tags in force on ``as_of`` (default: the book's latest change) with its state then;
+    the tag change history in the order applied) as ``sigmasight tags list`` prints them."""
+    ledger = read_ledger(engine, portfolio_id)
+    latest = pd.Timestamp(as_of) if as_of is not None else ledger.sessions[-1]
+    book = positions_on(ledger, latest, include_closed=True)
+    status = np.where(book["exit_date"].isna(), "open",
+                      "closed " + pd.to_datetime(book["exit_date"]).dt.strftime("%Y-%m-%d").fillna(""))
+    current = pd.DataFrame({
+        "position": book["position_id"], "symbol": book["symbol"], "underlying": book["underlying_symbol"],
+        "status": status, "tags": book["tags"].map(lambda t: ", ".join(t) or "-"),
+    })
+    ch = ledger.tag_changes
+    columns = ["change", "effective", "from_session", "position", "symbol", "action", "tag", "changed", "made_at"]
+    if ch.empty:
+        return current, pd.DataFrame(columns=columns)
+    stored = read_tag_changes(engine, portfolio_id).set_index("change_seq")["created_at"]
+    history = pd.DataFrame({
+        "change": ch["change_seq"].astype(int), "effective": ch["effective_date"].dt.strftime("%Y-%m-%d"),
+        "from_session": ch["session"].dt.strftime("%Y-%m-%d"), "position": ch["position_id"].astype(int),
+        "symbol": ch["symbol"], "action": ch["action"], "tag": ch["tag"],
+        "changed": np.where(ch["changed"].astype(bool), "yes", "no (moot)"),
+        "made_at": pd.to_datetime(ch["change_seq"].map(stored), utc=True).dt.strftime("%Y-%m-%d %H:%M UTC"),
+    })
+    return current, history

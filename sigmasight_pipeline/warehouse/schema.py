@@ -182,6 +182,25 @@ position_tags = sa.Table(
     ),
 )
 
+tag_changes = sa.Table(
+    "tag_changes",
+    metadata,
+    # Tag edits (books.md, "Tags and strategies"; ``sigmasight tags add|remove``): events of the book, applied
+    # from the session of their effective date on (``engines.book``). The instrument is named by its symbol
+    # (the ledger's identity of a position); position_id is the book's id of it when the change was made.
+    # Added by 0009_tag_changes.
+    sa.Column("portfolio_id", Slug, sa.ForeignKey("portfolios.portfolio_id", ondelete="CASCADE"), nullable=False),
+    sa.Column("change_seq", sa.Integer, nullable=False),  # 1-based, the order changes were made
+    sa.Column("position_id", sa.Integer, nullable=False),
+    sa.Column("symbol", Symbol, nullable=False),
+    sa.Column("tag", sa.String(40), nullable=False),
+    sa.Column("action", sa.String(6), nullable=False),  # add | remove
+    sa.Column("effective_date", sa.Date, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint("portfolio_id", "change_seq"),
+    sa.CheckConstraint("action IN ('add', 'remove')", name="ck_tag_changes_action"),
+)
+
 # ---------------------------------------------------------------------------------------------------
 # Market data (partitioned by date only, shared by every portfolio)
 # ---------------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ Reports only format what the warehouse holds (DESIGN.md). Availability is decide
 - :mod:`.layout`      engines, required sections, charts, CSV columns, factor order, field groups;
 - :mod:`.anchored`    the input restricted to its anchor date, engine availability, held positions;
 - :mod:`.risk`        exposures, Greeks, factor exposures, rate sensitivity, correlations, snapshot;
+- :mod:`.groups`      exposures by tag (strategy) and by underlying (part of the exposures section);
 - :mod:`.stress`      stress results with their scenarios, worst and best five;
 - :mod:`.risk_measures` VaR and ES, volatility and tracking error, contributions, the VaR backtest;
 - :mod:`.performance` performance windows, today's and cumulative P&L attribution, the drawdown path;

@@ -31,6 +31,7 @@ REQUIRED_SECTIONS: dict[str, tuple[str, ...]] = {
 }
 #: sections an available engine normally has too (their absence is a data-quality note, not unavailability)
 OPTIONAL_SECTIONS: dict[str, tuple[str, ...]] = {
+    "exposures": ("group_exposures",),
     "factor_exposures": ("factor_window",),
     "stress_tests": ("stress_breakdown",),
     "snapshot": ("position_pnl",),

@@ -9,6 +9,7 @@ from __future__ import annotations
 from ..formatting import as_bool, as_int, as_str, format_field, iso_date, is_missing, md_pct
 from ..inputs import SECTION_TABLES, records
 from .anchored import Anchored, formatted, int_keys
+from .groups import groups_section
 from .layout import (
     EXPOSURE_COUNTS,
     EXPOSURE_MONEY,
@@ -49,6 +50,7 @@ def exposures_section(a: Anchored) -> dict | None:
         }
         for r in a.records("valuations", by_position=True)
     ]
+    data["groups"] = groups_section(a)  # by tag (strategy) and by underlying
     return data
 
 
