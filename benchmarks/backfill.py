@@ -25,7 +25,8 @@ the counts, outside the timings) and prints the top cumulative entries and where
 event writes, SQL reads, stress engine, report rendering, ...).
 
 Dagster instance (``--instance``): ``sqlite`` (the default: a temp DAGSTER_HOME with SQLite run/event
-storage, as ``make demo`` and a local deployment record events), ``postgresql`` (dagster-postgres storage in a
+storage, the event log configured as in ``deploy/dagster-local.yaml``, as ``make demo`` and a local deployment
+record events), ``postgresql`` (dagster-postgres storage in a
 throwaway database, as ``dagster.yaml`` configures production) or ``ephemeral`` (in memory: no event-storage
 cost). The instance is printed with the results: event writes cost real time per partition on a persistent
 instance. On a persistent instance the portfolio runs go ``--workers`` at a time in worker processes
@@ -157,10 +158,27 @@ def _dispose(url: str) -> None:
     dispose_engines()
 
 
+LOCAL_INSTANCE_YAML = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "deploy", "dagster-local.yaml")
+
+
+def local_event_log_storage(home: str) -> dict:
+    """The ``event_log_storage`` block of the local instance (``deploy/dagster-local.yaml``, what ``make demo``
+    records into) with its ``base_dir`` set to ``home``; empty when that file configures none (Dagster's
+    default storage)."""
+    import yaml
+
+    with open(LOCAL_INSTANCE_YAML, encoding="utf-8") as f:
+        block = (yaml.safe_load(f) or {}).get("event_log_storage")
+    if not block:
+        return {}
+    return {"event_log_storage": {**block, "config": {**(block.get("config") or {}), "base_dir": home}}}
+
+
 @contextlib.contextmanager
 def dagster_instance(kind: str, workdir: str):
     """A fresh Dagster instance: ``ephemeral`` (in memory, cheapest), ``sqlite`` (SQLite run/event storage in
-    a temp DAGSTER_HOME, as the local deployment records events) or ``postgresql`` (dagster-postgres run,
+    a temp DAGSTER_HOME, the event log as ``deploy/dagster-local.yaml`` configures it, as the local deployment
+    records events) or ``postgresql`` (dagster-postgres run,
     event and schedule storage in a throwaway database, as ``dagster.yaml`` configures production)."""
     import dagster as dg
 
@@ -174,7 +192,8 @@ def dagster_instance(kind: str, workdir: str):
     home = os.path.join(workdir, "dagster_home")
     os.makedirs(home, exist_ok=True)
     if kind == "sqlite":
-        instance = dg.DagsterInstance.local_temp(tempdir=home, overrides={"telemetry": {"enabled": False}})
+        overrides = {"telemetry": {"enabled": False}, **local_event_log_storage(home)}
+        instance = dg.DagsterInstance.local_temp(tempdir=home, overrides=overrides)
         try:
             yield instance
         finally:
@@ -381,6 +400,36 @@ def _step_durations(instance, run_id: str) -> dict[str, float]:
     }
 
 
+def _live_descendants_cpu(pid: int | None = None) -> float:
+    """CPU seconds of the live (or not yet reaped) descendants of ``pid`` (default this process), with the
+    children they reaped: the worker processes of parallel runs are forked by multiprocessing's fork server,
+    a child of this process that lives until it exits, so ``os.times`` alone would not see them. Linux /proc
+    only (0 elsewhere)."""
+    pid = os.getpid() if pid is None else pid
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    total = 0.0
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return 0.0
+    children = set()
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                children.update(int(c) for c in f.read().split())
+        except OSError:
+            continue
+    for child in children:
+        try:
+            with open(f"/proc/{child}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        utime, stime, cutime, cstime = (int(x) for x in fields[11:15])  # stat fields 14-17
+        total += (utime + stime + cutime + cstime) / tick + _live_descendants_cpu(child)
+    return total
+
+
 class _Phase:
     """Wall and CPU time of one phase, stored into the result when the block ends (also on failure)."""
 
@@ -389,8 +438,8 @@ class _Phase:
 
     @staticmethod
     def _cpu() -> float:
-        t = os.times()  # this process and its finished children (the worker processes of parallel runs)
-        return t.user + t.system + t.children_user + t.children_system
+        t = os.times()  # this process and its finished (reaped) children
+        return t.user + t.system + t.children_user + t.children_system + _live_descendants_cpu()
 
     def __enter__(self):
         self.t0, self.c0 = time.perf_counter(), self._cpu()
@@ -718,7 +767,7 @@ def print_table(results: list[CaseResult], args) -> None:
         "portfolio runs at once (worker processes; 1 on an ephemeral instance); s/partition = wall time of the "
         "portfolio phase / the partitions it computed (first/last 10% = each run's own wall time / its sessions, "
         "over the first and the last tenth of the runs to finish: flat means no slowdown as portfolios are added); "
-        "CPU = CPU time of this process and its worker processes (the PostgreSQL server's own CPU is not in it); load = mean 1-min load average (2 CPUs: "
+        "CPU = CPU time of this process and its worker processes (and the fork server they start from; the PostgreSQL server's own CPU is not in it); load = mean 1-min load average (2 CPUs: "
         "above 2 means other processes shared the machine and wall times are inflated); runs = runs the instance "
         "recorded (imports, market, one per portfolio, SQL models); rows = rows in every warehouse table "
         "afterwards (reference data and SQL-model marts included)."

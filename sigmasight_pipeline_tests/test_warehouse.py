@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from sigmasight_pipeline.warehouse import schema
-from sigmasight_pipeline.warehouse.io import read_table, read_wide, upsert, write_partition
+from sigmasight_pipeline.warehouse.io import _records, read_table, read_wide, upsert, write_partition
 from sigmasight_pipeline.warehouse.reference import (
     factor_definitions,
     load_reference_data,
@@ -55,6 +55,35 @@ def test_money_is_rounded_to_cents_and_exact(engine):
     assert row in ("-1234.57",) or float(row) == -1234.57
     got = read_table(engine, schema.stress_results)
     assert got.direct_pnl[0] == 0.30
+
+
+def test_records_are_python_scalars_with_none_for_null(engine):
+    """The rows an insert binds: Python float/bool/str/date (psycopg adapts no numpy type), NUMERIC rounded to
+    its scale, None for NaN in any column kind; and they store as NULL."""
+    frame = pd.DataFrame(
+        {
+            "date": pd.to_datetime([D1, D1]), "portfolio_id": ["p1", "p1"], "scenario_id": ["a", "b"],
+            "direct_pnl": [1.005, -2.0], "correlated_pnl": [0.1 + 0.2, 3.0], "correlation_effect": [0.0, 0.0],
+            "pct_of_gross_exposure": [0.12345678, float("nan")], "gross_exposure": [float("nan"), 10.0],
+            "loss_cap_applied": [True, False], "flag": ["ok", "ok"], "exceeds_equity": [pd.NA, True],
+        }
+    )
+    recs = _records(schema.stress_results, frame)
+    assert recs[0] == {
+        "date": D1, "portfolio_id": "p1", "scenario_id": "a", "direct_pnl": 1.0, "correlated_pnl": 0.3,
+        "correlation_effect": 0.0, "pct_of_gross_exposure": 0.12345678, "gross_exposure": None,
+        "loss_cap_applied": True, "flag": "ok", "exceeds_equity": None,
+    }  # money to cents (1.005 is 1.00499999... in binary: 1.0), a Float ratio as it is
+    assert recs[1]["pct_of_gross_exposure"] is None and recs[1]["exceeds_equity"] is True
+    assert [type(v) for v in recs[0].values()] == [
+        dt.date, str, str, float, float, float, float, type(None), bool, str, type(None),
+    ]
+    write_partition(engine, schema.stress_results, frame.assign(exceeds_equity=[False, True]), dates=[D1],
+                    portfolio_ids=["p1"])  # (exceeds_equity is NOT NULL)
+    got = read_table(engine, schema.stress_results)
+    assert got.gross_exposure.isna().tolist() == [True, False]
+    assert got.pct_of_gross_exposure.isna().tolist() == [False, True]
+    assert got.pct_of_gross_exposure[0] == 0.12345678 and got.direct_pnl.tolist() == [1.0, -2.0]
 
 
 def test_rerun_of_a_partition_gives_identical_rows_without_duplicates(engine):

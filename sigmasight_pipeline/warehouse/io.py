@@ -90,11 +90,19 @@ def _as_date(value) -> dt.date:
 
 
 def _records(table: sa.Table, frame: pd.DataFrame) -> list[dict]:
-    """Rows of ``frame`` as dicts for ``table``: exact scale for NUMERIC, None for NaN, dates as dates."""
+    """Rows of ``frame`` as dicts for ``table``: exact scale for NUMERIC, None for NaN, dates as dates.
+
+    Built column by column: each column becomes one object array of Python scalars (psycopg does not adapt
+    numpy types) with None for NULL, and the rows are zipped from those lists (``DataFrame.to_dict("records")``
+    boxes every value on its own, several times slower)."""
     out = stored_form(table, frame)
-    out = out.astype(object).where(out.notna(), None)
-    # astype(object) yields Python scalars (psycopg does not adapt numpy types) and None for NULL.
-    return out.to_dict("records")
+    columns = []
+    for name in out.columns:
+        values = out[name].to_numpy(dtype=object, copy=True)  # float64/Int64/boolean: float/int/bool; NaN/NA/NaT kept
+        values[pd.isna(values)] = None
+        columns.append(values.tolist())
+    names = list(out.columns)
+    return [dict(zip(names, row)) for row in zip(*columns)]
 
 
 def stored_form(table: sa.Table, frame: pd.DataFrame) -> pd.DataFrame:
