@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+from pathlib import Path
+from types import SimpleNamespace
 
 import dagster as dg
 import pytest
@@ -90,3 +92,23 @@ def engine(request):
 def instance():
     with dg.instance_for_test() as inst:
         yield inst
+
+
+@contextlib.contextmanager
+def sample_world(tmp_path_factory, name: str):
+    """A test module's own world: a SQLite warehouse, a reports folder and an in-memory Dagster instance with the
+    loaded definitions, on the sample market data; the environment the resources read is set until the module's
+    fixture ends (``mp`` sets more). Yields ``url, path, instance, defs, mp``; disposes the engines after."""
+    path = Path(tmp_path_factory.mktemp(name)) / "warehouse.db"
+    url = f"sqlite:///{path}"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SIGMASIGHT_DATABASE_URL", url)
+        mp.setenv("SIGMASIGHT_MARKET_DATA", "sample")
+        mp.setenv("SIGMASIGHT_REPORTS_DIR", str(tmp_path_factory.mktemp(f"{name}_reports")))
+        from sigmasight_pipeline import runner
+
+        try:
+            yield SimpleNamespace(url=url, path=path, instance=dg.DagsterInstance.ephemeral(),
+                                  defs=runner.load_definitions(), mp=mp)
+        finally:
+            dispose_engines()

@@ -32,6 +32,29 @@ def window_slice(returns: pd.DataFrame, row) -> pd.DataFrame:
     return returns[(returns.date >= row.window_start) & (returns.date <= row.date)]
 
 
+def empyrical_figures(r, m, rf) -> dict:
+    """The statistics of ``engines.performance`` for one window as empyrical-reloaded (and numpy, for the few it
+    lacks) computes them: the reference values, from daily portfolio returns ``r``, market returns ``m`` and daily
+    risk-free rates ``rf``."""
+    return {
+        "cumulative_return": ep.cum_returns_final(r),
+        "annualized_return": ep.annual_return(r),
+        "annual_volatility": ep.annual_volatility(r),
+        "sharpe_ratio": ep.sharpe_ratio(r, risk_free=rf),
+        "sortino_ratio": ep.sortino_ratio(r, required_return=rf),
+        "max_drawdown": ep.max_drawdown(r),
+        "calmar_ratio": ep.calmar_ratio(r),
+        "beta": ep.beta(r, m),
+        "alpha": ep.alpha(r, m, risk_free=rf),
+        "correlation": np.corrcoef(r, m)[0, 1],
+        "tracking_error": np.std(r - m, ddof=1) * np.sqrt(252),
+        "market_return": np.prod(1 + m) - 1,
+        "best_day": r.max(),
+        "worst_day": r.min(),
+        "positive_days_share": (r > 0).mean(),
+    }
+
+
 def test_every_window_of_every_date_equals_empyrical_on_the_same_returns():
     returns = book()
     as_of = SESSIONS[(SESSIONS >= "2024-12-02") & (SESSIONS <= "2025-06-30")]
@@ -45,23 +68,7 @@ def test_every_window_of_every_date_equals_empyrical_on_the_same_returns():
         w = window_slice(returns, row)
         r, m, rf = (w[c].to_numpy() for c in ("portfolio_return", "market_return", "risk_free"))
         assert row.n_returns == len(r)
-        expected = {
-            "cumulative_return": ep.cum_returns_final(r),
-            "annualized_return": ep.annual_return(r),
-            "annual_volatility": ep.annual_volatility(r),
-            "sharpe_ratio": ep.sharpe_ratio(r, risk_free=rf),
-            "sortino_ratio": ep.sortino_ratio(r, required_return=rf),
-            "max_drawdown": ep.max_drawdown(r),
-            "calmar_ratio": ep.calmar_ratio(r),
-            "beta": ep.beta(r, m),
-            "alpha": ep.alpha(r, m, risk_free=rf),
-            "correlation": np.corrcoef(r, m)[0, 1],
-            "tracking_error": np.std(r - m, ddof=1) * np.sqrt(252),
-            "market_return": np.prod(1 + m) - 1,
-            "best_day": r.max(),
-            "worst_day": r.min(),
-            "positive_days_share": (r > 0).mean(),
-        }
+        expected = empyrical_figures(r, m, rf)
         for stat, value in expected.items():
             assert getattr(row, stat) == pytest.approx(value, rel=1e-10, abs=1e-10), (row.date, row.window_name, stat)
 

@@ -17,7 +17,8 @@ from sigmasight_pipeline import runner
 from sigmasight_pipeline.defs.partitions import history_start, multi_key
 from sigmasight_pipeline.onboarding import DEMO_BOOKS, demo_csv_text
 from sigmasight_pipeline.warehouse import schema
-from sigmasight_pipeline.warehouse.io import dispose_engines, get_engine, read_table
+from sigmasight_pipeline.warehouse.io import get_engine, read_table
+from sigmasight_pipeline_tests.conftest import sample_world
 
 START, END, HOLIDAY = "2025-06-17", "2025-06-20", "2025-06-19"
 BOOKS = DEMO_BOOKS[:2]
@@ -34,13 +35,8 @@ SELECTION = [dg.AssetKey(name) for name in TABLES]
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    url = f"sqlite:///{tmp_path_factory.mktemp('meta') / 'warehouse.db'}"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SIGMASIGHT_DATABASE_URL", url)
-        mp.setenv("SIGMASIGHT_MARKET_DATA", "sample")
-        mp.setenv("SIGMASIGHT_REPORTS_DIR", str(tmp_path_factory.mktemp("reports")))
-        instance = dg.DagsterInstance.ephemeral()
-        defs = runner.load_definitions()
+    with sample_world(tmp_path_factory, "meta") as w:
+        url, instance, defs = w.url, w.instance, w.defs
         for book in BOOKS:
             runner.import_portfolio(instance, demo_csv_text(book), name=book.name, owner=book.owner,
                                     portfolio_id=book.portfolio_id, defs=defs)
@@ -55,7 +51,6 @@ def world(tmp_path_factory):
         single = runner.materialize_portfolio(instance, BOOKS[1].portfolio_id, END, END, defs=defs, selection=SELECTION)
         yield {"engine": get_engine(url), "positions": positions, "market": market, "ranged": ranged,
                "one_date": one_date, "single": single}
-    dispose_engines()
 
 
 def _stored_rows(engine, asset: str, dates, portfolio_id: str) -> dict[str, int]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import sqlite3
 
 import dagster as dg
-import empyrical as ep
 import numpy as np
 import pandas as pd
 import pytest
@@ -26,6 +25,7 @@ from sigmasight_pipeline.onboarding import DEMO_BOOKS, demo_csv_text
 from sigmasight_pipeline.sqlmodels import build_models, drop_models, load_manifest, read_relation, run_model_tests
 from sigmasight_pipeline.warehouse import schema
 from sigmasight_pipeline.warehouse.io import dispose_engines, get_engine, read_table, write_partition
+from sigmasight_pipeline_tests.test_engine_performance import empyrical_figures
 
 START, MIDDLE, END = "2025-05-20", "2025-06-10", "2025-06-30"
 HEDGE = next(b for b in DEMO_BOOKS if b.portfolio_id == "demo-hedge-fund")
@@ -147,19 +147,10 @@ def test_a_traded_book_puts_the_trades_in_the_residual(world):
 
 
 def _empyrical_window(returns: pd.DataFrame, row) -> dict:
+    """The empyrical reference figures (``empyrical_figures``) of the stored window ``row`` and its return count."""
     w = returns[(returns.date >= row.window_start) & (returns.date <= row.date)]
     r, m, rf = (w[c].to_numpy(dtype=float) for c in ("portfolio_return", "market_return", "risk_free"))
-    return {
-        "n_returns": len(r),
-        "cumulative_return": ep.cum_returns_final(r),
-        "annualized_return": ep.annual_return(r),
-        "annual_volatility": ep.annual_volatility(r),
-        "sharpe_ratio": ep.sharpe_ratio(r, risk_free=rf),
-        "sortino_ratio": ep.sortino_ratio(r, required_return=rf),
-        "max_drawdown": ep.max_drawdown(r),
-        "beta": ep.beta(r, m),
-        "alpha": ep.alpha(r, m, risk_free=rf),
-    }
+    return {"n_returns": len(r), **empyrical_figures(r, m, rf)}
 
 
 def test_stored_performance_equals_empyrical_on_the_stored_returns(world):

@@ -23,6 +23,7 @@ from sigmasight_pipeline.warehouse.book import engine_positions, read_ledger
 from sigmasight_pipeline.warehouse.io import dispose_engines, get_engine, read_table
 from sigmasight_pipeline.warehouse.reads import market_window
 from sigmasight_pipeline.warehouse.reference import factor_definitions
+from sigmasight_pipeline_tests.conftest import sample_world
 
 BOOK = (
     "ticker,quantity,entry_price,entry_date,tags\n"
@@ -43,22 +44,15 @@ RISK_TABLES = (schema.portfolio_risk_measures, schema.position_risk_contribution
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    path = tmp_path_factory.mktemp("risk") / "warehouse.db"
-    url = f"sqlite:///{path}"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SIGMASIGHT_DATABASE_URL", url)
-        mp.setenv("SIGMASIGHT_MARKET_DATA", "sample")
-        mp.setenv("SIGMASIGHT_REPORTS_DIR", str(tmp_path_factory.mktemp("reports")))
-        instance = dg.DagsterInstance.ephemeral()
-        defs = runner.load_definitions()
+    with sample_world(tmp_path_factory, "risk") as w:
+        instance, defs = w.instance, w.defs
         runner.import_portfolio(instance, BOOK, name="Small book", portfolio_id=PID, defs=defs)
         market = runner.materialize_market(instance, history_start(START), END, defs=defs)
         result = runner.materialize_portfolio(instance, PID, START, END, defs=defs, selection=SELECTION)
-        engine = get_engine(url)
+        engine = get_engine(w.url)
         tables = {t.name: read_table(engine, t, portfolio_id=PID) for t in RISK_TABLES}
-        yield {"instance": instance, "defs": defs, "engine": engine, "path": path, "market": market,
-               "result": result, "tables": tables, "mp": mp}
-    dispose_engines()
+        yield {"instance": instance, "defs": defs, "engine": engine, "path": w.path, "market": market,
+               "result": result, "tables": tables, "mp": w.mp}
 
 
 def test_checks_pass_and_warnings_say_what_the_rows_say(world):

@@ -24,7 +24,8 @@ from sigmasight_pipeline.questions.whatif import (
     WhatIfError, comparison, validate_whatif_json, what_if, whatif_json, whatif_markdown,
 )
 from sigmasight_pipeline.warehouse import schema
-from sigmasight_pipeline.warehouse.io import dispose_engines, get_engine, read_table
+from sigmasight_pipeline.warehouse.io import get_engine, read_table
+from sigmasight_pipeline_tests.conftest import sample_world
 
 PID = "demo-hedge-fund"
 START, END = "2025-06-27", "2025-06-30"
@@ -35,21 +36,12 @@ SELL_HALF_NVDA_BUY_PUTS = "trade_date,ticker,quantity,price\n2025-06-30,NVDA,-40
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    path = tmp_path_factory.mktemp("whatif") / "warehouse.db"
-    url = f"sqlite:///{path}"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SIGMASIGHT_DATABASE_URL", url)
-        mp.setenv("SIGMASIGHT_MARKET_DATA", "sample")
-        mp.setenv("SIGMASIGHT_REPORTS_DIR", str(tmp_path_factory.mktemp("reports")))
-        instance = dg.DagsterInstance.ephemeral()
-        defs = runner.load_definitions()
+    with sample_world(tmp_path_factory, "whatif") as w:
         book = next(b for b in DEMO_BOOKS if b.portfolio_id == PID)
-        runner.import_portfolio(instance, demo_csv_text(book), name=book.name, portfolio_id=PID, defs=defs)
-        runner.materialize_market(instance, history_start(START), END, defs=defs)
-        runner.materialize_portfolio(instance, PID, START, END, defs=defs, selection=ENGINE_ASSETS)
-        engine = get_engine(url)
-        yield {"engine": engine, "url": url, "defs": defs, "path": path}
-    dispose_engines()
+        runner.import_portfolio(w.instance, demo_csv_text(book), name=book.name, portfolio_id=PID, defs=w.defs)
+        runner.materialize_market(w.instance, history_start(START), END, defs=w.defs)
+        runner.materialize_portfolio(w.instance, PID, START, END, defs=w.defs, selection=ENGINE_ASSETS)
+        yield {"engine": get_engine(w.url), "url": w.url, "defs": w.defs, "path": w.path}
 
 
 @pytest.fixture(scope="module")

@@ -467,12 +467,12 @@ def _draw_value_axis_x(c: _Canvas, sx: _Scale, ticks: list[float], top: float, b
         c.text(x, bottom + 6, _money_axis(t), px=_TICK_PX, anchor="ma")
 
 
-def _draw_value_axis_y(c: _Canvas, sy: _Scale, ticks: list[float], left: float, right: float) -> None:
+def _draw_value_axis_y(c: _Canvas, sy: _Scale, ticks: list[float], left: float, right: float, fmt=_money_axis) -> None:
     for t in ticks:
         y = sy(t)
         c.hline(left, right, y, _GRID)
         c.hline(left - 4, left, y, _FRAME)
-        c.text(left - 7, y, _money_axis(t), px=_TICK_PX, anchor="rm")
+        c.text(left - 7, y, fmt(t), px=_TICK_PX, anchor="rm")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -643,21 +643,32 @@ def _value_axis_left(ticks: list[float], fmt) -> float:
     return 24 + _TEXT_PX + max([_Canvas.text_width(fmt(t), _TICK_PX) for t in ticks] + [20]) + 10
 
 
+def _dated_plot(title: str, subtitle: str | None, ylabel: str, days: list[float], xrange: tuple[float, float],
+                yrange: tuple[float, float], *, formatter=lambda ticks: _money_axis, legend: bool = True):
+    """The frame of a chart of values by date: a 900-pixel canvas with its titles, the value axis (gridlines, tick
+    labels by ``formatter(ticks)``: money by default) labelled ``ylabel``, and the date axis; room for a legend
+    row below unless ``legend`` is False. Returns ``(canvas, x scale, y scale, (left, top, right, bottom))``."""
+    c = _Canvas(900, 480 if legend else 450)
+    top = _titles(c, title, subtitle)
+    bottom = c.height - (_TICK_PX + 22 + (_TEXT_PX + 22 if legend else 0))
+    (xlo, xhi), (lo, hi) = xrange, yrange
+    yticks = _ticks(lo, hi, bottom - top, 50)
+    fmt = formatter(yticks)
+    left = _value_axis_left(yticks, fmt)
+    right = c.width - 24
+    sx, sy = _Scale(xlo, xhi, left, right), _Scale(lo, hi, bottom, top)
+    _draw_value_axis_y(c, sy, yticks, left, right, fmt)
+    c.vtext(14 + _TEXT_PX / 2, (top + bottom) / 2, ylabel)
+    _draw_date_axis(c, sx, days, xlo, xhi, top, bottom)
+    return c, sx, sy, (left, top, right, bottom)
+
+
 def cumulative_pnl_chart(history: pd.DataFrame, subtitle: str | None = None) -> bytes:
     """Line of cumulative P&L by date (``date, cumulative_pnl``), up to the anchor date."""
     days, values, _ = _dated_values(history["date"], history["cumulative_pnl"])
     xlo, xhi = _day_range(days)
-    c = _Canvas(900, 450)
-    top = _titles(c, "Cumulative P&L history", subtitle)
-    bottom = c.height - (_TICK_PX + 22)
-    lo, hi = _value_range(values)
-    yticks = _ticks(lo, hi, bottom - top, 50)
-    left = _value_axis_left(yticks, _money_axis)
-    right = c.width - 24
-    sx, sy = _Scale(xlo, xhi, left, right), _Scale(lo, hi, bottom, top)
-    _draw_value_axis_y(c, sy, yticks, left, right)
-    c.vtext(14 + _TEXT_PX / 2, (top + bottom) / 2, "Cumulative P&L")
-    _draw_date_axis(c, sx, days, xlo, xhi, top, bottom)
+    c, sx, sy, (left, top, right, bottom) = _dated_plot(
+        "Cumulative P&L history", subtitle, "Cumulative P&L", days, (xlo, xhi), _value_range(values), legend=False)
     c.hline(left, right, sy(0.0), _BLACK, 1.0)
     segments = _segments(days, values, sx, sy)
     points = [p for seg in segments for p in seg]
@@ -686,23 +697,10 @@ def drawdown_chart(path: pd.DataFrame, subtitle: str | None = None) -> bytes:
     with its deepest point marked."""
     days, values, _ = _dated_values(path["date"], path["drawdown"])
     xlo, xhi = _day_range(days)
-    c = _Canvas(900, 480)
-    top = _titles(c, "Drawdown of the cumulative return", subtitle)
-    bottom = c.height - (_TICK_PX + 22 + _TEXT_PX + 22)
     lo, hi = _value_range(values)
-    hi = max(hi, 0.0)
-    yticks = _ticks(lo, hi, bottom - top, 50)
-    fmt = _pct_axis_formatter(yticks)
-    left = _value_axis_left(yticks, fmt)
-    right = c.width - 24
-    sx, sy = _Scale(xlo, xhi, left, right), _Scale(lo, hi, bottom, top)
-    for t in yticks:
-        y = sy(t)
-        c.hline(left, right, y, _GRID)
-        c.hline(left - 4, left, y, _FRAME)
-        c.text(left - 7, y, fmt(t), px=_TICK_PX, anchor="rm")
-    c.vtext(14 + _TEXT_PX / 2, (top + bottom) / 2, "Drawdown")
-    _draw_date_axis(c, sx, days, xlo, xhi, top, bottom)
+    c, sx, sy, (left, top, right, bottom) = _dated_plot(
+        "Drawdown of the cumulative return", subtitle, "Drawdown", days, (xlo, xhi), (lo, max(hi, 0.0)),
+        formatter=_pct_axis_formatter)
     c.hline(left, right, sy(0.0), _BLACK, 1.0)
     segments = _segments(days, values, sx, sy)
     points = [p for seg in segments for p in seg]
@@ -732,17 +730,8 @@ def var_backtest_chart(backtest: pd.DataFrame, subtitle: str | None = None) -> b
     gap = min(gaps) if gaps else 1.0
     xlo, xhi = _day_range(days)
     xlo, xhi = min(xlo, (days[0] if days else 0.0) - 0.6 * gap), max(xhi, (days[-1] if days else 1.0) + 0.6 * gap)
-    c = _Canvas(900, 480)
-    top = _titles(c, "Daily P&L against the previous day's 99% VaR", subtitle)
-    bottom = c.height - (_TICK_PX + 22 + _TEXT_PX + 22)
-    lo, hi = _value_range(pnl + floor)
-    yticks = _ticks(lo, hi, bottom - top, 50)
-    left = _value_axis_left(yticks, _money_axis)
-    right = c.width - 24
-    sx, sy = _Scale(xlo, xhi, left, right), _Scale(lo, hi, bottom, top)
-    _draw_value_axis_y(c, sy, yticks, left, right)
-    c.vtext(14 + _TEXT_PX / 2, (top + bottom) / 2, "P&L")
-    _draw_date_axis(c, sx, days, xlo, xhi, top, bottom)
+    c, sx, sy, (left, top, right, bottom) = _dated_plot(
+        "Daily P&L against the previous day's 99% VaR", subtitle, "P&L", days, (xlo, xhi), _value_range(pnl + floor))
     zero = sy(0.0)
     half = min(12.0, max(0.5, 0.35 * gap * (right - left) / (xhi - xlo)))  # bars never touch nor leave the plot
     hits = []
