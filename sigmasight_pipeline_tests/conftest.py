@@ -19,6 +19,7 @@ import sqlalchemy as sa
 
 from sigmasight_pipeline.warehouse.io import dispose_engines, get_engine
 from sigmasight_pipeline.warehouse.scratch import throwaway_postgres_database as scratch_postgres_database
+from sigmasight_pipeline_tests.user_state import computed, demo_state  # noqa: F401 - fixtures for every module
 
 PG_ADMIN_URL = os.environ.get("SIGMASIGHT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 

@@ -617,3 +617,38 @@ def test_a_warehouse_at_0008_with_a_book_upgrades_through_0009_tag_changes_and_k
         with engine.connect() as conn:
             assert "tag_changes" not in sa.inspect(conn).get_table_names()
             assert conn.execute(sa.text("SELECT name FROM portfolios")).scalars().all() == ["Alpha"]
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_a_warehouse_at_0009_with_a_book_upgrades_through_0010_api_keys_and_keeps_it(dialect, tmp_path):
+    """0010_api_keys only creates ``api_keys``: the portfolio a 0009 warehouse holds is kept, a key hash is unique,
+    use counters start at 0, and the downgrade drops the table alone."""
+    from alembic import command
+
+    from sigmasight_pipeline.warehouse.migrate import alembic_config
+
+    now = dt.datetime(2025, 3, 14, 18, 0, tzinfo=dt.timezone.utc)
+    with blank_database(dialect, tmp_path) as url, raw_engine(url) as engine:
+        with engine.begin() as conn:
+            command.upgrade(alembic_config(connection=conn), "0009_tag_changes")
+        with engine.begin() as conn:
+            assert "api_keys" not in sa.inspect(conn).get_table_names()
+            conn.execute(sa.text("INSERT INTO portfolios (portfolio_id, name, source_csv, uploaded_at) "
+                                 "VALUES ('alpha', 'Alpha', 'ticker,quantity,entry_price,entry_date', :t)"), {"t": now})
+        result = migrate(engine)
+        assert result.before == ("0009_tag_changes",) and result.after == head_revisions()
+        assert schema_differences(engine) == []
+        t = schema.api_keys
+        row = {"key_id": "0123abcd", "key_hash": "f" * 64, "owner": "a@example.com", "is_operator": False,
+               "created_at": now}
+        with engine.begin() as conn:
+            conn.execute(t.insert(), [row])
+            assert conn.execute(sa.select(t.c.owner, t.c.request_count, t.c.rate_limited_count)).all() == [
+                ("a@example.com", 0, 0)]
+        with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:  # one hash, one key
+            conn.execute(t.insert(), [{**row, "key_id": "89abcdef"}])
+        with engine.begin() as conn:
+            command.downgrade(alembic_config(connection=conn), "0009_tag_changes")
+        with engine.connect() as conn:
+            assert "api_keys" not in sa.inspect(conn).get_table_names()
+            assert conn.execute(sa.text("SELECT name FROM portfolios")).scalars().all() == ["Alpha"]

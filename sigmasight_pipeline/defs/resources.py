@@ -24,9 +24,7 @@ import dagster as dg
 from sqlalchemy.engine import Engine
 
 from sigmasight_pipeline.marketdata import sources
-from sigmasight_pipeline.warehouse.io import DATABASE_URL_ENV, get_engine, project_home
-
-REPORTS_DIR_ENV = "SIGMASIGHT_REPORTS_DIR"
+from sigmasight_pipeline.warehouse.io import DATABASE_URL_ENV, REPORTS_DIR_ENV, get_engine, reports_root
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -63,10 +61,7 @@ class ReportsResource(dg.ConfigurableResource):
 
     @property
     def root(self) -> Path:
-        root = self.output_root or os.environ.get(REPORTS_DIR_ENV) or str(project_home() / "reports")
-        path = Path(root).resolve()
-        path.mkdir(parents=True, exist_ok=True)
-        return path
+        return reports_root(self.output_root)
 
 
 def env_or_default(name: str) -> str:

@@ -21,6 +21,7 @@ from sigmasight_pipeline.warehouse.migrate import migrate
 
 DATABASE_URL_ENV = "SIGMASIGHT_DATABASE_URL"
 HOME_ENV = "SIGMASIGHT_HOME"
+REPORTS_DIR_ENV = "SIGMASIGHT_REPORTS_DIR"
 
 # Rows per INSERT statement: keeps executemany batches inside SQLite's and psycopg's parameter limits.
 _INSERT_CHUNK = 5_000
@@ -29,6 +30,14 @@ _INSERT_CHUNK = 5_000
 def project_home() -> Path:
     """Folder for local state (the embedded warehouse, reports): ``$SIGMASIGHT_HOME`` or ``./.sigmasight``."""
     return Path(os.environ.get(HOME_ENV) or Path.cwd() / ".sigmasight").resolve()
+
+
+def reports_root(output_root: str = "") -> Path:
+    """Folder of the reports: ``output_root``, else ``$SIGMASIGHT_REPORTS_DIR``, else ``$SIGMASIGHT_HOME/reports``
+    (created; the report asset writes there and the API serves files only from inside it)."""
+    path = Path(output_root or os.environ.get(REPORTS_DIR_ENV) or project_home() / "reports").resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def database_url() -> str:

@@ -637,3 +637,23 @@ portfolio_reports = sa.Table(
     sa.Column("engines_missing", sa.Integer, nullable=False),
     sa.PrimaryKeyConstraint("date", "portfolio_id"),
 )
+
+# ---------------------------------------------------------------------------------------------------
+# API access (api.md, "Who may see what")
+# ---------------------------------------------------------------------------------------------------
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    # The token is ``ssk_<key_id>_<secret>``; only the SHA-256 of the whole token is stored (warehouse/api_keys.py).
+    sa.Column("key_id", sa.String(16), primary_key=True),
+    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("owner", sa.String(200), nullable=False),  # sees the portfolios whose ``portfolios.owner`` is this
+    sa.Column("is_operator", sa.Boolean, nullable=False),  # sees every portfolio and may call /operations
+    sa.Column("label", sa.String(200)),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("revoked_at", sa.DateTime(timezone=True)),
+    # Use, added by the API in batches: answered requests, requests refused by the rate limit, the latest request.
+    sa.Column("request_count", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("rate_limited_count", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("last_used_at", sa.DateTime(timezone=True)),
+)

@@ -1,0 +1,255 @@
+"""What every route shares: the engine, the as-of date, pagination, filters and the report's number formats.
+
+* **As of.** Every figure carries its date. ``?as_of=YYYY-MM-DD`` picks one; without it the latest date the
+  portfolio has in the table read. A date without rows is a 404 naming the latest date that has them.
+* **Pages.** ``limit`` (1..500, default 100) and ``cursor`` (the ``next_cursor`` of the previous page, opaque);
+  a page is ``{"items": [...], "next_cursor": ..., "total": ...}``.
+* **Numbers** are formatted as in the report JSON (``reporting.formatting``): money as strings with 2 decimals,
+  Greeks and betas 4, correlations 6, ratios 6; a missing value is ``null``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+from collections.abc import Callable, Mapping, Sequence
+from functools import lru_cache
+from typing import Annotated, Generic, TypeVar, get_args
+
+import pandas as pd
+import sqlalchemy as sa
+from fastapi import Query, Request
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy.engine import Engine
+
+from sigmasight_pipeline.api.errors import ApiError
+from sigmasight_pipeline.reporting.formatting import (
+    FIELD_KINDS, KIND_DECIMALS, format_decimal, format_field, format_quantity, iso_date, is_missing,
+)
+
+T = TypeVar("T")
+
+MAX_LIMIT = 500
+
+#: ``?as_of=``: a date; FastAPI answers 422 naming ``as_of`` for anything else.
+AsOf = Annotated[dt.date | None, Query(description="as-of date YYYY-MM-DD (default: the latest computed date)")]
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"rows per page (1..{MAX_LIMIT})")]
+Cursor = Annotated[str | None, Query(max_length=64, description="next_cursor of the previous page")]
+
+
+class Strict(BaseModel):
+    """A request body: unknown fields are refused (422 naming them)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None
+    total: int
+
+
+def engine_of(request: Request) -> Engine:
+    return request.app.state.engine
+
+
+# --- numbers ------------------------------------------------------------------------------------------------
+
+def money(value) -> str | None:
+    return format_decimal(value, KIND_DECIMALS["money"])
+
+
+def greek(value) -> str | None:
+    """Greeks, betas, regression statistics: 4 decimals."""
+    return format_decimal(value, KIND_DECIMALS["greek"])
+
+
+def correlation(value) -> str | None:
+    return format_decimal(value, KIND_DECIMALS["correlation"])
+
+
+def ratio(value) -> str | None:
+    """Weights, returns, shares, confidence levels, p-values: 6 decimals."""
+    return format_decimal(value, KIND_DECIMALS["ratio"])
+
+
+def quantity(value) -> str | None:
+    return format_quantity(value)
+
+
+def day(value) -> str | None:
+    return iso_date(value)
+
+
+def text(value) -> str | None:
+    return None if is_missing(value) else str(value)
+
+
+def integer(value) -> int | None:
+    return None if is_missing(value) else int(value)
+
+
+# --- as of ---------------------------------------------------------------------------------------------------
+
+def latest_date(engine: Engine, table: sa.Table, portfolio_id: str | None) -> dt.date | None:
+    query = sa.select(sa.func.max(table.c.date))
+    if portfolio_id is not None:
+        query = query.where(table.c.portfolio_id == portfolio_id)
+    with engine.connect() as conn:
+        value = conn.execute(query).scalar()
+    return pd.Timestamp(value).date() if value is not None else None
+
+
+def resolve_as_of(engine: Engine, table: sa.Table, portfolio_id: str | None, as_of: dt.date | None, *,
+                  what: str | None = None) -> dt.date:
+    """The date to answer for: ``as_of`` when ``table`` has rows of it (for the portfolio), else 404 naming the
+    latest date that has them; without ``as_of``, that latest date."""
+    what = what or table.name.replace("_", " ")
+    latest = latest_date(engine, table, portfolio_id)
+    owner = f" for portfolio {portfolio_id!r}" if portfolio_id else ""
+    if latest is None:
+        raise ApiError(404, "as_of", f"no {what} computed{owner} yet")
+    if as_of is None:
+        return latest
+    query = sa.select(table.c.date).where(table.c.date == as_of).limit(1)
+    if portfolio_id is not None:
+        query = query.where(table.c.portfolio_id == portfolio_id)
+    with engine.connect() as conn:
+        found = conn.execute(query).first()
+    if found is None:
+        raise ApiError(404, "as_of", f"no {what}{owner} on {as_of:%Y-%m-%d}; the latest date with them is {latest:%Y-%m-%d}")
+    return as_of
+
+
+def check_range(start: dt.date | None, end: dt.date | None, *, start_name: str = "from", end_name: str = "to") -> None:
+    if start is not None and end is not None and start > end:
+        raise ApiError(422, start_name, f"'{start_name}' ({start:%Y-%m-%d}) is after '{end_name}' ({end:%Y-%m-%d})")
+
+
+# --- pages -----------------------------------------------------------------------------------------------------
+
+def _encode_cursor(offset: int) -> str:
+    return base64.urlsafe_b64encode(f"o{offset}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> int:
+    """The row offset a cursor stands for (0 without one); 422 naming ``cursor`` for anything not ours."""
+    if not cursor:
+        return 0
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+        if raw[0] != "o" or not raw[1:].isdigit():
+            raise ValueError
+        return int(raw[1:])
+    except (binascii.Error, UnicodeDecodeError, ValueError, IndexError):
+        raise ApiError(422, "cursor", "cursor is not one this API gave (use next_cursor of the previous page)") from None
+
+
+def page(items: Sequence[T], *, limit: int, cursor: str | None) -> dict:
+    """One page of ``items`` (already filtered and sorted) as ``{"items", "next_cursor", "total"}``."""
+    offset = decode_cursor(cursor)
+    chunk = list(items[offset: offset + limit])
+    nxt = offset + limit
+    return {"items": chunk, "next_cursor": _encode_cursor(nxt) if nxt < len(items) else None, "total": len(items)}
+
+
+def page_frame(frame: pd.DataFrame, *, limit: int, cursor: str | None) -> tuple[pd.DataFrame, str | None, int]:
+    """One page of the rows of ``frame``: (rows, next_cursor, total)."""
+    offset = decode_cursor(cursor)
+    nxt = offset + limit
+    return frame.iloc[offset:nxt], (_encode_cursor(nxt) if nxt < len(frame) else None), len(frame)
+
+
+def sort_frame(frame: pd.DataFrame, sort: str | None, allowed: Sequence[str], default: str) -> pd.DataFrame:
+    """``frame`` sorted by ``sort`` (a column of ``allowed``, ``-`` for descending); 422 naming ``sort`` else."""
+    sort = sort or default
+    column = sort.lstrip("-")
+    if column not in allowed:
+        raise ApiError(422, "sort", f"cannot sort by {column!r}; one of: {', '.join(allowed)} (prefix '-' for descending)")
+    return frame.sort_values(column, ascending=not sort.startswith("-"), kind="mergesort", na_position="last")
+
+
+# --- typed rows ------------------------------------------------------------------------------------------------
+
+#: Fields printed as the stored quantity (NUMERIC(24, 8), trailing zeros dropped), not by a precision kind.
+QUANTITY_FIELDS = frozenset({"quantity", "multiplier", "contracts"})
+
+
+def _converter(name: str, annotation) -> Callable:
+    args = set(get_args(annotation)) | {annotation}
+    if name in QUANTITY_FIELDS:
+        return quantity
+    if name in FIELD_KINDS and str in args:
+        return lambda v, _n=name: format_field(_n, v)
+    if dt.date in args:
+        return lambda v: None if is_missing(v) else pd.Timestamp(v).date()
+    if dt.datetime in args:
+        return lambda v: None if is_missing(v) else pd.Timestamp(v).to_pydatetime()
+    if bool in args:
+        return lambda v: None if is_missing(v) else bool(v)
+    if int in args:
+        return integer
+    if float in args:
+        return lambda v: None if is_missing(v) else float(v)
+    if str in args:
+        return text
+    return lambda v: v
+
+
+@lru_cache(maxsize=None)
+def _converters(model: type[BaseModel]) -> tuple[tuple[str, Callable], ...]:
+    return tuple((name, _converter(name, f.annotation)) for name, f in model.model_fields.items())
+
+
+def shape(model: type[BaseModel], row: Mapping, **given) -> dict:
+    """The fields of ``model`` taken from ``row`` (or ``given``), each in its report format: a money / Greek /
+    correlation / ratio field (``reporting.formatting.FIELD_KINDS``) typed ``str`` becomes its formatted string,
+    a quantity its stored digits, a date a date, a missing value None. Fields neither has are left out (their
+    model default applies)."""
+    out = {}
+    for name, convert in _converters(model):
+        if name in given:
+            out[name] = given[name]
+        elif name in row:
+            out[name] = convert(row[name])
+    return out
+
+
+def shape_frame(model: type[BaseModel], frame: pd.DataFrame, **given) -> list[dict]:
+    """:func:`shape` of every row of ``frame``."""
+    return [shape(model, row, **given) for row in frame.to_dict("records")]
+
+
+@lru_cache(maxsize=1)
+def _column_types() -> dict[str, sa.types.TypeEngine]:
+    """Column name -> type of the warehouse tables (the models select their columns under the same names)."""
+    from sigmasight_pipeline.warehouse.schema import metadata
+
+    types: dict[str, sa.types.TypeEngine] = {"as_of_date": sa.Date(), "date": sa.Date()}
+    for table in metadata.sorted_tables:
+        for column in table.c:
+            types.setdefault(column.name, column.type)
+    return types
+
+
+def relation(request: Request, name: str) -> sa.TableClause:
+    """A mart or staging model of ``dbt_like_sql`` (built by the SQL-model assets) as a typed table, once per app;
+    404 naming the model when it has not been built yet. Its columns take the type of the warehouse column of
+    the same name (SQLite does not keep the declared types of a ``CREATE TABLE ... AS``)."""
+    cache = request.app.state.__dict__.setdefault("relations", {})
+    if name not in cache:
+        try:
+            reflected = sa.Table(name, sa.MetaData(), autoload_with=request.app.state.engine)
+        except sa.exc.NoSuchTableError:
+            raise ApiError(404, "as_of", f"the SQL model {name} has not been built yet "
+                                         "(materialize the sql_models group, or run the demo)") from None
+        types = _column_types()
+        cache[name] = sa.table(name, *[sa.column(c.name, types.get(c.name, c.type)) for c in reflected.c])
+    return cache[name]
+
+
+def read_rows(engine: Engine, query) -> pd.DataFrame:
+    with engine.connect() as conn:
+        result = conn.execute(query)
+        return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
