@@ -8,7 +8,7 @@ export SIGMASIGHT_HOME ?= $(CURDIR)/.sigmasight
 # storage supports it (dagster-postgres); a demo backfill on a PostgreSQL instance takes 127 s instead of 222 s.
 export DAGSTER_EVENT_BATCH_SIZE ?= 1000
 
-.PHONY: install instance demo test dev check benchmark benchmark-backfill clean up down compose-config
+.PHONY: install instance demo test dev api check benchmark benchmark-backfill benchmark-api clean up down compose-config
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,12 @@ test: install
 dev: install instance
 	cd $(DAGSTER_HOME) && $(CURDIR)/$(BIN)/dg dev -w $(CURDIR)/workspace.yaml --host 127.0.0.1 --port 3000
 
+## api: the HTTP API on http://127.0.0.1:8000/api/v1 (docs at /api/v1/docs) over the demo warehouse; keys:
+## `.venv/bin/sigmasight api-key create --owner EMAIL` (README, "The API")
+API_PORT ?= 8000
+api: install instance
+	$(BIN)/sigmasight serve --port $(API_PORT)
+
 ## check: the definitions load and validate (`dg check defs`; `dagster definitions validate` is superseded by it)
 check: install instance
 	$(BIN)/dg check defs
@@ -70,6 +76,10 @@ benchmark: install
 ## benchmark-backfill: the demo window for the demo books through Dagster (SQLite warehouse and instance)
 benchmark-backfill: install
 	$(BIN)/python benchmarks/backfill.py --scenario demo --dialect sqlite
+
+## benchmark-api: a bounded load test of the API on the loopback (p50 / p95 / p99 at 20 clients), after `make demo`
+benchmark-api: install
+	$(BIN)/python benchmarks/api.py
 
 clean:
 	rm -rf $(VENV) .sigmasight .dagster_home .dagster_home_pg reports

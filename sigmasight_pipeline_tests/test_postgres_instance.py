@@ -465,3 +465,22 @@ def test_definitions_load_from_the_image_layout(tmp_path):
     assert Path(module_file).is_relative_to(app)
     assert Path(sql_dir) == (app / "dbt_like_sql").resolve() and Path(sql_dir).is_dir()
     assert int(n_assets) > 0
+
+
+def test_compose_api_service_serves_the_same_warehouse_and_launches_through_the_webserver(compose):
+    services = compose["services"]
+    api = services["api"]
+    command = api["command"]
+    assert command[:2] == ["sigmasight", "serve"] and command[command.index("--host") + 1] == "0.0.0.0"
+    port = command[command.index("--port") + 1]
+    assert any(str(p).endswith(f":{port}") for p in api["ports"])
+    env = api["environment"]
+    assert env["SIGMASIGHT_DATABASE_URL"] == services["code_location"]["environment"]["SIGMASIGHT_DATABASE_URL"]
+    assert set(PG_VARS) <= set(env)  # the Dagster instance (run status and history) is the deployment's
+    webserver_port = services["webserver"]["command"][services["webserver"]["command"].index("-p") + 1]
+    assert env["SIGMASIGHT_DAGSTER_URL"] == f"http://webserver:{webserver_port}"
+    # the reports the code location writes are the ones the API serves
+    reports = dockerfile_env()["SIGMASIGHT_REPORTS_DIR"]
+    assert any(v.split(":")[:2] == ["reports", reports] for v in services["code_location"]["volumes"])
+    assert any(v.split(":")[:2] == ["reports", reports] for v in api["volumes"])
+    assert "healthcheck" in api and "/api/v1/health" in " ".join(api["healthcheck"]["test"])

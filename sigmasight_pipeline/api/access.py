@@ -88,7 +88,7 @@ def _bearer(request: Request) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-def caller(request: Request) -> Caller:
+async def caller(request: Request) -> Caller:
     """The request's key (401 without a valid one; 429 beyond its rate limit)."""
     state = request.app.state
     token = _bearer(request)
@@ -106,7 +106,7 @@ def caller(request: Request) -> Caller:
     return Caller(key)
 
 
-def operator(who: Caller = Depends(caller)) -> Caller:
+async def operator(who: Caller = Depends(caller)) -> Caller:
     """An operator's key (403 for any other)."""
     if not who.is_operator:
         raise ApiError(403, "authorization", "this endpoint needs an operator key (sigmasight api-key create --operator)")

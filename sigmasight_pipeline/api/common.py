@@ -92,8 +92,8 @@ def integer(value) -> int | None:
 
 # --- as of ---------------------------------------------------------------------------------------------------
 
-def latest_date(engine: Engine, table: sa.Table, portfolio_id: str | None) -> dt.date | None:
-    query = sa.select(sa.func.max(table.c.date))
+def latest_date(engine: Engine, table, portfolio_id: str | None, *, date_column: str = "date") -> dt.date | None:
+    query = sa.select(sa.func.max(table.c[date_column]))
     if portfolio_id is not None:
         query = query.where(table.c.portfolio_id == portfolio_id)
     with engine.connect() as conn:
@@ -101,25 +101,26 @@ def latest_date(engine: Engine, table: sa.Table, portfolio_id: str | None) -> dt
     return pd.Timestamp(value).date() if value is not None else None
 
 
-def resolve_as_of(engine: Engine, table: sa.Table, portfolio_id: str | None, as_of: dt.date | None, *,
-                  what: str | None = None) -> dt.date:
+def resolve_as_of(engine: Engine, table, portfolio_id: str | None, as_of: dt.date | None, *,
+                  what: str | None = None, date_column: str = "date") -> dt.date:
     """The date to answer for: ``as_of`` when ``table`` has rows of it (for the portfolio), else 404 naming the
-    latest date that has them; without ``as_of``, that latest date."""
+    latest date that has them; without ``as_of``, that latest date. (One query on the way that answers.)"""
     what = what or table.name.replace("_", " ")
-    latest = latest_date(engine, table, portfolio_id)
     owner = f" for portfolio {portfolio_id!r}" if portfolio_id else ""
+    column = table.c[date_column]
+    if as_of is not None:
+        query = sa.select(column).where(column == as_of).limit(1)
+        if portfolio_id is not None:
+            query = query.where(table.c.portfolio_id == portfolio_id)
+        with engine.connect() as conn:
+            if conn.execute(query).first() is not None:
+                return as_of
+    latest = latest_date(engine, table, portfolio_id, date_column=date_column)
     if latest is None:
         raise ApiError(404, "as_of", f"no {what} computed{owner} yet")
     if as_of is None:
         return latest
-    query = sa.select(table.c.date).where(table.c.date == as_of).limit(1)
-    if portfolio_id is not None:
-        query = query.where(table.c.portfolio_id == portfolio_id)
-    with engine.connect() as conn:
-        found = conn.execute(query).first()
-    if found is None:
-        raise ApiError(404, "as_of", f"no {what}{owner} on {as_of:%Y-%m-%d}; the latest date with them is {latest:%Y-%m-%d}")
-    return as_of
+    raise ApiError(404, "as_of", f"no {what}{owner} on {as_of:%Y-%m-%d}; the latest date with them is {latest:%Y-%m-%d}")
 
 
 def check_range(start: dt.date | None, end: dt.date | None, *, start_name: str = "from", end_name: str = "to") -> None:

@@ -17,7 +17,7 @@ from sigmasight_pipeline.api.access import Caller, caller, portfolio_of, visible
 from sigmasight_pipeline.api.common import (
     AsOf, Cursor, Limit, Page, check_range, page_frame, read_rows, relation, resolve_as_of, shape, shape_frame,
 )
-from sigmasight_pipeline.api.errors import ERROR_RESPONSES
+from sigmasight_pipeline.api.errors import ERROR_RESPONSES, ApiError
 from sigmasight_pipeline.engines.performance import WINDOWS
 from sigmasight_pipeline.warehouse import schema
 
@@ -141,25 +141,21 @@ def list_portfolios(request: Request, limit: Limit = 100, cursor: Cursor = None,
     return {"items": shape_frame(PortfolioItem, rows), "next_cursor": nxt, "total": total}
 
 
-def _daily(request: Request, portfolio_id: str, as_of: dt.date | None) -> tuple[sa.Table, dt.date]:
-    mart = relation(request, DAILY)
-    return mart, resolve_as_of(request.app.state.engine, _dated(mart), portfolio_id, as_of, what="snapshot")
-
-
-def _dated(mart: sa.Table) -> sa.Table:
-    """The mart seen with ``date`` for its ``as_of_date`` (so ``resolve_as_of`` reads it like a warehouse table)."""
-    return sa.select(*[c.label("date") if c.name == "as_of_date" else c for c in mart.c]).subquery()
-
-
 @router.get("/portfolios/{portfolio_id}", response_model=Summary, summary="Value, P&L, exposures, Greeks and counts on a date")
-def summary(request: Request, portfolio_id: str, as_of: AsOf = None, who: Caller = Depends(caller)):
+async def summary(request: Request, portfolio_id: str, as_of: AsOf = None, who: Caller = Depends(caller)):
     portfolio = portfolio_of(request, portfolio_id, who)
-    mart, day = _daily(request, portfolio_id, as_of)
-    rows = read_rows(request.app.state.engine,
-                     sa.select(mart).where((mart.c.portfolio_id == portfolio_id) & (mart.c.as_of_date == day)))
-    row = rows.iloc[0].to_dict()
+    engine, mart = request.app.state.engine, relation(request, DAILY)
+    mine = mart.c.portfolio_id == portfolio_id
+    day = (as_of if as_of is not None
+           else sa.select(sa.func.max(mart.c.as_of_date)).where(mine).scalar_subquery())
+    with engine.connect() as conn:  # the hot path: one query when the date has a snapshot
+        row = conn.execute(sa.select(mart).where(mine & (mart.c.as_of_date == day))).mappings().first()
+    if row is None:  # 404 naming the latest date
+        resolve_as_of(engine, mart, portfolio_id, as_of, what="snapshot", date_column="as_of_date")
+        raise ApiError(404, "as_of", f"no snapshot for portfolio {portfolio_id!r} on {day}")  # written meanwhile
     return {
-        **shape(Summary, row, portfolio_id=portfolio_id, name=portfolio["name"], owner=portfolio["owner"], as_of=day),
+        **shape(Summary, row, portfolio_id=portfolio_id, name=portfolio["name"], owner=portfolio["owner"],
+                as_of=row["as_of_date"]),
         "exposures": shape(Exposures, row), "greeks": shape(Greeks, row), "counts": shape(Counts, row),
     }
 
