@@ -51,7 +51,8 @@ async def _reject_unknown_query(request: Request) -> None:
 
 
 def _field_name(loc: tuple) -> str:
-    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header", "form", "file")]
+    """``("body", "trades", 0, "price")`` -> ``trades.0.price``: the location without its leading part."""
+    parts = [str(p) for p in loc[1:]] if loc and loc[0] in ("body", "query", "path", "header", "cookie") else [str(p) for p in loc]
     return ".".join(parts) or str(loc[0] if loc else "body")
 
 

@@ -9,7 +9,7 @@ Two ways, chosen by ``SIGMASIGHT_DAGSTER_URL`` (``ApiSettings.dagster_url``):
   ``in_process(context)`` calls the functions the CLI calls (``runner.run_window``, ``runner.import_portfolio``...)
   on the Dagster instance of ``DAGSTER_HOME``. One request runs at a time, in order. Its runs carry the tag
   ``sigmasight/backfill=<request id>`` (as the CLI's backfills do), so the instance, the UI and
-  ``GET /operations/requests/{id}`` show them.
+  ``GET /requests/{id}`` show them.
 
 Either way the runs are recorded in the Dagster instance; ``status`` reads them there.
 """
@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from sigmasight_pipeline.api.settings import ApiSettings
 
 REQUESTED_BY_TAG = "sigmasight/requested_by"  # the API key id that asked for the work
+STATUS_PATH = "/api/v1/requests/{request_id}"  # where a request's state and runs are read (routes/operations.py)
 
 
 @dataclass
@@ -120,6 +121,14 @@ class Launcher:
             request.error = f"{type(exc).__name__}: {exc}"
             request.state = "failed"
             traceback.print_exc()
+
+    def describe(self, request: WorkRequest) -> dict:
+        """The answer to a request for work (202): id, label, state, mode, when, error, result, status URL."""
+        return {
+            "request_id": request.request_id, "label": request.label, "state": request.state, "mode": request.mode,
+            "submitted_at": request.submitted_at, "error": request.error, "result": dict(request.result),
+            "status_url": STATUS_PATH.format(request_id=request.request_id),
+        }
 
     def get(self, request_id: str) -> WorkRequest | None:
         with self._lock:
