@@ -369,16 +369,10 @@ def _submit_backfill(args: argparse.Namespace, portfolio_ids: list[str]) -> int:
     """Launch the backfill through the running webserver's GraphQL API, as the UI's Materialize dialog does."""
     from sigmasight_pipeline import runner as orch
     from sigmasight_pipeline import webserver_client as web
-    from sigmasight_pipeline.defs.partitions import multi_key
 
-    defs = orch.load_definitions()
     first, last = orch.weekday_keys(args.start, args.end)
-    market_first = first if args.no_history else f"{orch.market_history_start(first):%Y-%m-%d}"
-    ranges = {key: [(market_first, last)] for key in orch.market_asset_keys(defs)}
-    for key in orch.portfolio_asset_keys(defs):
-        ranges[key] = [(str(multi_key(first, p)), str(multi_key(last, p))) for p in portfolio_ids]
-    if not args.no_sql:
-        ranges.update({key: [] for key in orch.sql_model_keys(defs)})  # unpartitioned: the whole asset
+    ranges = orch.backfill_ranges(orch.load_definitions(), portfolio_ids, first, last, history=not args.no_history,
+                                  sql_models=not args.no_sql)
     try:
         backfill_id = web.launch_backfill(
             args.url, list(ranges), partition_ranges=ranges,

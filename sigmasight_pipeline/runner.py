@@ -149,6 +149,22 @@ def market_history_start(first_date) -> pd.Timestamp:
     return max(history_start(first_date), pd.Timestamp(trading_days.get_first_partition_key()))
 
 
+def backfill_ranges(defs, portfolio_ids: Sequence[str], first, last, *, history: bool = True,
+                    sql_models: bool = True) -> dict:
+    """Asset key -> partition key ranges of an asset backfill over the weekdays of [first, last] for
+    ``portfolio_ids``, as the UI's Materialize dialog sends them (``webserver_client.launch_backfill``): the market
+    assets from the history behind the window (``history=False``: from ``first``), each portfolio's
+    date x portfolio rectangle, and the SQL models whole (unpartitioned)."""
+    first, last = weekday_keys(first, last)
+    market_first = f"{market_history_start(first):%Y-%m-%d}" if history else first
+    ranges: dict = {key: [(market_first, last)] for key in market_asset_keys(defs)}
+    for key in portfolio_asset_keys(defs):
+        ranges[key] = [(str(multi_key(first, p)), str(multi_key(last, p))) for p in portfolio_ids]
+    if sql_models:
+        ranges.update({key: [] for key in sql_model_keys(defs)})
+    return ranges
+
+
 def range_tags(first, last, label: str) -> dict[str, str]:
     """The tags of a ranged run: Dagster's range tags and what the run covers, for the Runs list."""
     return {RANGE_START_TAG: str(first), RANGE_END_TAG: str(last), COVERS_TAG: label}

@@ -280,21 +280,6 @@ def partition_bounds() -> tuple[dt.date, dt.date]:
     return first, (dt.date.fromisoformat(last) if last else first)
 
 
-def backfill_ranges(defs, portfolio_ids: list[str], first: str, last: str) -> dict:
-    """The asset -> key ranges of an asset backfill over [first, last] for ``portfolio_ids``, as
-    ``sigmasight backfill --submit`` sends them: the market assets with the history behind the window, each
-    portfolio's date x portfolio rectangle, the SQL models whole."""
-    from sigmasight_pipeline import runner as orch
-    from sigmasight_pipeline.defs.partitions import multi_key
-
-    market_first = f"{orch.market_history_start(first):%Y-%m-%d}"
-    ranges: dict = {key: [(market_first, last)] for key in orch.market_asset_keys(defs)}
-    for key in orch.portfolio_asset_keys(defs):
-        ranges[key] = [(str(multi_key(first, p)), str(multi_key(last, p))) for p in portfolio_ids]
-    ranges.update({key: [] for key in orch.sql_model_keys(defs)})  # unpartitioned: the whole asset
-    return ranges
-
-
 def webserver_failure(exc: Exception) -> ApiError:
     return ApiError(502, None, f"the Dagster webserver refused or could not be reached: {type(exc).__name__}: {exc}"[:500])
 
@@ -330,7 +315,7 @@ def compute(request: Request, body: ComputeRequest, who: Caller = Depends(operat
     def launch(url: str, tags: dict[str, str]) -> str:
         from sigmasight_pipeline import webserver_client as web
 
-        ranges = backfill_ranges(launcher.definitions(), [pid], first, last)
+        ranges = orch.backfill_ranges(launcher.definitions(), [pid], first, last)
         try:
             return web.launch_backfill(url, list(ranges), partition_ranges=ranges, tags=tags,
                                        title=f"sigmasight api: {label}")
