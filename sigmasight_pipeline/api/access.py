@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from fastapi import Depends, Request
 from sqlalchemy.engine import Engine
 
+from sigmasight_pipeline.api.common import database
 from sigmasight_pipeline.api.errors import ApiError
 from sigmasight_pipeline.warehouse import schema
 from sigmasight_pipeline.warehouse.api_keys import ApiKey, record_use, verify_token
@@ -95,7 +96,7 @@ async def caller(request: Request) -> Caller:
     if token is None:
         raise ApiError(401, "authorization", "an API key is required: send 'Authorization: Bearer <key>' "
                                              "(sigmasight api-key create makes one)", headers={"WWW-Authenticate": "Bearer"})
-    key = verify_token(state.engine, token)
+    key = verify_token(database(request), token)
     if key is None:
         raise ApiError(401, "authorization", "the API key is unknown or revoked", headers={"WWW-Authenticate": "Bearer"})
     wait = state.rate_limiter.take(key.key_id)
@@ -120,11 +121,17 @@ def visible_portfolios(engine: Engine, who: Caller) -> sa.Select:
     return query if who.is_operator else query.where(t.c.owner == who.key.owner)
 
 
+_PORTFOLIO = sa.select(schema.portfolios.c.portfolio_id, schema.portfolios.c.name, schema.portfolios.c.owner,
+                       schema.portfolios.c.uploaded_at).where(schema.portfolios.c.portfolio_id == sa.bindparam("portfolio_id"))
+#: (operator, owner) -> the portfolio row of ``:portfolio_id`` the key may see, built once
+_VISIBLE_PORTFOLIO = {True: _PORTFOLIO, False: _PORTFOLIO.where(schema.portfolios.c.owner == sa.bindparam("owner"))}
+
+
 def portfolio_of(request: Request, portfolio_id: str, who: Caller) -> dict:
     """The portfolio row when ``who`` may see it; else 404 (the same answer as for an unknown id)."""
-    t = schema.portfolios
-    with request.app.state.engine.connect() as conn:
-        row = conn.execute(visible_portfolios(request.app.state.engine, who).where(t.c.portfolio_id == portfolio_id)).first()
+    with database(request).connect() as conn:
+        row = conn.execute(_VISIBLE_PORTFOLIO[who.is_operator],
+                           {"portfolio_id": portfolio_id, "owner": who.key.owner}).first()
     if row is None:
         raise ApiError(404, "portfolio_id", f"no portfolio {portfolio_id!r}")
     return dict(row._mapping)

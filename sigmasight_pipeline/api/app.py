@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sigmasight_pipeline.api.access import RateLimiter, UsageRecorder
+from sigmasight_pipeline.api.common import close_request_database
 from sigmasight_pipeline.api.errors import ApiError, FieldError
 from sigmasight_pipeline.api.settings import ApiSettings
 
@@ -97,7 +98,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         docs_url=f"{PREFIX}/docs",
         redoc_url=None,
         lifespan=lifespan,
-        dependencies=[Depends(_reject_unknown_query)],
+        dependencies=[Depends(_reject_unknown_query), Depends(close_request_database)],
     )
     from sigmasight_pipeline.api.launch import Launcher
 

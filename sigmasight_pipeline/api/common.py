@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
-from functools import lru_cache
-from typing import Annotated, Generic, TypeVar, get_args
+from functools import lru_cache, partial
+from typing import Annotated, Generic, TypeVar, get_args, get_origin
 
 import pandas as pd
 import sqlalchemy as sa
@@ -25,7 +26,7 @@ from sqlalchemy.engine import Engine
 
 from sigmasight_pipeline.api.errors import ApiError
 from sigmasight_pipeline.reporting.formatting import (
-    FIELD_KINDS, KIND_DECIMALS, format_decimal, format_field, format_quantity, iso_date, is_missing,
+    FIELD_KINDS, KIND_DECIMALS, format_decimal, format_quantity, iso_date, is_missing,
 )
 
 T = TypeVar("T")
@@ -52,6 +53,46 @@ class Page(BaseModel, Generic[T]):
 
 def engine_of(request: Request) -> Engine:
     return request.app.state.engine
+
+
+class RequestDatabase:
+    """One warehouse connection for the whole of a request, opened on first use and closed when the answer is
+    sent (``close_request_database``, an app-level dependency). It stands in for the engine where a function
+    only calls ``.connect()``: a summary or a position list checks its key, the portfolio, the date and reads its
+    rows on one pooled connection instead of checking one out four or five times."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self._conn: sa.Connection | None = None
+
+    @contextlib.contextmanager
+    def connect(self):
+        if self._conn is None:
+            self._conn = self.engine.connect()
+        yield self._conn  # left open: the request's reads share one connection (and one snapshot)
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+def database(request: Request) -> RequestDatabase:
+    """The request's :class:`RequestDatabase`."""
+    db = getattr(request.state, "database", None)
+    if db is None:
+        db = request.state.database = RequestDatabase(request.app.state.engine)
+    return db
+
+
+async def close_request_database(request: Request):
+    """App-level dependency: closes the request's connection once the route has answered."""
+    try:
+        yield
+    finally:
+        db = getattr(request.state, "database", None)
+        if db is not None:
+            db.close()
 
 
 # --- numbers ------------------------------------------------------------------------------------------------
@@ -92,12 +133,22 @@ def integer(value) -> int | None:
 
 # --- as of ---------------------------------------------------------------------------------------------------
 
+@lru_cache(maxsize=None)
+def _date_queries(table, date_column: str, per_portfolio: bool) -> tuple[sa.Select, sa.Select]:
+    """(latest date, is there a row of ``:day``) of ``table``, built once (``:portfolio_id`` when per portfolio)."""
+    column = table.c[date_column]
+    latest = sa.select(sa.func.max(column))
+    exists = sa.select(column).where(column == sa.bindparam("day", type_=sa.Date())).limit(1)
+    if per_portfolio:
+        mine = table.c.portfolio_id == sa.bindparam("portfolio_id")
+        latest, exists = latest.where(mine), exists.where(mine)
+    return latest, exists
+
+
 def latest_date(engine: Engine, table, portfolio_id: str | None, *, date_column: str = "date") -> dt.date | None:
-    query = sa.select(sa.func.max(table.c[date_column]))
-    if portfolio_id is not None:
-        query = query.where(table.c.portfolio_id == portfolio_id)
     with engine.connect() as conn:
-        value = conn.execute(query).scalar()
+        value = conn.execute(_date_queries(table, date_column, portfolio_id is not None)[0],
+                             {"portfolio_id": portfolio_id}).scalar()
     return pd.Timestamp(value).date() if value is not None else None
 
 
@@ -107,14 +158,12 @@ def resolve_as_of(engine: Engine, table, portfolio_id: str | None, as_of: dt.dat
     latest date that has them; without ``as_of``, that latest date. (One query on the way that answers.)"""
     what = what or table.name.replace("_", " ")
     owner = f" for portfolio {portfolio_id!r}" if portfolio_id else ""
-    column = table.c[date_column]
     if as_of is not None:
-        query = sa.select(column).where(column == as_of).limit(1)
-        if portfolio_id is not None:
-            query = query.where(table.c.portfolio_id == portfolio_id)
         with engine.connect() as conn:
-            if conn.execute(query).first() is not None:
-                return as_of
+            found = conn.execute(_date_queries(table, date_column, portfolio_id is not None)[1],
+                                 {"portfolio_id": portfolio_id, "day": as_of}).first()
+        if found is not None:
+            return as_of
     latest = latest_date(engine, table, portfolio_id, date_column=date_column)
     if latest is None:
         raise ApiError(404, "as_of", f"no {what} computed{owner} yet")
@@ -177,24 +226,35 @@ def sort_frame(frame: pd.DataFrame, sort: str | None, allowed: Sequence[str], de
 QUANTITY_FIELDS = frozenset({"quantity", "multiplier", "contracts"})
 
 
+def _typed(kind: type, convert: Callable) -> Callable:
+    """``convert`` for values not already of ``kind`` (the driver usually hands back the right type: keep it)."""
+    def converter(value):
+        if type(value) is kind:
+            return value
+        return None if is_missing(value) else convert(value)
+    return converter
+
+
 def _converter(name: str, annotation) -> Callable:
+    if get_origin(annotation) in (list, dict, tuple, set):  # a collection is given as is
+        return lambda v: v
     args = set(get_args(annotation)) | {annotation}
     if name in QUANTITY_FIELDS:
         return quantity
     if name in FIELD_KINDS and str in args:
-        return lambda v, _n=name: format_field(_n, v)
-    if dt.date in args:
-        return lambda v: None if is_missing(v) else pd.Timestamp(v).date()
+        return partial(format_decimal, places=KIND_DECIMALS[FIELD_KINDS[name]])
     if dt.datetime in args:
-        return lambda v: None if is_missing(v) else pd.Timestamp(v).to_pydatetime()
+        return _typed(dt.datetime, lambda v: pd.Timestamp(v).to_pydatetime())
+    if dt.date in args:
+        return _typed(dt.date, lambda v: pd.Timestamp(v).date())
     if bool in args:
-        return lambda v: None if is_missing(v) else bool(v)
+        return _typed(bool, bool)
     if int in args:
-        return integer
+        return _typed(int, int)
     if float in args:
-        return lambda v: None if is_missing(v) else float(v)
+        return _typed(float, float)
     if str in args:
-        return text
+        return _typed(str, str)
     return lambda v: v
 
 
@@ -217,9 +277,23 @@ def shape(model: type[BaseModel], row: Mapping, **given) -> dict:
     return out
 
 
+def shape_rows(model: type[BaseModel], rows: Sequence[Mapping], **given) -> list[dict]:
+    """:func:`shape` of every row of ``rows`` (rows of one query: the same keys), column by column: the fields to
+    convert are chosen once, not per row (a position list is 30 rows x 27 fields)."""
+    if not rows:
+        return []
+    first = rows[0]
+    columns = [(name, convert) for name, convert in _converters(model) if name not in given and name in first]
+    out = [dict(given) for _ in rows]
+    for name, convert in columns:
+        for item, row in zip(out, rows):
+            item[name] = convert(row[name])
+    return out
+
+
 def shape_frame(model: type[BaseModel], frame: pd.DataFrame, **given) -> list[dict]:
     """:func:`shape` of every row of ``frame``."""
-    return [shape(model, row, **given) for row in frame.to_dict("records")]
+    return shape_rows(model, frame.to_dict("records"), **given)
 
 
 @lru_cache(maxsize=1)
@@ -248,6 +322,25 @@ def relation(request: Request, name: str) -> sa.TableClause:
         types = _column_types()
         cache[name] = sa.table(name, *[sa.column(c.name, types.get(c.name, c.type)) for c in reflected.c])
     return cache[name]
+
+
+def read_dicts(engine: Engine, query, params: Mapping | None = None) -> list[dict]:
+    """The rows of ``query`` (with bound ``params``) as dicts: the hot paths (a summary, a position list) skip
+    pandas. A statement built once with ``sa.bindparam`` and executed with ``params`` skips SQLAlchemy's cache
+    key generation too."""
+    with engine.connect() as conn:
+        return [dict(r) for r in conn.execute(query, dict(params or {})).mappings()]
+
+
+def sort_dicts(rows: list[dict], sort: str | None, allowed: Sequence[str], default: str) -> list[dict]:
+    """:func:`sort_frame` for a list of dicts (missing values last either way)."""
+    sort = sort or default
+    column = sort.lstrip("-")
+    if column not in allowed:
+        raise ApiError(422, "sort", f"cannot sort by {column!r}; one of: {', '.join(allowed)} (prefix '-' for descending)")
+    present = [r for r in rows if not is_missing(r.get(column))]
+    missing = [r for r in rows if is_missing(r.get(column))]
+    return sorted(present, key=lambda r: r[column], reverse=sort.startswith("-")) + missing
 
 
 def read_rows(engine: Engine, query) -> pd.DataFrame:

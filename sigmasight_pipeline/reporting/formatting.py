@@ -181,6 +181,8 @@ _FLOAT_TEXTS_MAX = 100_000
 
 def format_decimal(value, places: int) -> str | None:
     """``value`` with exactly ``places`` decimals (ROUND_HALF_UP, no negative zero); None when missing."""
+    if type(value) is int and places > 0:  # SQLite hands back a whole NUMERIC as an int: exact, no rounding
+        return f"{value}.{'0' * places}"
     if type(value) is float and places > 0:  # fast path: the same text as the Decimal path below
         if value != value or value in _INFINITIES:
             return None

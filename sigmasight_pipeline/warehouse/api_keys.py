@@ -97,15 +97,18 @@ def revoke_key(engine: Engine, key_id: str) -> bool:
     return True
 
 
+_KEY_BY_ID = sa.select(schema.api_keys.c.key_id, schema.api_keys.c.key_hash, schema.api_keys.c.owner,
+                       schema.api_keys.c.is_operator, schema.api_keys.c.revoked_at).where(
+    schema.api_keys.c.key_id == sa.bindparam("key_id"))  # built once: every request verifies its key
+
+
 def verify_token(engine: Engine, token: str) -> ApiKey | None:
     """The key of ``token`` when it is well formed, known, matches its hash and is not revoked; else None."""
     match = _TOKEN.match(token or "")
     if not match:
         return None
-    t = schema.api_keys
     with engine.connect() as conn:
-        row = conn.execute(sa.select(t.c.key_id, t.c.key_hash, t.c.owner, t.c.is_operator, t.c.revoked_at)
-                           .where(t.c.key_id == match.group(1))).first()
+        row = conn.execute(_KEY_BY_ID, {"key_id": match.group(1)}).first()
     if row is None or row.revoked_at is not None or not hmac.compare_digest(row.key_hash, _hash(token)):
         return None
     return ApiKey(row.key_id, row.owner, bool(row.is_operator))

@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from sigmasight_pipeline.api.access import Caller, caller, portfolio_of, visible_portfolios
 from sigmasight_pipeline.api.common import (
-    AsOf, Cursor, Limit, Page, check_range, page_frame, read_rows, relation, resolve_as_of, shape, shape_frame,
+    AsOf, Cursor, Limit, Page, check_range, database, page_frame, read_rows, relation, resolve_as_of, shape, shape_frame,
 )
 from sigmasight_pipeline.api.errors import ERROR_RESPONSES, ApiError
 from sigmasight_pipeline.engines.performance import WINDOWS
@@ -144,7 +144,7 @@ def list_portfolios(request: Request, limit: Limit = 100, cursor: Cursor = None,
 @router.get("/portfolios/{portfolio_id}", response_model=Summary, summary="Value, P&L, exposures, Greeks and counts on a date")
 async def summary(request: Request, portfolio_id: str, as_of: AsOf = None, who: Caller = Depends(caller)):
     portfolio = portfolio_of(request, portfolio_id, who)
-    engine, mart = request.app.state.engine, relation(request, DAILY)
+    engine, mart = database(request), relation(request, DAILY)
     mine = mart.c.portfolio_id == portfolio_id
     day = (as_of if as_of is not None
            else sa.select(sa.func.max(mart.c.as_of_date)).where(mine).scalar_subquery())
