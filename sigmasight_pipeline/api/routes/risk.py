@@ -31,6 +31,8 @@ from sigmasight_pipeline.api.common import (
     shape, shape_frame,
 )
 from sigmasight_pipeline.api.errors import ERROR_RESPONSES
+from sigmasight_pipeline.api.routes.portfolios import Greeks as PortfolioGreeks
+from sigmasight_pipeline.api.routes.positions import PositionGreeks
 from sigmasight_pipeline.warehouse import schema
 
 router = APIRouter(tags=["risk"], responses=ERROR_RESPONSES)
@@ -48,39 +50,12 @@ TRADING_DAYS = 252
 
 # --- models --------------------------------------------------------------------------------------------------
 
-class PortfolioGreeks(BaseModel):
-    dollar_delta: str | None
-    dollar_gamma: str | None
-    portfolio_delta: str | None
-    portfolio_gamma: str | None
-    portfolio_theta: str | None
-    portfolio_vega: str | None
-    portfolio_rho: str | None
+class PositionGreeksItem(PositionGreeks):
+    """A position's stored ``position_greeks`` row of the date (the Greeks of ``/positions/{id}``, with the id)."""
 
-
-class PositionGreeksItem(BaseModel):
     position_id: int
     symbol: str
     position_type: str
-    underlying_price: str | None
-    implied_vol: str | None
-    vol_source: str | None
-    days_to_expiry: int | None
-    model_price: str | None
-    delta: str | None
-    gamma: str | None
-    theta: str | None
-    vega: str | None
-    rho: str | None
-    position_delta: str | None
-    position_gamma: str | None
-    position_theta: str | None
-    position_vega: str | None
-    position_rho: str | None
-    dollar_delta: str | None
-    dollar_gamma: str | None
-    flag: str | None
-    pricing_note: str | None
 
 
 class GreeksOut(BaseModel):
