@@ -287,7 +287,7 @@ def test_project_layout_and_dependencies(manifest):
 
 def test_staging_models_cover_every_column_of_their_table(manifest):
     """Schema drift guard: a column added to a warehouse table must be added to its staging model."""
-    left_out = {("portfolios", "source_csv")}  # the raw upload text, not for analytics
+    left_out = {("portfolios", "source_csv"), ("api_keys", "key_hash")}  # the raw upload text, a key's hash: not for analytics
     for table in schema.metadata.sorted_tables:
         sql = manifest.model(f"stg_{table.name}").raw_sql
         missing = [
