@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sigmasight_pipeline.api.access import RateLimiter, UsageRecorder
-from sigmasight_pipeline.api.common import close_request_database
+from sigmasight_pipeline.api.common import CloseRequestDatabase
 from sigmasight_pipeline.api.errors import ApiError, FieldError
 from sigmasight_pipeline.api.settings import ApiSettings
 
@@ -98,7 +98,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         docs_url=f"{PREFIX}/docs",
         redoc_url=None,
         lifespan=lifespan,
-        dependencies=[Depends(_reject_unknown_query), Depends(close_request_database)],
+        dependencies=[Depends(_reject_unknown_query)],
     )
     from sigmasight_pipeline.api.launch import Launcher
 
@@ -128,4 +128,5 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
 
     for router in _routers():
         app.include_router(router, prefix=PREFIX)
+    app.add_middleware(CloseRequestDatabase)
     return app

@@ -57,7 +57,7 @@ def engine_of(request: Request) -> Engine:
 
 class RequestDatabase:
     """One warehouse connection for the whole of a request, opened on first use and closed when the answer is
-    sent (``close_request_database``, an app-level dependency). It stands in for the engine where a function
+    sent (:class:`CloseRequestDatabase`). It stands in for the engine where a function
     only calls ``.connect()``: a summary or a position list checks its key, the portfolio, the date and reads its
     rows on one pooled connection instead of checking one out four or five times."""
 
@@ -85,14 +85,20 @@ def database(request: Request) -> RequestDatabase:
     return db
 
 
-async def close_request_database(request: Request):
-    """App-level dependency: closes the request's connection once the route has answered."""
-    try:
-        yield
-    finally:
-        db = getattr(request.state, "database", None)
-        if db is not None:
-            db.close()
+class CloseRequestDatabase:
+    """ASGI middleware: closes the connection a request opened (``database``) once its answer is sent. (A pure ASGI
+    wrapper: a dependency with ``yield`` costs each request an exit stack.)"""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            db = (scope.get("state") or {}).get("database")
+            if db is not None:
+                db.close()
 
 
 # --- numbers ------------------------------------------------------------------------------------------------
