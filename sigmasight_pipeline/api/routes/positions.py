@@ -196,6 +196,10 @@ def _book_query(portfolio_id, day) -> sa.Select:
 
 #: the unfiltered position list, built once: executed with ``{"portfolio_id", "day"}``
 _BOOK = _book_query(sa.bindparam("portfolio_id"), sa.bindparam("day", type_=sa.Date()))
+#: the same, for a key that sees only its owner's portfolios (``{"owner"}`` too): no row for another owner's book
+_OWNED_BOOK = _BOOK.where(sa.exists().where(
+    (schema.portfolios.c.portfolio_id == schema.position_valuations.c.portfolio_id)
+    & (schema.portfolios.c.owner == sa.bindparam("owner"))))
 
 
 def _tag_list(row: dict) -> list[str]:
@@ -220,10 +224,17 @@ async def list_positions(
                                                                  "(default position_id)")] = None,
     limit: Limit = 100, cursor: Cursor = None, who: Caller = Depends(caller),
 ):
-    portfolio_of(request, portfolio_id, who)
     engine = database(request)
-    day = resolve_as_of(engine, schema.position_valuations, portfolio_id, as_of, what="position valuations")
-    query, p = _BOOK, schema.positions
+
+    def valuation_date() -> dt.date:  # the date asked for when it has valuations; else 404 naming the latest
+        return resolve_as_of(engine, schema.position_valuations, portfolio_id, as_of, what="position valuations")
+
+    # With a date given, the rows the key may see are read first; only an empty answer asks whether the portfolio
+    # and the date exist (a flat book and a filter that matches nothing are empty too). The hot path is one query.
+    if as_of is None:
+        portfolio_of(request, portfolio_id, who)  # before the latest date is looked up (its 404 names the book)
+    day = as_of if as_of is not None else valuation_date()
+    query, p = (_BOOK if who.is_operator else _OWNED_BOOK), schema.positions
     if symbol is not None:
         query = query.where(p.c.symbol == symbol.upper())
     if underlying is not None:
@@ -233,7 +244,10 @@ async def list_positions(
             raise ApiError(422, "position_type", f"unknown position_type {position_type!r}; one of: "
                                                  f"{', '.join(POSITION_TYPES)}")
         query = query.where(p.c.position_type == position_type.upper())
-    rows = read_dicts(engine, query, {"portfolio_id": portfolio_id, "day": day})
+    rows = read_dicts(engine, query, {"portfolio_id": portfolio_id, "day": day, "owner": who.key.owner})
+    if not rows:  # an unknown or another owner's portfolio (404 as unknown), a date without valuations, or empty
+        portfolio_of(request, portfolio_id, who)
+        valuation_date()
     for row in rows:
         row["tags"] = _tag_list(row)
     if tag is not None:  # in Python: the book's tags of the day are known only once its rows are read
@@ -242,7 +256,9 @@ async def list_positions(
             raise ApiError(422, "tag", f"portfolio {portfolio_id!r} has no tag {tag!r}; its tags: "
                                        f"{', '.join([*known, UNTAGGED])}")
         rows = [row for row in rows if (tag in row["tags"] if tag != UNTAGGED else not row["tags"])]
-    rows = page(sort_dicts(rows, sort, SORTS, "position_id"), limit=limit, cursor=cursor)
+    if sort not in (None, "position_id"):  # the query's own order otherwise
+        rows = sort_dicts(rows, sort, SORTS, "position_id")
+    rows = page(rows, limit=limit, cursor=cursor)
     items = shape_rows(PositionItem, rows["items"])
     return {"portfolio_id": portfolio_id, "as_of": day, **rows, "items": items}
 
