@@ -407,6 +407,7 @@ def launch_run(
     partition_key: str | None = None,
     partition_range: KeyRange | None = None,
     tags: Mapping[str, str] | None = None,
+    run_config: Mapping[str, Any] | None = None,
 ) -> str:
     """Launch one run materializing ``asset_keys`` and their asset checks; returns the run id.
 
@@ -415,7 +416,8 @@ def launch_run(
     partition set (``dagster/partition`` and, for a multi-partitioned asset, ``dagster/partition/<dimension>``),
     sent with mutation ``launchRun``. ``partition_range=(start, end)`` replaces the partition tags with
     ``dagster/asset_partition_range_start|end`` (a single run over the range: the assets must have a single-run
-    backfill policy). The run is queued; the daemon starts it.
+    backfill policy). ``run_config`` (e.g. ``{"ops": {"portfolio_reports": {"config": {...}}}}``, what the UI's
+    Launchpad edits) is merged over the partition's own run config. The run is queued; the daemon starts it.
     """
     if partition_key is not None and partition_range is not None:
         raise ValueError("give partition_key or partition_range, not both")
@@ -441,7 +443,7 @@ def launch_run(
         if not c["jobNames"] or job in c["jobNames"]
     ]
     run_tags: dict[str, str] = {}
-    run_config: Any = {}
+    partition_config: Any = {}
     first_key = partition_key if partition_key is not None else partition_range[0] if partition_range else None
     if first_key is not None:
         selector = {"pipelineName": job, "repositoryName": repository, "repositoryLocationName": location}
@@ -451,11 +453,17 @@ def launch_run(
         if partition is None:
             raise WebserverError("launchRun", "PartitionNotFoundError", f"no partition {first_key!r} for {sorted(found)}")
         run_tags = _tags(_expect(partition["tagsOrError"], "PartitionTags", f"tags of {first_key}")["results"])
-        run_config = _expect(partition["runConfigOrError"], "PartitionRunConfig", f"run config of {first_key}")["yaml"]
+        partition_config = _expect(partition["runConfigOrError"], "PartitionRunConfig", f"run config of {first_key}")["yaml"]
         if partition_range is not None:
             run_tags = {k: v for k, v in run_tags.items() if not k.startswith(PARTITION_TAG)}
             run_tags[RANGE_START_TAG], run_tags[RANGE_END_TAG] = partition_range
     run_tags.update(tags or {})
+    config: Any = partition_config
+    if run_config:
+        import yaml
+
+        base = yaml.safe_load(partition_config) if isinstance(partition_config, str) else partition_config
+        config = _merged(base or {}, run_config)
     params = {
         "selector": {
             "repositoryLocationName": location,
@@ -465,11 +473,19 @@ def launch_run(
             "assetCheckSelection": checks,
         },
         "mode": "default",
-        "runConfigData": run_config or {},
+        "runConfigData": config or {},
         "executionMetadata": {"tags": _tags_input(run_tags)},
     }
     result = graphql(url, _LAUNCH_RUN, {"executionParams": params})["launchRun"]
     return _expect(result, "LaunchRunSuccess", "launchRun")["run"]["runId"]
+
+
+def _merged(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """``over`` merged into ``base``, mapping by mapping (a value of ``over`` wins)."""
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = _merged(out[key], value) if isinstance(value, Mapping) and isinstance(out.get(key), Mapping) else value
+    return out
 
 
 _RUN = f"""

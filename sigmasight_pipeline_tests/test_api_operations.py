@@ -452,14 +452,26 @@ def test_compute_through_a_webserver_sends_the_clis_backfill(webserver_world, da
 
 
 def test_a_report_through_a_webserver_launches_one_run(webserver_world, dagster_webserver):
-    subset = webserver_world.post(f"/portfolios/{HEDGE}/reports", json={"as_of": DEMO_END, "formats": ["md"]})
-    assert subset.status_code == 422 and subset.json()["field"] == "formats"
-    r = webserver_world.post(f"/portfolios/{HEDGE}/reports", json={"as_of": DEMO_END})
+    r = webserver_world.post(f"/portfolios/{HEDGE}/reports", json={"as_of": DEMO_END, "formats": ["md"]})
     assert r.status_code == 202, (r.text, webserver_world.server_log())
     assert r.json()["request_id"] == "fake-run-0001" and r.json()["mode"] == "webserver"
     (sent,) = dagster_webserver.launched("LaunchRun")
     params = sent["executionParams"]
+    # the formats go as the asset's run config, as the Launchpad sends it (over the partition's own config)
+    assert params["runConfigData"] == {"ops": {"portfolio_reports": {"config": {"formats": ["md"]}}}}
     assert params["selector"]["assetSelection"] == [{"path": ["portfolio_reports"]}]
     tags = {t["key"]: t["value"] for t in params["executionMetadata"]["tags"]}
     assert tags["dagster/partition"] == f"{DEMO_END}|{HEDGE}" and "sigmasight/requested_by" in tags
     assert webserver_world.get("/requests/fake-run-0001", key="hedge").json()["state"] == "launched"
+
+
+def test_a_launched_runs_config_is_merged_over_the_partitions_own():
+    from sigmasight_pipeline.webserver_client import _merged
+
+    partition = {"ops": {"portfolio_reports": {"config": {"formats": ["md", "json", "csv"]}}, "other": {"config": {"x": 1}}},
+                 "execution": {"config": {"in_process": {}}}}
+    ours = {"ops": {"portfolio_reports": {"config": {"formats": ["json"]}}}}
+    assert _merged(partition, ours) == {
+        "ops": {"portfolio_reports": {"config": {"formats": ["json"]}}, "other": {"config": {"x": 1}}},
+        "execution": {"config": {"in_process": {}}}}
+    assert partition["ops"]["portfolio_reports"]["config"]["formats"] == ["md", "json", "csv"]  # not changed in place

@@ -199,12 +199,9 @@ def request_report(request: Request, portfolio_id: str, body: ReportRequest, who
         from sigmasight_pipeline import webserver_client as web
         from sigmasight_pipeline.defs.partitions import multi_key
 
-        if tuple(formats) != tuple(REPORT_FORMATS):
-            # launch_run sends the partition's own run config (every format); it takes no run config of ours
-            raise ApiError(422, "formats", "through the Dagster webserver a report writes every format "
-                                           f"({', '.join(REPORT_FORMATS)}); leave 'formats' out")
         try:
-            return web.launch_run(url, ["portfolio_reports"], partition_key=str(multi_key(as_of, portfolio_id)), tags=tags)
+            return web.launch_run(url, ["portfolio_reports"], partition_key=str(multi_key(as_of, portfolio_id)), tags=tags,
+                                  run_config={"ops": {"portfolio_reports": {"config": {"formats": list(formats)}}}})
         except (web.WebserverError, OSError, ValueError) as exc:
             raise webserver_failure(exc) from None
 
