@@ -30,7 +30,7 @@ import pandas as pd
 from sigmasight_pipeline.defs.operations.onboarding import onboard
 from sigmasight_pipeline.defs.partitions import history_start, multi_key, portfolios, trading_days
 from sigmasight_pipeline.defs.resources import WarehouseResource
-from sigmasight_pipeline.warehouse.io import get_engine
+from sigmasight_pipeline.warehouse.io import env_positive_int, get_engine
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
@@ -271,16 +271,7 @@ def default_workers() -> int:
     A run waits part of its time on the Dagster instance's and the warehouse's SQLite commits, so one extra
     process keeps the CPUs busy (the demo on 2 CPUs: 48 s with 3 workers, 54 s with 2); more would only queue
     on the writer locks."""
-    configured = os.environ.get("SIGMASIGHT_WORKERS", "").strip()
-    if not configured:
-        return max(1, min(4, (os.cpu_count() or 1) + 1))
-    try:
-        workers = int(configured)
-    except ValueError:
-        raise ValueError(f"SIGMASIGHT_WORKERS must be a whole number, got {configured!r}") from None
-    if workers < 1:
-        raise ValueError(f"SIGMASIGHT_WORKERS must be at least 1, got {workers}")
-    return workers
+    return env_positive_int("SIGMASIGHT_WORKERS", max(1, min(4, (os.cpu_count() or 1) + 1)))
 
 
 def _portfolio_run(instance, portfolio_id: str, start, end, defs, tags, run_config=None) -> PortfolioRun:

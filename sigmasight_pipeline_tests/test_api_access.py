@@ -24,6 +24,15 @@ def world(request, tmp_path_factory):
         yield w
 
 
+def hedge_key(world, label: str):
+    """A new key of the hedge fund's owner, stored in the server's warehouse: (key, token)."""
+    engine = world.engine()
+    try:
+        return create_key(engine, "demo_hedgefundstyle@sigmasight.com", label=label)
+    finally:
+        engine.dispose()
+
+
 def test_no_key_a_malformed_key_and_an_unknown_key_are_401(world):
     for headers in ({}, {"Authorization": "Bearer"}, {"Authorization": "Basic abc"}, {"Authorization": "Bearer nope"},
                     {"Authorization": "Bearer ssk_00000000_" + "x" * 43}):
@@ -37,11 +46,7 @@ def test_no_key_a_malformed_key_and_an_unknown_key_are_401(world):
 
 
 def test_a_revoked_key_is_refused_at_once(world):
-    engine = world.engine()
-    try:
-        key, token = create_key(engine, "demo_hedgefundstyle@sigmasight.com", label="to revoke")
-    finally:
-        engine.dispose()
+    key, token = hedge_key(world, "to revoke")
     assert world.get(f"/portfolios/{HEDGE}", key=token).status_code == 200
     proc = sigmasight(world.folder, "api-key", "revoke", key.key_id, extra={"SIGMASIGHT_DATABASE_URL": world.database_url})
     assert proc.returncode == 0 and f"revoked {key.key_id}" in proc.stdout, proc.stderr
@@ -58,11 +63,7 @@ def test_owner_a_sees_nothing_of_owner_b(world):
 
 
 def test_the_rate_limit_answers_429_with_retry_after_then_recovers(world):
-    engine = world.engine()
-    try:
-        key, token = create_key(engine, "demo_hedgefundstyle@sigmasight.com", label="rate limit")
-    finally:
-        engine.dispose()
+    key, token = hedge_key(world, "rate limit")
     session = requests.Session()
     headers = {"Authorization": f"Bearer {token}"}
     codes = [session.get(f"{world.url}{PREFIX}/portfolios", headers=headers, timeout=30).status_code for _ in range(130)]
@@ -152,3 +153,22 @@ def test_the_api_key_command_creates_lists_and_revokes(tmp_path):
     assert key_id in sigmasight(folder, "api-key", "list", "--all").stdout
     unknown = sigmasight(folder, "api-key", "revoke", "deadbeef")
     assert unknown.returncode == 2 and "no API key 'deadbeef'" in unknown.stderr
+
+
+def test_a_bad_numeric_setting_names_its_variable(monkeypatch):
+    from sigmasight_pipeline.api.settings import ApiSettings
+    from sigmasight_pipeline.runner import default_workers
+
+    monkeypatch.setenv("SIGMASIGHT_API_RATE_LIMIT", "lots")
+    with pytest.raises(ValueError, match="SIGMASIGHT_API_RATE_LIMIT must be a whole number, got 'lots'"):
+        ApiSettings.from_env()
+    monkeypatch.setenv("SIGMASIGHT_API_RATE_LIMIT", "0")
+    with pytest.raises(ValueError, match="SIGMASIGHT_API_RATE_LIMIT must be at least 1"):
+        ApiSettings.from_env()
+    monkeypatch.setenv("SIGMASIGHT_API_RATE_LIMIT", " 30 ")
+    assert ApiSettings.from_env().rate_limit == 30
+    monkeypatch.setenv("SIGMASIGHT_WORKERS", "-2")
+    with pytest.raises(ValueError, match="SIGMASIGHT_WORKERS must be at least 1, got -2"):
+        default_workers()
+    monkeypatch.setenv("SIGMASIGHT_WORKERS", "3")
+    assert default_workers() == 3

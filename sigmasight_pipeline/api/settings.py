@@ -11,19 +11,6 @@ MAX_UPLOAD_ENV = "SIGMASIGHT_API_MAX_UPLOAD_BYTES"
 DAGSTER_URL_ENV = "SIGMASIGHT_DAGSTER_URL"
 
 
-def _positive_int(name: str, default: int) -> int:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be a whole number, got {raw!r}") from None
-    if value < 1:
-        raise ValueError(f"{name} must be at least 1, got {value}")
-    return value
-
-
 @dataclass(frozen=True)
 class ApiSettings:
     """``database_url``: the warehouse (``SIGMASIGHT_DATABASE_URL``, default the embedded SQLite file);
@@ -42,12 +29,12 @@ class ApiSettings:
 
     @classmethod
     def from_env(cls) -> "ApiSettings":
-        from sigmasight_pipeline.warehouse.io import database_url, reports_root
+        from sigmasight_pipeline.warehouse.io import database_url, env_positive_int, reports_root
 
         return cls(
             database_url=database_url(),
             reports_root=reports_root(),
-            rate_limit=_positive_int(RATE_LIMIT_ENV, 100),
-            max_upload_bytes=_positive_int(MAX_UPLOAD_ENV, 5 * 1024 * 1024),
+            rate_limit=env_positive_int(RATE_LIMIT_ENV, 100),
+            max_upload_bytes=env_positive_int(MAX_UPLOAD_ENV, 5 * 1024 * 1024),
             dagster_url=os.environ.get(DAGSTER_URL_ENV, "").strip() or None,
         )

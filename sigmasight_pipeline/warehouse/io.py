@@ -32,6 +32,21 @@ def project_home() -> Path:
     return Path(os.environ.get(HOME_ENV) or Path.cwd() / ".sigmasight").resolve()
 
 
+def env_positive_int(name: str, default: int) -> int:
+    """The whole number >= 1 in environment variable ``name`` (``default`` when unset or blank); ValueError naming
+    the variable otherwise."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1, got {value}")
+    return value
+
+
 def reports_root(output_root: str = "") -> Path:
     """Folder of the reports: ``output_root``, else ``$SIGMASIGHT_REPORTS_DIR``, else ``$SIGMASIGHT_HOME/reports``
     (created; the report asset writes there and the API serves files only from inside it)."""
