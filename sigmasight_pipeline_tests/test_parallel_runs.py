@@ -146,9 +146,11 @@ def test_a_killed_worker_is_a_clear_error(tmp_path, monkeypatch, defs):
         thread = threading.Thread(target=backfill)
         thread.start()
         deadline = time.monotonic() + 120
-        while len(multiprocessing.active_children()) < 2 and time.monotonic() < deadline:
-            time.sleep(0.2)
-        time.sleep(3)  # inside its run
+        started = dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED])
+        # kill a worker while it is inside its run (a run has started, as the instance records it)
+        while not (len(multiprocessing.active_children()) >= 2 and instance.get_runs(filters=started)):
+            assert time.monotonic() < deadline, "no run started"
+            time.sleep(0.05)
         workers = multiprocessing.active_children()
         assert workers, "no worker process started"
         os.kill(workers[0].pid, signal.SIGKILL)

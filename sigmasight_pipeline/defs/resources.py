@@ -17,20 +17,35 @@ the variable at run time (so one set later still counts).
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
 import dagster as dg
+from pydantic import PrivateAttr
 from sqlalchemy.engine import Engine
 
+from sigmasight_pipeline.defs.instance_storage import event_log_held_open
 from sigmasight_pipeline.marketdata import sources
 from sigmasight_pipeline.warehouse.io import DATABASE_URL_ENV, REPORTS_DIR_ENV, get_engine, reports_root
 
 
 class WarehouseResource(dg.ConfigurableResource):
-    """The SQL warehouse. ``database_url`` empty means ``$SIGMASIGHT_DATABASE_URL`` or the embedded SQLite file."""
+    """The SQL warehouse. ``database_url`` empty means ``$SIGMASIGHT_DATABASE_URL`` or the embedded SQLite file.
+
+    Every run that writes the warehouse uses this resource, so it is also where a run keeps a SQLite Dagster
+    instance's event-log files open while it stores its events (``defs/instance_storage.py`` says why).
+    """
 
     database_url: str = ""
+    _run_scope: contextlib.ExitStack = PrivateAttr(default_factory=contextlib.ExitStack)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        if context.instance is not None:
+            self._run_scope.enter_context(event_log_held_open(context.instance, context.run_id))
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        self._run_scope.close()
 
     @property
     def engine(self) -> Engine:
