@@ -269,8 +269,8 @@ def default_workers() -> int:
     """How many portfolio runs go at once: ``SIGMASIGHT_WORKERS``, else one more than the CPUs, at most 4.
 
     A run waits part of its time on the Dagster instance's and the warehouse's SQLite commits, so one extra
-    process keeps the CPUs busy (the demo on 2 CPUs: 48 s with 3 workers, 54 s with 2); more would only queue
-    on the writer locks."""
+    process keeps the CPUs busy (the demo on 2 CPUs: 41-45 s with 3 workers, 47-50 s with 2); more would only
+    queue on the writer locks."""
     return env_positive_int("SIGMASIGHT_WORKERS", max(1, min(4, (os.cpu_count() or 1) + 1)))
 
 

@@ -87,7 +87,8 @@ def test_a_run_through_the_warehouse_resource_keeps_both_shards_open_and_stores_
 
 def test_a_failed_run_releases_the_files_too(sqlite_instance):
     seen: dict = {}
-    result = _materialize_range(_days_asset(seen, with_warehouse=True, fail=True), sqlite_instance, raise_on_error=False)
+    failing = _days_asset(seen, with_warehouse=True, fail=True)
+    result = _materialize_range(failing, sqlite_instance, raise_on_error=False)
     assert not result.success
     assert seen["wal"] == [True, True]
     assert [_wal(path) for path in seen["shards"]] == [False, False]
