@@ -310,7 +310,7 @@ def _print_report(engine, portfolio_id: str, as_of, fmt: str, generated_at) -> i
     inp = load_report_input(engine, portfolio_id, as_of)
     home = os.environ.get("DAGSTER_HOME") or Path.cwd() / ".dagster_home"
     if Path(home).is_dir():  # never create an instance just to read it
-        inp.failed_checks = failed_upstream_checks(_instance())
+        inp.failed_checks = failed_upstream_checks(_instance(), [portfolio_id])[portfolio_id]
     rendered = build_report(inp, generated_at=generated_at)
     problems = prepublish_problems(rendered, inp, expected_scenarios=len(stress_scenarios()[0]))
     if problems:

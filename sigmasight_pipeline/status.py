@@ -9,6 +9,7 @@ from __future__ import annotations
 import dagster as dg
 import pandas as pd
 
+from sigmasight_pipeline.defs.check_history import failed_checks_by_portfolio
 from sigmasight_pipeline.marketdata import calendar as xcal
 from sigmasight_pipeline.warehouse import schema
 from sigmasight_pipeline.warehouse.io import get_engine
@@ -28,17 +29,19 @@ ENGINE_TABLES = {
 }
 
 
-def failed_checks(instance: dg.DagsterInstance, defs: dg.Definitions | None = None) -> dict[str, list[str]]:
-    """Asset -> names of its checks whose latest evaluation failed."""
+def failed_checks(
+    instance: dg.DagsterInstance, portfolio_ids, defs: dg.Definitions | None = None,
+) -> dict[str, dict[str, list[str]]]:
+    """Portfolio -> asset -> names of its checks whose latest evaluation for that portfolio failed
+    (``defs/check_history.py``: another book's later run neither adds nor hides a failure)."""
     from sigmasight_pipeline.runner import load_definitions
 
     defs = defs or load_definitions()
-    keys = list(defs.resolve_asset_graph().asset_check_keys)
-    latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(keys)
-    out: dict[str, list[str]] = {}
-    for key, record in latest.items():
-        if record.status.value == "FAILED":
-            out.setdefault(key.asset_key.to_user_string(), []).append(key.name)
+    keys = sorted(defs.resolve_asset_graph().asset_check_keys, key=str)
+    out: dict[str, dict[str, list[str]]] = {}
+    for pid, failed in failed_checks_by_portfolio(instance, keys, list(portfolio_ids)).items():
+        for key in failed:
+            out.setdefault(pid, {}).setdefault(key.asset_key.to_user_string(), []).append(key.name)
     return out
 
 
@@ -49,8 +52,8 @@ def portfolio_status(instance: dg.DagsterInstance, *, start=None, end=None, engi
     dates); ``gaps`` counts sessions of that window without rows, ``missing`` lists the first few.
     """
     engine = engine or get_engine()
-    failures = failed_checks(instance)
     books = list_portfolios(engine)
+    failures = failed_checks(instance, books.portfolio_id)
     rows = []
     stored = {name: stored_dates(engine, table) for name, table in ENGINE_TABLES.items()}
     anchor = stored["portfolio_snapshots"]
@@ -72,7 +75,7 @@ def portfolio_status(instance: dg.DagsterInstance, *, start=None, end=None, engi
                     "sessions": int(len(sessions)),
                     "gaps": int(len(missing)),
                     "missing": ", ".join(f"{d:%Y-%m-%d}" for d in missing[:5]) + (" ..." if len(missing) > 5 else ""),
-                    "failed_checks": ", ".join(failures.get(name, [])),
+                    "failed_checks": ", ".join(failures.get(pid, {}).get(name, [])),
                 }
             )
     return pd.DataFrame(rows, columns=["portfolio", "engine", "first", "latest", "covered", "sessions", "gaps", "missing", "failed_checks"])

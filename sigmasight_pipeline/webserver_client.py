@@ -18,9 +18,7 @@ from typing import Any, Protocol, Union
 
 import requests
 
-PARTITION_TAG = "dagster/partition"
-RANGE_START_TAG = "dagster/asset_partition_range_start"
-RANGE_END_TAG = "dagster/asset_partition_range_end"
+from sigmasight_pipeline.run_tags import PARTITION_TAG, RANGE_END_TAG, RANGE_START_TAG
 BACKFILL_ID_TAG = "dagster/backfill"
 #: The implicit job of every asset of a code location (``__ASSET_JOB``, or ``__ASSET_JOB_<n>`` in old releases).
 ASSET_JOB_PREFIX = "__ASSET_JOB"

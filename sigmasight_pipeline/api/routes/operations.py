@@ -24,13 +24,10 @@ from sigmasight_pipeline.api.access import Caller, caller, operator, portfolio_o
 from sigmasight_pipeline.api.common import Cursor, Limit, Page, Strict, check_range, page
 from sigmasight_pipeline.api.errors import ERROR_RESPONSES, ApiError
 from sigmasight_pipeline.api.launch import REQUESTED_BY_TAG
+from sigmasight_pipeline.run_tags import PARTITION_TAG, RANGE_END_TAG, RANGE_START_TAG, portfolios_of_run
 
 router = APIRouter(tags=["operations"], responses=ERROR_RESPONSES)
 
-PARTITION_TAG = "dagster/partition"
-PORTFOLIO_PARTITION_TAG = "dagster/partition/portfolio"
-RANGE_START_TAG = "dagster/asset_partition_range_start"
-RANGE_END_TAG = "dagster/asset_partition_range_end"
 DAGSTER_BACKFILL_TAG = "dagster/backfill"
 SIGMASIGHT_BACKFILL_TAG = "sigmasight/backfill"  # runner.BACKFILL_TAG (not imported: runner loads Dagster defs)
 COVERS_TAG = "sigmasight/covers"
@@ -162,16 +159,6 @@ def run_item(record=None, *, run=None) -> dict:
     }
 
 
-def _portfolio_of_run(tags: dict[str, str]) -> set[str]:
-    """The portfolios a run's partition tags name (date x portfolio keys are ``date|portfolio``)."""
-    out = {tags[PORTFOLIO_PARTITION_TAG]} if PORTFOLIO_PARTITION_TAG in tags else set()
-    for name in (PARTITION_TAG, RANGE_START_TAG, RANGE_END_TAG):
-        value = tags.get(name) or ""
-        if "|" in value:
-            out.add(value.split("|", 1)[1])
-    return out
-
-
 def _records_of(instance, run_ids) -> list:
     import dagster as dg
 
@@ -239,7 +226,7 @@ def list_runs(
     records = instance_of(request).get_run_records(filters=filters)  # newest first
     items = [run_item(r) for r in records]
     if portfolio_id is not None:
-        items = [i for i in items if portfolio_id in _portfolio_of_run(i["tags"])]
+        items = [i for i in items if portfolio_id in portfolios_of_run(i["tags"])]
     return page(items, limit=limit, cursor=cursor)
 
 

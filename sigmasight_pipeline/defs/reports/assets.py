@@ -6,13 +6,16 @@ with the Markdown (it links them). Every report is built and validated whole wha
 """
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import dagster as dg
 import pandas as pd
 
+from sigmasight_pipeline.defs.check_history import check_name, failed_checks_by_portfolio
 from sigmasight_pipeline.defs.resources import ReportsResource, WarehouseResource
 from sigmasight_pipeline.defs.metadata import RUN, preview_label
+from sigmasight_pipeline.defs.partitions import partition_portfolios
 from sigmasight_pipeline.defs.date_portfolio import add_rows, date_portfolio_asset, portfolio_batches, run_metadata, write_tables
 from sigmasight_pipeline.defs.performance.pnl_attribution import pnl_attribution
 from sigmasight_pipeline.defs.performance.portfolio_performance import portfolio_performance
@@ -41,13 +44,12 @@ UPSTREAM = [position_valuations, position_greeks, factor_exposures, rate_sensiti
             stress_results, portfolio_snapshots, risk_measures, portfolio_performance, pnl_attribution]
 
 
-def failed_upstream_checks(instance: dg.DagsterInstance) -> list[str]:
-    """Checks of the upstream assets whose latest evaluation failed (the report's data-quality section)."""
+def failed_upstream_checks(instance: dg.DagsterInstance, portfolio_ids: Sequence[str]) -> dict[str, list[str]]:
+    """Per portfolio, the checks of the upstream assets whose latest evaluation for that portfolio failed (the
+    report's data-quality section; ``defs/check_history.py``)."""
     keys = [spec.key for asset in UPSTREAM for spec in asset.check_specs]
-    latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(keys)
-    return sorted(
-        f"{k.asset_key.to_user_string()}.{k.name}" for k, rec in latest.items() if rec.status.value == "FAILED"
-    )
+    failed = failed_checks_by_portfolio(instance, keys, portfolio_ids)
+    return {pid: sorted(map(check_name, found)) for pid, found in failed.items()}
 
 
 class ReportConfig(dg.Config):
@@ -135,11 +137,12 @@ def portfolio_reports(context: dg.AssetExecutionContext, config: ReportConfig, w
         raise dg.Failure(f"portfolio_reports run config: {exc}") from None
     engine = warehouse.engine
     expected_scenarios = len(stress_scenarios()[0])
-    failed_checks = failed_upstream_checks(context.instance)
+    failed_checks = failed_upstream_checks(context.instance, partition_portfolios(context))
     batches, rows, problems, written, preview, preview_date = [], {}, [], [], None, None
     for batch in portfolio_batches(context, engine):
         batches.append(batch)
-        done = report_batch(context, engine, batch, reports.root, failed_checks, expected_scenarios, formats)
+        done = report_batch(context, engine, batch, reports.root, failed_checks[batch.portfolio_id],
+                            expected_scenarios, formats)
         problems += done.problems
         written += done.written
         if done.preview is not None:
