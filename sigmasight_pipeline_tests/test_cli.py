@@ -94,7 +94,7 @@ def test_report_no_write_prints_the_chosen_format_and_writes_nothing(computed, f
                       "--output-dir", str(computed / "out"))
     assert proc.returncode == 0, proc.stderr[-3000:]
     # the report the demo wrote for that day, but for its generated-at time and the failed checks: those are the
-    # latest evaluations in the instance when the report is built (other books' runs may have come since)
+    # book's latest evaluations when the report is built (other tests may have rerun the book since)
     written = (computed / "reports" / BOOK_DIR.replace(DEMO_END, DEMO_START) / f"portfolio_report.{fmt}").read_text()
     if fmt == "json":
         doc, stored = json.loads(proc.stdout), json.loads(written)
