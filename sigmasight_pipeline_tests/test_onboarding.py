@@ -513,3 +513,38 @@ def test_dry_run_raises_the_imports_errors(sqlite_engine):
     assert str(dry.value) == str(real.value)
     assert where(dry.value.errors) == [(2, "quantity"), (3, "ticker"), (3, "entry_date")]
     assert sum(_row_counts(sqlite_engine).values()) == 0
+
+
+def test_a_new_portfolio_only_upload_never_replaces_one_stored_meanwhile(engine):
+    """The API's uploads store with ``replace=False``: the insert itself, not an earlier look, decides that the id
+    and the name are free, so an upload racing another of the same id or name is refused and replaces nothing."""
+    import sqlalchemy as sa
+
+    from sigmasight_pipeline.defs.operations.onboarding import onboard
+    from sigmasight_pipeline.marketdata.sources import get_source
+    from sigmasight_pipeline.warehouse.portfolios import PortfolioExistsError
+    from sigmasight_pipeline.warehouse.schema import portfolios
+
+    def stored() -> list[tuple]:
+        with engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(
+                sa.select(portfolios.c.portfolio_id, portfolios.c.name, portfolios.c.owner, portfolios.c.source_csv)
+                .order_by(portfolios.c.portfolio_id))]
+
+    source = get_source("sample")
+    first = onboard(engine, DRY, name="First Book", owner="a@x.org", portfolio_id="book", source=source, replace=False)
+    assert first.portfolio_id == "book"
+    before, counts = stored(), _row_counts(engine)
+    other = DRY.replace("800", "900")
+    with pytest.raises(PortfolioExistsError) as same_id:
+        onboard(engine, other, name="Second Book", owner="b@x.org", portfolio_id="book", source=source, replace=False)
+    assert (same_id.value.field, same_id.value.value) == ("portfolio_id", "book")
+    assert str(same_id.value) == "portfolio id 'book' is already used"
+    with pytest.raises(PortfolioExistsError) as same_name:
+        onboard(engine, other, name="First Book", owner="b@x.org", portfolio_id="book2", source=source, replace=False)
+    assert (same_name.value.field, same_name.value.value) == ("name", "First Book")
+    assert stored() == before == [("book", "First Book", "a@x.org", DRY)]
+    assert _row_counts(engine) == counts  # nothing of the refused uploads (their entry warnings) is stored
+    # the CLI's re-import of the same id still replaces it, as before
+    onboard(engine, other, name="First Book", owner="a@x.org", portfolio_id="book", source=source)
+    assert stored() == [("book", "First Book", "a@x.org", other)]

@@ -17,35 +17,53 @@ class UnknownPortfolioError(LookupError):
     """No portfolio with that id or name."""
 
 
+class PortfolioExistsError(ValueError):
+    """A new portfolio's id or name is already another portfolio's; ``field`` is ``portfolio_id`` or ``name``."""
+
+    def __init__(self, field: str, value: str):
+        self.field, self.value = field, value
+        super().__init__(f"portfolio {'id' if field == 'portfolio_id' else 'name'} {value!r} is already used")
+
+
 def save_portfolio_source(
     engine: Engine, *, portfolio_id: str, name: str, owner: str | None, csv_text: str, filename: str | None = None,
-    also: Callable[[sa.Connection], object] | None = None,
+    also: Callable[[sa.Connection], object] | None = None, replace: bool = True,
 ) -> None:
     """Store (or replace) a portfolio's validated upload; ``portfolio_positions`` derives positions from it.
 
     ``also(connection)``, when given, runs in the same transaction once the upload row is written (the
-    onboarding path stores the upload's entry sanity warnings so: both or neither)."""
-    clash = read_frame(
-        engine,
-        sa.select(schema.portfolios.c.portfolio_id).where(
-            (schema.portfolios.c.name == name) & (schema.portfolios.c.portfolio_id != portfolio_id)
-        ),
-    )
-    if len(clash):
-        raise ValueError(f"portfolio name {name!r} is already used by portfolio {clash.portfolio_id[0]!r}")
-    with engine.begin() as conn:
-        upsert(
-            conn,
-            schema.portfolios,
-            [
-                {
-                    "portfolio_id": portfolio_id, "name": name, "owner": owner, "source_csv": csv_text,
-                    "source_filename": filename, "uploaded_at": dt.datetime.now(dt.timezone.utc),
-                }
-            ],
+    onboarding path stores the upload's entry sanity warnings so: both or neither). ``replace=False`` stores
+    a *new* portfolio only: the row is inserted, so the database's own keys (the id, the unique name) refuse an
+    id or a name that exists, also one stored a moment ago by a concurrent upload, with
+    :class:`PortfolioExistsError`; nothing is replaced and nothing of this upload is stored."""
+    if replace:  # (a new portfolio's insert is refused by the unique name itself)
+        clash = read_frame(
+            engine,
+            sa.select(schema.portfolios.c.portfolio_id).where(
+                (schema.portfolios.c.name == name) & (schema.portfolios.c.portfolio_id != portfolio_id)
+            ),
         )
-        if also is not None:
-            also(conn)
+        if len(clash):
+            raise ValueError(f"portfolio name {name!r} is already used by portfolio {clash.portfolio_id[0]!r}")
+    row = {
+        "portfolio_id": portfolio_id, "name": name, "owner": owner, "source_csv": csv_text,
+        "source_filename": filename, "uploaded_at": dt.datetime.now(dt.timezone.utc),
+    }
+    try:
+        with engine.begin() as conn:
+            if replace:
+                upsert(conn, schema.portfolios, [row])
+            else:
+                conn.execute(sa.insert(schema.portfolios), [row])
+            if also is not None:
+                also(conn)
+    except sa.exc.IntegrityError:
+        if replace:
+            raise
+        t = schema.portfolios
+        with engine.connect() as conn:
+            taken_id = conn.execute(sa.select(t.c.portfolio_id).where(t.c.portfolio_id == portfolio_id)).first()
+        raise PortfolioExistsError(*(("portfolio_id", portfolio_id) if taken_id else ("name", name))) from None
 
 
 def list_portfolios(engine: Engine) -> pd.DataFrame:

@@ -40,16 +40,22 @@ class UploadAccepted(Accepted):
     entry_warnings: list[str]  # entry sanity: prices that cannot be right, imported as given
 
 
+def _already_used(field: str, value: str) -> ApiError:
+    """The 409 for an id (``field`` "portfolio_id") or a name in use; it says no more than "already used"."""
+    what = "id" if field == "portfolio_id" else "name"
+    return ApiError(409, field, f"portfolio {what} {value!r} is already used; choose another {field}")
+
+
 def _refuse_used(engine, portfolio_id: str, name: str) -> None:
-    """409 when the id or the name is any portfolio's (the message says no more than "already used")."""
+    """409 when the id or the name is any portfolio's."""
     t = schema.portfolios
     with engine.connect() as conn:
         used = conn.execute(sa.select(t.c.portfolio_id, t.c.name)
                             .where((t.c.portfolio_id == portfolio_id) | (t.c.name == name))).all()
     if any(row.portfolio_id == portfolio_id for row in used):
-        raise ApiError(409, "portfolio_id", f"portfolio id {portfolio_id!r} is already used; choose another portfolio_id")
+        raise _already_used("portfolio_id", portfolio_id)
     if used:
-        raise ApiError(409, "name", f"portfolio name {name!r} is already used; choose another name")
+        raise _already_used("name", name)
 
 
 @router.post("/uploads", response_model=UploadAccepted, status_code=202, dependencies=[Depends(refuse_oversize)],
@@ -68,6 +74,7 @@ async def upload(
     from sigmasight_pipeline.defs.operations.onboarding import onboard
     from sigmasight_pipeline.onboarding import PortfolioValidationError
     from sigmasight_pipeline.onboarding.portfolio_csv import slugify
+    from sigmasight_pipeline.warehouse.portfolios import PortfolioExistsError
 
     if owner is not None and not who.is_operator:
         raise ApiError(403, "owner", "only an operator key may upload for another owner")
@@ -83,12 +90,14 @@ async def upload(
     _refuse_used(engine, pid, name)
     owner = owner or who.key.owner
     try:
+        # insert only: the check above answers early, the database's keys decide (a concurrent upload of the same
+        # id or name between the two is refused here, never replaced)
         done = await run_in_threadpool(onboard, engine, data, name=name, owner=owner, portfolio_id=pid,
-                                       filename=file.filename)
+                                       filename=file.filename, replace=False)
     except PortfolioValidationError as exc:
         raise row_errors(exc) from None
-    except ValueError:  # the name was taken meanwhile (the message would name the other portfolio)
-        raise ApiError(409, "name", f"portfolio name {name!r} is already used; choose another name") from None
+    except PortfolioExistsError as exc:  # taken meanwhile
+        raise _already_used(exc.field, exc.value) from None
     work = follow_up(request, who, f"upload {done.portfolio_id}", done.portfolio_id, done.run_request,
                      done.earliest_entry, {})
     return {"portfolio_id": done.portfolio_id, "name": done.name, "owner": owner, "positions": done.positions,

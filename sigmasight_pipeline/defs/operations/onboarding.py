@@ -62,8 +62,12 @@ def onboard(
     run_key: str | None = None,
     tags: dict[str, str] | None = None,
     source=None,
+    replace: bool = True,
 ) -> Onboarding:
     """Validate and store an upload; return the partition to add and the positions run to request.
+
+    ``replace=False`` (the API's uploads) only ever creates a portfolio: an id or name already stored, even by a
+    concurrent upload, raises :class:`~sigmasight_pipeline.warehouse.portfolios.PortfolioExistsError`.
 
     ``source`` is the market-data source the entries are judged against (default: the configured one,
     ``$SIGMASIGHT_MARKET_DATA``, as the market assets use); its warnings replace the portfolio's stored upload
@@ -79,7 +83,7 @@ def onboard(
     load_reference_data(engine)
     save_portfolio_source(
         engine, portfolio_id=pid, name=name, owner=owner, csv_text=csv_text, filename=filename,
-        also=lambda conn: replace_entry_warnings(conn, pid, UPLOAD_SOURCE, warnings),
+        also=lambda conn: replace_entry_warnings(conn, pid, UPLOAD_SOURCE, warnings), replace=replace,
     )
     request = dg.RunRequest(
         run_key=run_key,
