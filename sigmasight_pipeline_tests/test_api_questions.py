@@ -342,6 +342,19 @@ def test_a_tag_change_is_stored_then_recomputed_from_its_date(writable):
     g = schema.group_exposures
     groups = stored(writable, sa.select(g.c.date).where((g.c.portfolio_id == HEDGE) & (g.c.group_name == "api-core")))
     assert {f"{x['date']:%Y-%m-%d}" for x in groups} == {DEMO_END}  # from its date on, not before
+    # the position list and the position show the tags of their date (the ledger replayed to a date before it)
+    def nvda(day) -> dict:
+        (item,) = writable.get(f"/portfolios/{HEDGE}/positions", as_of=day, symbol="NVDA").json()["items"]
+        return item
+    assert "api-core" in nvda(DEMO_END)["tags"] and "api-core" not in nvda(DEMO_START)["tags"]
+    assert nvda(DEMO_START)["tags"] == sorted(set(nvda(DEMO_END)["tags"]) - {"api-core"})
+    nvda_id = nvda(DEMO_END)["position_id"]
+    one = writable.get(f"/portfolios/{HEDGE}/positions/{nvda_id}", as_of=DEMO_START).json()
+    assert one["tags"] == nvda(DEMO_START)["tags"] and one["position_type"] == "LONG"
+    assert [x["symbol"] for x in writable.get(f"/portfolios/{HEDGE}/positions", as_of=DEMO_END,
+                                              tag="api-core").json()["items"]] == ["NVDA"]
+    before = writable.get(f"/portfolios/{HEDGE}/positions", as_of=DEMO_START, tag="api-core")
+    assert before.status_code == 422 and before.json()["field"] == "tag"  # not one of that day's tags
     twice = writable.post(f"/portfolios/{HEDGE}/tags", json={"action": "add", "tag": "api-core", "ticker": "NVDA",
                                                              "effective_date": DEMO_END})
     assert twice.status_code == 422 and twice.json()["field"] == "tag" and "already has tag" in twice.text

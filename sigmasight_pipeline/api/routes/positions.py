@@ -5,8 +5,10 @@ Every figure is a stored row of the as-of date (``?as_of=``, default the latest 
 * ``position_valuations`` (quantity held that date, price, market value, notional, delta-adjusted exposure,
   unrealised / realised P&L), joined with ``positions`` (symbol, type, underlying, option terms, entry),
   ``position_daily_pnl`` (the day's P&L) and ``position_greeks`` (delta, dollar delta);
-* tags are the ``position_tags`` rows: the book's tags as of its latest change (the warehouse keeps no dated
-  copy of them; ``tag_changes`` holds the history that ``sigmasight tags list --as-of`` replays);
+* a position's type (its side that day) and tags are those in force on the as-of date: the stored ``positions``
+  type and ``position_tags`` rows (the book as of its latest change) when no trade and no tag change is dated
+  after it (the hot path: they are part of the one query), else the book's ledger replayed to that date
+  (``engines.book.positions_on``, the function the engines get their book from);
 * one position adds its ``position_greeks`` row, its ``position_factor_exposures`` rows (betas and dollar
   exposures by factor, in the factors' display order) and its ``position_daily_pnl`` row.
 
@@ -31,10 +33,12 @@ from sigmasight_pipeline.api.common import (
     sort_dicts,
 )
 from sigmasight_pipeline.api.errors import ERROR_RESPONSES, ApiError
+from sigmasight_pipeline.engines.book import positions_on
 from sigmasight_pipeline.engines.valuation import UNTAGGED
 from sigmasight_pipeline.engines.valuation import group_exposures as engine_group_exposures
 from sigmasight_pipeline.reporting.formatting import POSITION_TYPES
 from sigmasight_pipeline.warehouse import schema
+from sigmasight_pipeline.warehouse.book import read_ledger
 
 router = APIRouter(tags=["positions"], responses=ERROR_RESPONSES)
 
@@ -207,6 +211,40 @@ def _tag_list(row: dict) -> list[str]:
     return sorted(value.split(",")) if isinstance(value, str) and value else []
 
 
+_DAY = sa.bindparam("day", type_=sa.Date())
+#: whether a trade or a tag change of the book is dated after ``day`` (then the stored current type and tags of a
+#: position may not be that day's)
+_CHANGED_AFTER = sa.select(sa.or_(
+    sa.exists().where((schema.tag_changes.c.portfolio_id == sa.bindparam("portfolio_id"))
+                      & (schema.tag_changes.c.effective_date > _DAY)),
+    sa.exists().where((schema.trades.c.portfolio_id == sa.bindparam("portfolio_id"))
+                      & (schema.trades.c.trade_date > _DAY)),
+))
+
+
+def _sides_and_tags_of_day(engine, portfolio_id: str, day: dt.date) -> dict[int, tuple[str | None, list[str]]] | None:
+    """``position_id -> (position type, tags)`` in force on ``day``, from the ledger replayed to that day; None
+    when nothing of the book is dated after it (the stored type and tags are that day's). A position closed by
+    ``day`` has no side that day: its type is None (the stored one is kept)."""
+    with engine.connect() as conn:
+        if not conn.execute(_CHANGED_AFTER, {"portfolio_id": portfolio_id, "day": day}).scalar():
+            return None
+    book = positions_on(read_ledger(engine, portfolio_id), day, include_closed=True)
+    held = book["quantity"].to_numpy(float) != 0
+    return {int(pid): (ptype if open_ else None, sorted(tags) if isinstance(tags, (tuple, list)) else [])
+            for pid, ptype, tags, open_ in zip(book["position_id"], book["position_type"], book["tags"], held)}
+
+
+def _apply_day(row: dict, of_day: dict[int, tuple[str | None, list[str]]] | None) -> dict:
+    """``row`` with the type and tags of its day (:func:`_sides_and_tags_of_day`; the stored ones without it)."""
+    if of_day is None or row["position_id"] not in of_day:
+        row["tags"] = _tag_list(row)
+        return row
+    side, row["tags"] = of_day[row["position_id"]]
+    row["position_type"] = side or row["position_type"]
+    return row
+
+
 def _valuation_date(request: Request, portfolio_id: str, as_of: dt.date | None) -> dt.date:
     return resolve_as_of(request.app.state.engine, schema.position_valuations, portfolio_id, as_of,
                          what="position valuations")
@@ -239,17 +277,17 @@ async def list_positions(
         query = query.where(p.c.symbol == symbol.upper())
     if underlying is not None:
         query = query.where(p.c.underlying_symbol == underlying.upper())
-    if position_type is not None:
-        if position_type.upper() not in POSITION_TYPES:
-            raise ApiError(422, "position_type", f"unknown position_type {position_type!r}; one of: "
-                                                 f"{', '.join(POSITION_TYPES)}")
-        query = query.where(p.c.position_type == position_type.upper())
+    if position_type is not None and position_type.upper() not in POSITION_TYPES:
+        raise ApiError(422, "position_type", f"unknown position_type {position_type!r}; one of: "
+                                             f"{', '.join(POSITION_TYPES)}")
     rows = read_dicts(engine, query, {"portfolio_id": portfolio_id, "day": day, "owner": who.key.owner})
     if not rows:  # an unknown or another owner's portfolio (404 as unknown), a date without valuations, or empty
         portfolio_of(request, portfolio_id, who)
         valuation_date()
-    for row in rows:
-        row["tags"] = _tag_list(row)
+    of_day = _sides_and_tags_of_day(engine, portfolio_id, day) if rows else None
+    rows = [_apply_day(row, of_day) for row in rows]
+    if position_type is not None:  # the type of the day (known once the rows are read, as the tags)
+        rows = [row for row in rows if row["position_type"] == position_type.upper()]
     if tag is not None:  # in Python: the book's tags of the day are known only once its rows are read
         known = sorted({x for row in rows for x in row["tags"]})
         if tag != UNTAGGED and tag not in known:
@@ -273,7 +311,7 @@ def position_groups(
     """By ``tag`` and ``underlying``: the stored ``group_exposures`` rows of the date (written by the valuation
     asset; a position with several tags counts in each of its tag groups, untagged ones form ``(untagged)``).
     By ``position_type``: not stored, so the stored ``position_valuations`` rows of the date are grouped by
-    ``positions.position_type`` with the valuation engine's own ``group_exposures`` (the function the asset
+    the position's type of the date with the valuation engine's own ``group_exposures`` (the function the asset
     writes the other groupings with; market_value = the signed sum, as the asset stores it)."""
     portfolio_of(request, portfolio_id, who)
     engine = request.app.state.engine
@@ -291,6 +329,10 @@ def position_groups(
         v.c.delta_adjusted_exposure, v.c.is_long, p.c.position_type, p.c.option_type, p.c.underlying_symbol,
     ).select_from(v.join(p, (p.c.portfolio_id == v.c.portfolio_id) & (p.c.position_id == v.c.position_id)))
         .where((v.c.portfolio_id == portfolio_id) & (v.c.date == day)).order_by(v.c.position_id))
+    of_day = _sides_and_tags_of_day(engine, portfolio_id, day)
+    if of_day is not None:  # the side of the day, not the latest one
+        rows["position_type"] = [(of_day.get(pid, (None, []))[0] or stored)
+                                 for pid, stored in zip(rows["position_id"], rows["position_type"])]
     money_columns = ["market_value", "cost_basis", "unrealized_pnl", "notional", "delta_adjusted_exposure"]
     valuations = rows[["date", "position_id", *money_columns, "is_long"]].astype({c: float for c in money_columns})
     positions = pd.DataFrame({"position_id": rows["position_id"], "is_option": rows["option_type"].notna(),
@@ -298,7 +340,7 @@ def position_groups(
     groups = engine_group_exposures(valuations, positions, by="tag")
     groups = groups.rename(columns={"group": "group_name"}).assign(market_value=groups["net_exposure"])
     return {"portfolio_id": portfolio_id, "as_of": day, "by": by,
-            "source": "position_valuations grouped by positions.position_type (engines.valuation.group_exposures)",
+            "source": "position_valuations grouped by the position type of the date (engines.valuation.group_exposures)",
             "groups": shape_frame(GroupItem, groups.sort_values("group_name", kind="mergesort"))}
 
 
@@ -325,8 +367,8 @@ def one_position(request: Request, portfolio_id: str, position_id: PositionId, a
                         .select_from(f.outerjoin(fd, fd.c.factor_name == f.c.factor_name))
                         .where(of(f)).order_by(fd.c.display_order, f.c.factor_name))
     pnl = read_rows(engine, sa.select(d).where(of(d)))
-    book_row = rows.iloc[0].to_dict()
-    item = shape(PositionItem, {**book_row, "tags": _tag_list(book_row)})
+    book_row = _apply_day(rows.iloc[0].to_dict(), _sides_and_tags_of_day(engine, portfolio_id, day))
+    item = shape(PositionItem, book_row)
     factor_items = shape_frame(PositionFactor, factors)
     for out, std in zip(factor_items, factors["residual_std"].tolist()):
         out["residual_std"] = ratio(std)
