@@ -109,3 +109,13 @@ def test_instances_without_sqlite_files_hold_nothing():
         assert held == []
     # a PostgreSQL event log keeps no shard files: the hold is a no-op there
     assert not hasattr(PostgresEventLogStorage, "path_for_shard")
+
+
+def test_a_file_that_cannot_be_read_is_left_alone(sqlite_instance):
+    sqlite_instance.get_asset_records()
+    index = sqlite_instance.event_log_storage.path_for_shard(INDEX_SHARD)
+    run_shard = sqlite_instance.event_log_storage.path_for_shard("broken-run")
+    with open(run_shard, "wb") as f:
+        f.write(b"not a database" * 100)
+    with event_log_held_open(sqlite_instance, "broken-run") as held:
+        assert held == [index]

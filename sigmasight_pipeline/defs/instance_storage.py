@@ -46,6 +46,9 @@ def event_log_held_open(instance: dg.DagsterInstance, run_id: str | None) -> Ite
         for path in event_log_files(instance, run_id):
             # autocommit (isolation_level=None): the connection never holds a transaction or a read snapshot
             conn = stack.enter_context(contextlib.closing(sqlite3.connect(path, isolation_level=None, timeout=60)))
-            conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()  # opens the file and its WAL index
+            try:
+                conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()  # opens the file and its WAL index
+            except sqlite3.Error:
+                continue  # only a speed-up: a file that cannot be read now is left to Dagster, the run goes on
             held.append(path)
         yield held
