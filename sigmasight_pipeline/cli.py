@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+from sigmasight_pipeline.run_tags import BACKFILL_TAG
+
 DEMO_START = "2025-01-02"
 DEMO_END = "2025-06-30"
 
@@ -166,7 +168,7 @@ def _compute_window(portfolio_id: str, after, verb: str, nothing: str) -> int:
     start, end = window
     print(f"{verb} {portfolio_id} {start:%Y-%m-%d} .. {end:%Y-%m-%d} (SIGMASIGHT_PARTITION_START / _END bound the window)")
     try:
-        summary = orch.run_window(_instance(), [portfolio_id], start, end, tags={orch.BACKFILL_TAG: orch.new_backfill_id()})
+        summary = orch.run_window(_instance(), [portfolio_id], start, end, tags={BACKFILL_TAG: orch.new_backfill_id()})
     except (orch.RunFailedError, orch.WorkerDiedError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -351,7 +353,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         try:
             summary = orch.run_window(
                 instance, ids, args.start, args.end, with_history=not args.no_history, with_sql_models=not args.no_sql,
-                progress=bar.set_postfix_str, on_run=finished, tags={orch.BACKFILL_TAG: orch.new_backfill_id()},
+                progress=bar.set_postfix_str, on_run=finished, tags={BACKFILL_TAG: orch.new_backfill_id()},
                 workers=args.workers,
             )
         except (orch.RunFailedError, orch.WorkerDiedError) as exc:

@@ -12,6 +12,14 @@ PARTITION_TAG = "dagster/partition"
 PORTFOLIO_PARTITION_TAG = "dagster/partition/portfolio"
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
+#: The Dagster backfill a run belongs to (runs the daemon launches for a backfill).
+DAGSTER_BACKFILL_TAG = "dagster/backfill"
+#: Carried by every run of one CLI backfill or one API work request, so the UI's Runs page filters them together.
+BACKFILL_TAG = "sigmasight/backfill"
+#: What a run covers, readable in the Runs list ("market 2024-05-14..2025-06-30", "demo-hnw 2025-01-02..").
+COVERS_TAG = "sigmasight/covers"
+#: The API key id that asked for the work (API work requests).
+REQUESTED_BY_TAG = "sigmasight/requested_by"
 
 
 def portfolios_of_run(tags: Mapping[str, str]) -> set[str]:

@@ -30,13 +30,9 @@ import pandas as pd
 from sigmasight_pipeline.defs.operations.onboarding import onboard
 from sigmasight_pipeline.defs.partitions import history_start, multi_key, portfolios, trading_days
 from sigmasight_pipeline.defs.resources import WarehouseResource
-from sigmasight_pipeline.run_tags import RANGE_END_TAG, RANGE_START_TAG
+from sigmasight_pipeline.run_tags import COVERS_TAG, RANGE_END_TAG, RANGE_START_TAG
 from sigmasight_pipeline.warehouse.io import env_positive_int, get_engine
 
-#: Tag carried by every run of one CLI backfill, so the UI's Runs page filters them together.
-BACKFILL_TAG = "sigmasight/backfill"
-#: What a run covers, readable in the Runs list ("market 2024-05-14..2025-06-30", "demo-hnw 2025-01-02..").
-COVERS_TAG = "sigmasight/covers"
 
 # A ranged run records one "materialization planned" event per asset instead of one per asset and partition
 # (a Dagster switch read by its event log storage). On the SQLite instance each event costs ~8 ms, so this

@@ -20,13 +20,13 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
+from sigmasight_pipeline.run_tags import BACKFILL_TAG
 from sigmasight_pipeline.warehouse import schema
 from sigmasight_pipeline_tests.api_support import PREFIX, served_demo, stored
 from sigmasight_pipeline_tests.user_state import DEMO_END, DEMO_START
 
 HEDGE = "demo-hedge-fund"
 HNW = "demo-hnw"
-BACKFILL_TAG = "sigmasight/backfill"
 SECRET = "TOP-SECRET-CONTENT-outside-the-reports-root"
 
 

@@ -17,7 +17,7 @@ import yaml
 
 from sigmasight_pipeline.reporting.formatting import format_field
 from sigmasight_pipeline.warehouse import schema
-from sigmasight_pipeline_tests.api_support import served_demo, stored
+from sigmasight_pipeline_tests.api_support import api_world, served_demo, stored
 from sigmasight_pipeline_tests.user_state import DEMO_END, DEMO_START, sigmasight
 
 HEDGE = "demo-hedge-fund"
@@ -358,6 +358,27 @@ def test_a_tag_change_is_stored_then_recomputed_from_its_date(writable):
     twice = writable.post(f"/portfolios/{HEDGE}/tags", json={"action": "add", "tag": "api-core", "ticker": "NVDA",
                                                              "effective_date": DEMO_END})
     assert twice.status_code == 422 and twice.json()["field"] == "tag" and "already has tag" in twice.text
+
+
+def test_a_work_request_is_read_back_from_the_instance_by_an_api_process_that_did_not_take_it(writable):
+    """After a restart (here: a second API process on the same state) ``GET /requests/{id}`` still answers, from
+    the runs the request's id and key are tagged on; the key that asked and operators see it, no one else."""
+    r = writable.post(f"/portfolios/{HEDGE}/tags", json={"action": "add", "tag": "api-later", "ticker": "AAPL",
+                                                         "effective_date": DEMO_END})
+    assert r.status_code == 202, r.text
+    taken = _wait(writable, r.json())
+    assert taken["state"] == "succeeded", taken
+    url = r.json()["request"]["status_url"].removeprefix("/api/v1")
+    with api_world(writable.folder, {"SIGMASIGHT_PARTITION_START": DEMO_START}) as again:
+        back = again.get(url, key=writable.keys.hedge)  # the original key's token: the key row is in the warehouse
+        assert back.status_code == 200, back.text
+        body = back.json()
+        assert body["state"] == "succeeded" and body["mode"] == "in_process" and body["request_id"] == taken["request_id"]
+        assert [x["run_id"] for x in body["runs"]] == [x["run_id"] for x in taken["runs"]]
+        assert "read back from the Dagster instance" in body["label"] and body["submitted_at"] <= taken["runs"][-1]["start_time"]
+        assert again.get(url, key="operator").status_code == 200
+        assert again.get(url, key="hnw").status_code == 404  # another owner's key: as if there were none
+        assert again.get("/requests/nosuchreq", key="operator").status_code == 404
 
 
 def test_an_upload_becomes_a_portfolio_of_the_keys_owner_with_its_history(writable):

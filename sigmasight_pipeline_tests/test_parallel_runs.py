@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sigmasight_pipeline import cli
 from sigmasight_pipeline import runner as orch
 from sigmasight_pipeline.onboarding import DEMO_BOOKS, demo_csv_text
+from sigmasight_pipeline.run_tags import BACKFILL_TAG
 from sigmasight_pipeline.warehouse import schema
 from sigmasight_pipeline.warehouse.io import dispose_engines, get_engine, read_table
 from sigmasight_pipeline_tests.test_pipeline_end_to_end import COMPARED, _sorted
@@ -115,8 +116,8 @@ def test_cli_backfill_runs_every_portfolio_in_parallel(tmp_path, monkeypatch, de
     out = capsys.readouterr().out
     assert "failed checks: none" in out
     with dg.DagsterInstance.get() as instance:
-        tagged = instance.get_runs(dg.RunsFilter(tags={orch.BACKFILL_TAG: next(
-            r.tags[orch.BACKFILL_TAG] for r in instance.get_runs() if orch.BACKFILL_TAG in r.tags)}))
+        tagged = instance.get_runs(dg.RunsFilter(tags={BACKFILL_TAG: next(
+            r.tags[BACKFILL_TAG] for r in instance.get_runs() if BACKFILL_TAG in r.tags)}))
         assert len(tagged) == 1 + len(IDS)  # the market run and one run per portfolio, all under one backfill tag
         assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in tagged)
     dispose_engines()

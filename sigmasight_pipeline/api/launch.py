@@ -24,8 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from sigmasight_pipeline.api.settings import ApiSettings
-
-REQUESTED_BY_TAG = "sigmasight/requested_by"  # the API key id that asked for the work
+from sigmasight_pipeline.run_tags import BACKFILL_TAG, REQUESTED_BY_TAG
 STATUS_PATH = "/api/v1/requests/{request_id}"  # where a request's state and runs are read (routes/operations.py)
 
 
@@ -93,7 +92,7 @@ class Launcher:
         via_webserver: Callable[[str, dict[str, str]], str] | None = None,
     ) -> WorkRequest:
         """Start the work (module docstring) and return its request at once."""
-        from sigmasight_pipeline.runner import BACKFILL_TAG, new_backfill_id
+        from sigmasight_pipeline.runner import new_backfill_id
 
         now = dt.datetime.now(dt.timezone.utc)
         tags = {REQUESTED_BY_TAG: key_id}
@@ -134,6 +133,12 @@ class Launcher:
         with self._lock:
             return self._requests.get(request_id)
 
+    def recover(self, request_id: str) -> WorkRequest | None:
+        """A work request this process does not hold (it restarted since, or another API process took it), read
+        back from the Dagster instance: its runs, or its backfill or run, carry the request id and the key that
+        asked (:data:`REQUESTED_BY_TAG`). None when nothing there names it as an API request."""
+        return recover_request(self.instance(), request_id)
+
     def requests(self) -> list[WorkRequest]:
         with self._lock:
             return sorted(self._requests.values(), key=lambda r: r.submitted_at, reverse=True)
@@ -148,3 +153,45 @@ class Launcher:
             self._pool.shutdown(wait=True, cancel_futures=False)
         if self._instance is not None:
             self._instance.dispose()
+
+
+#: A run's final states that mean the request failed.
+_FAILED_RUNS = frozenset({"FAILURE", "CANCELED"})
+
+
+def recover_request(instance, request_id: str) -> WorkRequest | None:
+    """:meth:`Launcher.recover`. An in-process request is the runs tagged ``sigmasight/backfill=<id>``: its
+    state is ``failed`` if one of them failed, ``succeeded`` once all succeeded, else ``running`` (a request cut off
+    by a restart stays so: its runs say how far it got). A webserver request is the Dagster backfill or run of
+    that id (``launched``: the instance holds its state). Its label is what its runs cover; its result is not kept."""
+    import dagster as dg
+
+    from sigmasight_pipeline.run_tags import COVERS_TAG
+
+    if len(request_id) > 64:
+        return None
+    records = list(instance.get_run_records(filters=dg.RunsFilter(tags={BACKFILL_TAG: request_id})))  # newest first
+    if records:
+        runs = [r.dagster_run for r in reversed(records)]
+        key_id, mode = runs[0].tags.get(REQUESTED_BY_TAG), "in_process"
+        statuses = {run.status.value for run in runs}
+        state = ("failed" if statuses & _FAILED_RUNS else "succeeded" if statuses == {"SUCCESS"} else "running")
+        submitted = min(r.create_timestamp for r in records)
+        labels = [run.tags.get(COVERS_TAG) for run in runs]
+    else:
+        backfill = instance.get_backfill(request_id)
+        record = None if backfill is not None else instance.get_run_record_by_id(request_id)
+        if backfill is None and record is None:
+            return None
+        tags = backfill.tags if backfill is not None else record.dagster_run.tags
+        key_id, mode, state = tags.get(REQUESTED_BY_TAG), "webserver", "launched"
+        submitted = (dt.datetime.fromtimestamp(backfill.backfill_timestamp, dt.timezone.utc) if backfill is not None
+                     else record.create_timestamp)
+        labels = [tags.get(COVERS_TAG)]
+    if not key_id:
+        return None  # a CLI backfill or a UI launch: not an API work request
+    label = "; ".join(x for x in labels if x) or request_id
+    if submitted.tzinfo is None:
+        submitted = submitted.replace(tzinfo=dt.timezone.utc)
+    return WorkRequest(request_id, f"{label} (read back from the Dagster instance)", key_id, mode, submitted,
+                       state=state)

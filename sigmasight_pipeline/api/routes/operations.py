@@ -23,14 +23,13 @@ from pydantic import BaseModel, Field
 from sigmasight_pipeline.api.access import Caller, caller, operator, portfolio_of
 from sigmasight_pipeline.api.common import Cursor, Limit, Page, Strict, check_range, page
 from sigmasight_pipeline.api.errors import ERROR_RESPONSES, ApiError
-from sigmasight_pipeline.api.launch import REQUESTED_BY_TAG
-from sigmasight_pipeline.run_tags import PARTITION_TAG, RANGE_END_TAG, RANGE_START_TAG, portfolios_of_run
+from sigmasight_pipeline.run_tags import (
+    BACKFILL_TAG, COVERS_TAG, DAGSTER_BACKFILL_TAG, PARTITION_TAG, RANGE_END_TAG, RANGE_START_TAG, REQUESTED_BY_TAG,
+    portfolios_of_run,
+)
 
 router = APIRouter(tags=["operations"], responses=ERROR_RESPONSES)
 
-DAGSTER_BACKFILL_TAG = "dagster/backfill"
-SIGMASIGHT_BACKFILL_TAG = "sigmasight/backfill"  # runner.BACKFILL_TAG (not imported: runner loads Dagster defs)
-COVERS_TAG = "sigmasight/covers"
 RUN_STATUSES = ("QUEUED", "NOT_STARTED", "MANAGED", "STARTING", "STARTED", "SUCCESS", "FAILURE", "CANCELING", "CANCELED")
 
 
@@ -151,7 +150,7 @@ def run_item(record=None, *, run=None) -> dict:
     return {
         "run_id": run.run_id, "status": run.status.value, "job_name": run.job_name,
         "partition": tags.get(PARTITION_TAG), "range_start": tags.get(RANGE_START_TAG), "range_end": tags.get(RANGE_END_TAG),
-        "covers": tags.get(COVERS_TAG), "backfill_id": tags.get(SIGMASIGHT_BACKFILL_TAG) or tags.get(DAGSTER_BACKFILL_TAG),
+        "covers": tags.get(COVERS_TAG), "backfill_id": tags.get(BACKFILL_TAG) or tags.get(DAGSTER_BACKFILL_TAG),
         "requested_by": tags.get(REQUESTED_BY_TAG), "tags": tags,
         "created_at": _when(record.create_timestamp) if record is not None else None,
         "start_time": _when(record.start_time) if record is not None else None,
@@ -171,7 +170,7 @@ def request_runs(instance, work) -> tuple[list[dict], str | None]:
     import dagster as dg
 
     if work.mode == "in_process":
-        records = instance.get_run_records(filters=dg.RunsFilter(tags={SIGMASIGHT_BACKFILL_TAG: work.request_id}))
+        records = instance.get_run_records(filters=dg.RunsFilter(tags={BACKFILL_TAG: work.request_id}))
         return [run_item(r) for r in records], None
     backfill = instance.get_backfill(work.request_id)
     if backfill is not None:
@@ -190,9 +189,10 @@ def describe(request: Request, work) -> dict:
 @router.get("/requests/{request_id}", response_model=WorkRequestDetail,
             summary="A work request's state and its Dagster runs (the key that made it, or an operator)")
 def get_request(request: Request, request_id: str, who: Caller = Depends(caller)):
-    work = request.app.state.launcher.get(request_id)
+    launcher = request.app.state.launcher
+    work = launcher.get(request_id) or launcher.recover(request_id)  # taken before a restart: from its runs
     if work is None or not (who.is_operator or work.key_id == who.key.key_id):
-        raise ApiError(404, "request_id", f"no work request {request_id!r} (requests live in the API process that took them)")
+        raise ApiError(404, "request_id", f"no work request {request_id!r}")
     runs, status = request_runs(instance_of(request), work)
     return {**describe(request, work), "dagster_status": status, "runs": runs}
 
