@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from fastapi import Depends, Request
 from sqlalchemy.engine import Engine
 
-from sigmasight_pipeline.api.common import database
+from sigmasight_pipeline.api.common import database, resolve_as_of
 from sigmasight_pipeline.api.errors import ApiError
 from sigmasight_pipeline.warehouse import schema
 from sigmasight_pipeline.warehouse.api_keys import ApiKey, record_use, verify_token
@@ -135,3 +135,13 @@ def portfolio_of(request: Request, portfolio_id: str, who: Caller) -> dict:
     if row is None:
         raise ApiError(404, "portfolio_id", f"no portfolio {portfolio_id!r}")
     return dict(row._mapping)
+
+
+def visible_day(request: Request, portfolio_id: str, who: Caller, table, as_of: dt.date | None, *,
+                what: str) -> tuple[Engine, dt.date]:
+    """The prologue of a dated read: 404 unless ``who`` may see the portfolio (:func:`portfolio_of`), then the
+    date to answer for from ``table`` (``common.resolve_as_of``: 404 naming its latest date). Returns the engine
+    and the date."""
+    portfolio_of(request, portfolio_id, who)
+    engine = request.app.state.engine
+    return engine, resolve_as_of(engine, table, portfolio_id, as_of, what=what)

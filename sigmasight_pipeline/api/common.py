@@ -35,6 +35,9 @@ MAX_LIMIT = 500
 
 #: ``?as_of=``: a date; FastAPI answers 422 naming ``as_of`` for anything else.
 AsOf = Annotated[dt.date | None, Query(description="as-of date YYYY-MM-DD (default: the latest computed date)")]
+#: a range's ``from`` / ``to`` (``check_range`` refuses ``to`` before ``from``)
+FromDate = Annotated[dt.date | None, Query(alias="from", description="first date (default: the first stored)")]
+ToDate = Annotated[dt.date | None, Query(alias="to", description="last date (default: the latest stored)")]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"rows per page (1..{MAX_LIMIT})")]
 Cursor = Annotated[str | None, Query(max_length=64, description="next_cursor of the previous page")]
 

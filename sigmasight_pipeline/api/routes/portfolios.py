@@ -7,15 +7,15 @@ per portfolio and date); performance reads ``portfolio_performance``. The upload
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel
 
-from sigmasight_pipeline.api.access import Caller, caller, portfolio_of, visible_portfolios
+from sigmasight_pipeline.api.access import Caller, caller, portfolio_of, visible_day, visible_portfolios
 from sigmasight_pipeline.api.common import (
-    AsOf, Cursor, Limit, Page, check_range, database, page_frame, read_rows, relation, resolve_as_of, shape, shape_frame,
+    AsOf, Cursor, FromDate, Limit, Page, check_range, database, page_frame, read_rows, relation, resolve_as_of, shape, shape_frame,
+    ToDate,
 )
 from sigmasight_pipeline.api.errors import ERROR_RESPONSES, ApiError
 from sigmasight_pipeline.engines.performance import WINDOWS
@@ -164,8 +164,7 @@ async def summary(request: Request, portfolio_id: str, as_of: AsOf = None, who: 
             summary="Exposures, value and P&L per date (oldest first)")
 def exposures(
     request: Request, portfolio_id: str,
-    start: Annotated[dt.date | None, Query(alias="from", description="first date (default: the first computed)")] = None,
-    end: Annotated[dt.date | None, Query(alias="to", description="last date (default: the latest computed)")] = None,
+    start: FromDate = None, end: ToDate = None,
     limit: Limit = 100, cursor: Cursor = None, who: Caller = Depends(caller),
 ):
     portfolio_of(request, portfolio_id, who)
@@ -184,9 +183,8 @@ def exposures(
 @router.get("/portfolios/{portfolio_id}/performance", response_model=Performance,
             summary="Performance windows ending on a date (mtd, ytd, 21d ... inception)")
 def performance(request: Request, portfolio_id: str, as_of: AsOf = None, who: Caller = Depends(caller)):
-    portfolio_of(request, portfolio_id, who)
-    engine, t = request.app.state.engine, schema.portfolio_performance
-    day = resolve_as_of(engine, t, portfolio_id, as_of, what="performance")
+    t = schema.portfolio_performance
+    engine, day = visible_day(request, portfolio_id, who, t, as_of, what="performance")
     rows = read_rows(engine, sa.select(t).where((t.c.portfolio_id == portfolio_id) & (t.c.date == day)))
     order = {w.name: i for i, w in enumerate(WINDOWS)}
     rows = rows.sort_values("window_name", key=lambda s: s.map(order).fillna(len(order)), kind="mergesort")

@@ -19,16 +19,15 @@ is about; a date without rows is a 404 naming the latest one), formatted as the 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
-from sigmasight_pipeline.api.access import Caller, caller, portfolio_of
+from sigmasight_pipeline.api.access import Caller, caller, portfolio_of, visible_day
 from sigmasight_pipeline.api.common import (
-    AsOf, Cursor, Limit, check_range, correlation, money, page_frame, ratio, read_rows, relation, resolve_as_of,
-    shape, shape_frame,
+    AsOf, Cursor, FromDate, Limit, check_range, correlation, money, page_frame, ratio, read_rows, relation,
+    shape, shape_frame, ToDate,
 )
 from sigmasight_pipeline.api.errors import ERROR_RESPONSES
 from sigmasight_pipeline.api.routes.portfolios import Greeks as PortfolioGreeks
@@ -295,10 +294,8 @@ def _measure_value(measure: str, value) -> str | None:
 @router.get("/portfolios/{portfolio_id}/greeks", response_model=GreeksOut,
             summary="Portfolio Greeks (the snapshot's) and each position's Greeks on a date")
 def greeks(request: Request, portfolio_id: str, as_of: AsOf = None, who: Caller = Depends(caller)):
-    portfolio_of(request, portfolio_id, who)
-    engine = request.app.state.engine
     g, p, s = schema.position_greeks, schema.positions, schema.portfolio_snapshots
-    day = resolve_as_of(engine, g, portfolio_id, as_of, what="position Greeks")
+    engine, day = visible_day(request, portfolio_id, who, g, as_of, what="position Greeks")
     rows = read_rows(engine, sa.select(g, p.c.symbol, p.c.position_type)
                      .select_from(g.join(p, (p.c.portfolio_id == g.c.portfolio_id) & (p.c.position_id == g.c.position_id)))
                      .where(_of_date(g, portfolio_id, day)).order_by(g.c.position_id))
@@ -311,10 +308,8 @@ def greeks(request: Request, portfolio_id: str, as_of: AsOf = None, who: Caller 
 @router.get("/portfolios/{portfolio_id}/factors", response_model=FactorsOut,
             summary="Portfolio and position factor exposures and betas on a date, with the regression window")
 def factors(request: Request, portfolio_id: str, as_of: AsOf = None, who: Caller = Depends(caller)):
-    portfolio_of(request, portfolio_id, who)
-    engine = request.app.state.engine
     pf, f, w = schema.portfolio_factor_exposures, schema.position_factor_exposures, schema.factor_regression_windows
-    day = resolve_as_of(engine, pf, portfolio_id, as_of, what="portfolio factor exposures")
+    engine, day = visible_day(request, portfolio_id, who, pf, as_of, what="portfolio factor exposures")
     order = _factor_order(engine)
 
     def by_factor(frame):
@@ -352,11 +347,9 @@ def factor_definitions(request: Request, who: Caller = Depends(caller)):
 @router.get("/portfolios/{portfolio_id}/correlations", response_model=CorrelationsOut,
             summary="Factor correlation matrix, position correlation metrics, clusters and matrix on a date")
 def correlations(request: Request, portfolio_id: str, as_of: AsOf = None, who: Caller = Depends(caller)):
-    portfolio_of(request, portfolio_id, who)
-    engine = request.app.state.engine
     fc, cs, cc, pc = (schema.factor_correlations, schema.correlation_summaries, schema.correlation_clusters,
                       schema.position_correlations)
-    day = resolve_as_of(engine, fc, portfolio_id, as_of, what="factor correlations")
+    engine, day = visible_day(request, portfolio_id, who, fc, as_of, what="factor correlations")
     order = _factor_order(engine)
     pairs = read_rows(engine, sa.select(fc).where(_of_date(fc, portfolio_id, day)).order_by(fc.c.factor_a, fc.c.factor_b))
     names = sorted(set(pairs["factor_a"]) | set(pairs["factor_b"]), key=lambda n: (order.get(n, len(order)), n))
@@ -397,11 +390,9 @@ def correlations(request: Request, portfolio_id: str, as_of: AsOf = None, who: C
 @router.get("/portfolios/{portfolio_id}/risk", response_model=RiskOut,
             summary="VaR / ES (every method, level, horizon), contributions, volatility and the backtest on a date")
 def risk(request: Request, portfolio_id: str, as_of: AsOf = None, who: Caller = Depends(caller)):
-    portfolio_of(request, portfolio_id, who)
-    engine = request.app.state.engine
     m, pr, fr, bt = (schema.portfolio_risk_measures, schema.position_risk_contributions,
                      schema.factor_risk_contributions, schema.risk_backtest)
-    day = resolve_as_of(engine, m, portfolio_id, as_of, what="risk measures")
+    engine, day = visible_day(request, portfolio_id, who, m, as_of, what="risk measures")
     measures = read_rows(engine, sa.select(m).where(_of_date(m, portfolio_id, day))
                          .order_by(m.c.method, m.c.measure, m.c.level, m.c.horizon_days))
     values = {(r["method"], r["measure"], int(r["horizon_days"])): r["value"]
@@ -443,8 +434,7 @@ def risk(request: Request, portfolio_id: str, as_of: AsOf = None, who: Caller = 
             summary="Daily P&L attribution lines over a range and the range's cumulative attribution")
 def attribution(
     request: Request, portfolio_id: str,
-    start: Annotated[dt.date | None, Query(alias="from", description="first date (default: the first attributed)")] = None,
-    end: Annotated[dt.date | None, Query(alias="to", description="last date (default: the latest attributed)")] = None,
+    start: FromDate = None, end: ToDate = None,
     limit: Limit = 100, cursor: Cursor = None, who: Caller = Depends(caller),
 ):
     """The daily lines are the stored ``pnl_attribution`` rows of the range (oldest first, lines in model order).

@@ -18,8 +18,8 @@ import yaml
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
-from sigmasight_pipeline.api.access import Caller, caller, portfolio_of
-from sigmasight_pipeline.api.common import AsOf, Strict, read_rows, resolve_as_of, shape_frame
+from sigmasight_pipeline.api.access import Caller, caller, portfolio_of, visible_day
+from sigmasight_pipeline.api.common import AsOf, Strict, read_rows, shape_frame
 from sigmasight_pipeline.api.errors import ERROR_RESPONSES, ApiError, FieldError
 from sigmasight_pipeline.warehouse import schema
 
@@ -148,9 +148,8 @@ def stored_stress(
     ] = "correlated_pnl",
     who: Caller = Depends(caller),
 ):
-    portfolio_of(request, portfolio_id, who)
-    engine, r, s, b = request.app.state.engine, schema.stress_results, schema.stress_scenarios, schema.stress_factor_breakdown
-    day = resolve_as_of(engine, r, portfolio_id, as_of, what="stress results")
+    r, s, b = schema.stress_results, schema.stress_scenarios, schema.stress_factor_breakdown
+    engine, day = visible_day(request, portfolio_id, who, r, as_of, what="stress results")
     query = (sa.select(r, s.c.name, s.c.category, s.c.severity, s.c.display_order)
              .select_from(r.join(s, s.c.scenario_id == r.c.scenario_id))
              .where((r.c.portfolio_id == portfolio_id) & (r.c.date == day)))
